@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The shared libfuse session skeleton (see fuse-util.h). The mount happens
+ * before fuse_daemonize(), so when a backgrounded daemon's parent exits the
+ * mount is already up: a launcher can simply wait for it. In the foreground a
+ * launcher passes --ready-fd and waits for "READY".
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <glib.h>
+
+#include "fd-util.h"
+#include "fuse-util.h"
+#include "log.h"
+
+enum {
+	VC_KEY_DEBUG_LONG,
+};
+
+struct vc_fuse_extra {
+	int ready_fd;
+	unsigned max_threads;
+};
+
+static const struct fuse_opt vc_fuse_extra_opts[] = {
+	{ "--ready-fd=%d", offsetof(struct vc_fuse_extra, ready_fd), 0 },
+	{ "max_threads=%u", offsetof(struct vc_fuse_extra, max_threads), 0 },
+	FUSE_OPT_KEY("--debug", VC_KEY_DEBUG_LONG),
+	FUSE_OPT_END,
+};
+
+static int vc_fuse_extra_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	if (key == VC_KEY_DEBUG_LONG) {
+		if (fuse_opt_add_arg(outargs, "-d") < 0)
+			return -1;
+		return 0;
+	}
+	return 1;
+}
+
+int vc_fuse_parse_cmdline(struct fuse_args *args, struct vc_fuse_cmdline *ret)
+{
+	struct vc_fuse_extra extra = { .ready_fd = -1, .max_threads = 0 };
+	struct fuse_cmdline_opts o;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->ready_fd = -1;
+	if (fuse_opt_parse(args, &extra, vc_fuse_extra_opts, vc_fuse_extra_proc) < 0)
+		return -EINVAL;
+	memset(&o, 0, sizeof(o));
+	if (fuse_parse_cmdline(args, &o) != 0)
+		return -EINVAL;
+	ret->mountpoint = o.mountpoint ? g_strdup(o.mountpoint) : NULL;
+	free(o.mountpoint);
+	ret->foreground = o.foreground;
+	ret->debug = o.debug;
+	ret->singlethread = o.singlethread;
+	ret->show_help = o.show_help;
+	ret->show_version = o.show_version;
+	ret->clone_fd = o.clone_fd;
+	ret->max_idle_threads = o.max_idle_threads;
+	ret->max_threads = extra.max_threads;
+	ret->ready_fd = extra.ready_fd;
+	if (ret->debug)
+		vc_log_set_level(LOG_DEBUG);
+	return 0;
+}
+
+void vc_fuse_cmdline_done(struct vc_fuse_cmdline *cl)
+{
+	g_clear_pointer(&cl->mountpoint, g_free);
+}
+
+void vc_fuse_print_common_help(void)
+{
+	printf("Common options:\n"
+	       "    -h, --help             print this help and exit\n"
+	       "    -V, --version          print the version and exit\n"
+	       "    -f                     stay in the foreground (log to stderr)\n"
+	       "    -d, --debug            debug logging (implies -f), including every FUSE request\n"
+	       "    -s                     single-threaded request loop\n"
+	       "    --ready-fd=N           write \"READY\\n\" to fd N once the mount is up\n"
+	       "    -o clone_fd            one /dev/fuse fd per worker thread\n"
+	       "    -o max_idle_threads=N  idle worker threads kept around\n"
+	       "    -o max_threads=N       upper bound on worker threads\n");
+}
+
+static int vc_fuse_signal_ready(int fd)
+{
+	int r;
+
+	if (fd < 0)
+		return 0;
+	r = vc_write_all(fd, "READY\n", 6);
+	close(fd);
+	return r;
+}
+
+int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, size_t op_size,
+		void *userdata, const struct vc_fuse_cmdline *cl, const struct vc_fuse_hooks *hooks)
+{
+	struct fuse_session *se;
+	struct fuse_loop_config *lc = NULL;
+	int r = 0;
+
+	se = fuse_session_new(args, ops, op_size, userdata);
+	if (!se)
+		return log_error_errno(-EINVAL, "could not create the FUSE session");
+	if (fuse_set_signal_handlers(se) != 0) {
+		r = log_error_errno(-errno ?: -EIO, "could not install signal handlers");
+		goto out_destroy;
+	}
+	if (fuse_session_mount(se, cl->mountpoint) != 0) {
+		r = log_error_errno(-EIO, "could not mount on '%s'", cl->mountpoint);
+		goto out_signals;
+	}
+	if (!cl->foreground) {
+		if (fuse_daemonize(0) != 0) {
+			r = log_error_errno(-EIO, "could not daemonize");
+			goto out_unmount;
+		}
+		vc_log_set_target(VC_LOG_SYSLOG);
+	}
+	if (hooks && hooks->before_loop) {
+		r = hooks->before_loop(se, userdata);
+		if (r < 0)
+			goto out_unmount;
+	}
+	r = vc_fuse_signal_ready(cl->ready_fd);
+	if (r < 0)
+		log_warning_errno(r, "could not signal readiness on fd %d", cl->ready_fd);
+
+	if (cl->singlethread) {
+		r = fuse_session_loop(se);
+	} else {
+		lc = fuse_loop_cfg_create();
+		if (!lc) {
+			r = log_error_errno(-ENOMEM, "could not create the loop configuration");
+			goto out_unmount;
+		}
+		fuse_loop_cfg_set_clone_fd(lc, cl->clone_fd);
+		fuse_loop_cfg_set_idle_threads(lc, cl->max_idle_threads ? cl->max_idle_threads : 10);
+		if (cl->max_threads)
+			fuse_loop_cfg_set_max_threads(lc, cl->max_threads);
+		r = fuse_session_loop_mt(se, lc);
+	}
+	/* The loop returns a positive signal number or a negative errno; both end the mount cleanly. */
+	if (r > 0)
+		r = 0;
+	if (r < 0)
+		log_error_errno(r, "request loop failed");
+
+out_unmount:
+	fuse_session_unmount(se);
+	if (hooks && hooks->after_loop)
+		hooks->after_loop(userdata);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_destroy:
+	fuse_session_destroy(se);
+	if (lc)
+		fuse_loop_cfg_destroy(lc);
+	return r;
+}

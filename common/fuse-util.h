@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The session skeleton both FUSE daemons share: command line -> session ->
+ * signal handlers -> mount -> daemonize -> readiness -> multithreaded loop ->
+ * unwind. Daemons parse their own -o options first (fuse_opt_parse with their
+ * table), then hand what is left to vc_fuse_parse_cmdline().
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <fuse_lowlevel.h>
+
+/* Exit codes shared by the daemons. */
+enum {
+	VC_EXIT_OK = 0,
+	VC_EXIT_FAILURE = 1, /* runtime failure: mount refused, daemon error */
+	VC_EXIT_USAGE = 2,   /* bad command line or bad input; nothing was changed */
+};
+
+struct vc_fuse_cmdline {
+	char *mountpoint;  /* g_free'd by vc_fuse_cmdline_done */
+	bool foreground;
+	bool debug;
+	bool singlethread;
+	bool show_help;
+	bool show_version;
+	int clone_fd;
+	unsigned max_idle_threads;
+	unsigned max_threads;
+	int ready_fd; /* -1, or an fd to write "READY\n" to once the mount is up */
+};
+
+/*
+ * Parse -f, -d/--debug, -s, -h/--help, -V/--version, --ready-fd=N,
+ * -o clone_fd, -o max_idle_threads=N, -o max_threads=N and the mount point.
+ * They are removed from args; what remains goes to fuse_session_new().
+ */
+int vc_fuse_parse_cmdline(struct fuse_args *args, struct vc_fuse_cmdline *ret);
+void vc_fuse_cmdline_done(struct vc_fuse_cmdline *cl);
+
+/* Print the options every daemon shares, for --help. */
+void vc_fuse_print_common_help(void);
+
+struct vc_fuse_hooks {
+	/* Called after the mount and daemonize, before the loop (e.g. start background threads). */
+	int (*before_loop)(struct fuse_session *se, void *userdata);
+	/* Called after the loop ends and the filesystem is unmounted. */
+	void (*after_loop)(void *userdata);
+};
+
+/*
+ * Create the session, mount, daemonize unless -f, signal readiness, run the
+ * loop until unmounted or SIGTERM/SIGINT/SIGHUP, then unmount and tear down.
+ * Returns 0 or a negative errno (already logged).
+ */
+int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, size_t op_size,
+		void *userdata, const struct vc_fuse_cmdline *cl, const struct vc_fuse_hooks *hooks);

@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Shared pytest harness for veneer's integration suites.
+
+Every test gets a fresh temporary tree; every mount and daemon it starts is
+registered here and torn down even when the test fails. A missing
+prerequisite (no /dev/fuse, not root, no kernel overlay) skips on a user's
+machine but fails in CI (CI=true or VENEER_STRICT=1).
+"""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from veneer_harness import (  # noqa: E402
+    Harness,
+    build_path,
+    require,
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long-running scenario")
+
+
+@pytest.fixture
+def harness(tmp_path):
+    """A Harness that owns mounts, daemons and cgroups of one test."""
+    h = Harness(tmp_path)
+    try:
+        yield h
+    finally:
+        h.cleanup()
+
+
+@pytest.fixture
+def unionfs_bin():
+    path = build_path("unionfs/veneer-unionfs")
+    require(os.access(path, os.X_OK), f"{path} is not built")
+    return path
+
+
+@pytest.fixture
+def procfs_bin():
+    path = build_path("procfs/veneer-procfs")
+    require(os.access(path, os.X_OK), f"{path} is not built")
+    return path
+
+
+@pytest.fixture
+def run_bin():
+    path = build_path("launcher/veneer-run")
+    require(os.access(path, os.X_OK), f"{path} is not built")
+    return path
+
+
+@pytest.fixture
+def need_fuse():
+    require(os.path.exists("/dev/fuse"), "no /dev/fuse")
+    require(os.geteuid() == 0, "needs root")
+
+
+@pytest.fixture
+def need_overlay():
+    require(os.geteuid() == 0, "needs root")
+    with open("/proc/filesystems") as f:
+        require(any(line.split()[-1] == "overlay" for line in f if line.strip()),
+                "the kernel has no overlay filesystem")
