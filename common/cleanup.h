@@ -44,9 +44,9 @@ static inline void vc_fclosep(FILE **f)
 #define _cleanup_fclose_ __attribute__((cleanup(vc_fclosep)))
 
 /* Return the fd and leave -1 behind, so the cleanup handler does nothing. */
-#define TAKE_FD(fd)                                                                                \
-	({                                                                                         \
-		int _fd_ = (fd);                                                                   \
-		(fd) = -1;                                                                         \
-		_fd_;                                                                              \
+#define TAKE_FD(fd)              \
+	({                       \
+		int _fd_ = (fd); \
+		(fd) = -1;       \
+		_fd_;            \
 	})

@@ -188,7 +188,8 @@ int vc_open_beneath_walk(int dirfd, const char *path, int flags, mode_t mode)
 		return -errno;
 	for (i = 0; i + 1 < comps->len; i++) {
 		/* ".." is safe here: depth accounting above kept it beneath dirfd. */
-		int next = openat(cur, comps->pdata[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int next =
+			openat(cur, comps->pdata[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 		if (next < 0)
 			return vc_walk_error(cur, comps->pdata[i]);

@@ -27,8 +27,8 @@ struct vc_fuse_extra {
 };
 
 static const struct fuse_opt vc_fuse_extra_opts[] = {
-	{ "--ready-fd=%d", offsetof(struct vc_fuse_extra, ready_fd), 0 },
-	{ "max_threads=%u", offsetof(struct vc_fuse_extra, max_threads), 0 },
+	{"--ready-fd=%d", offsetof(struct vc_fuse_extra, ready_fd), 0},
+	{"max_threads=%u", offsetof(struct vc_fuse_extra, max_threads), 0},
 	FUSE_OPT_KEY("--debug", VC_KEY_DEBUG_LONG),
 	FUSE_OPT_END,
 };
@@ -45,7 +45,7 @@ static int vc_fuse_extra_proc(void *data, const char *arg, int key, struct fuse_
 
 int vc_fuse_parse_cmdline(struct fuse_args *args, struct vc_fuse_cmdline *ret)
 {
-	struct vc_fuse_extra extra = { .ready_fd = -1, .max_threads = 0 };
+	struct vc_fuse_extra extra = {.ready_fd = -1, .max_threads = 0};
 	struct fuse_cmdline_opts o;
 
 	memset(ret, 0, sizeof(*ret));
@@ -82,7 +82,8 @@ void vc_fuse_print_common_help(void)
 	       "    -h, --help             print this help and exit\n"
 	       "    -V, --version          print the version and exit\n"
 	       "    -f                     stay in the foreground (log to stderr)\n"
-	       "    -d, --debug            debug logging (implies -f), including every FUSE request\n"
+	       "    -d, --debug            debug logging (implies -f), including every FUSE "
+	       "request\n"
 	       "    -s                     single-threaded request loop\n"
 	       "    --ready-fd=N           write \"READY\\n\" to fd N once the mount is up\n"
 	       "    -o clone_fd            one /dev/fuse fd per worker thread\n"
@@ -144,12 +145,14 @@ int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, siz
 			goto out_unmount;
 		}
 		fuse_loop_cfg_set_clone_fd(lc, cl->clone_fd);
-		fuse_loop_cfg_set_idle_threads(lc, cl->max_idle_threads ? cl->max_idle_threads : 10);
+		fuse_loop_cfg_set_idle_threads(lc,
+					       cl->max_idle_threads ? cl->max_idle_threads : 10);
 		if (cl->max_threads)
 			fuse_loop_cfg_set_max_threads(lc, cl->max_threads);
 		r = fuse_session_loop_mt(se, lc);
 	}
-	/* The loop returns a positive signal number or a negative errno; both end the mount cleanly. */
+	/* The loop returns a positive signal number or a negative errno; both end the mount
+	 * cleanly. */
 	if (r > 0)
 		r = 0;
 	if (r < 0)

@@ -18,7 +18,7 @@ enum {
 };
 
 struct vc_fuse_cmdline {
-	char *mountpoint;  /* g_free'd by vc_fuse_cmdline_done */
+	char *mountpoint; /* g_free'd by vc_fuse_cmdline_done */
 	bool foreground;
 	bool debug;
 	bool singlethread;
@@ -54,4 +54,5 @@ struct vc_fuse_hooks {
  * Returns 0 or a negative errno (already logged).
  */
 int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, size_t op_size,
-		void *userdata, const struct vc_fuse_cmdline *cl, const struct vc_fuse_hooks *hooks);
+		void *userdata, const struct vc_fuse_cmdline *cl,
+		const struct vc_fuse_hooks *hooks);

@@ -53,8 +53,8 @@ static void vc_log_emit(int level, const char *msg)
 		fprintf(stderr, "%s: %s\n", vc_log_state.ident, msg);
 }
 
-int vc_log_full(int level, int error, const char *file, int line, const char *func,
-		const char *fmt, ...)
+int vc_log_full(int level, int error, const char *file, int line, const char *func, const char *fmt,
+		...)
 {
 	char buf[2048];
 	va_list ap;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <syslog.h>
 #include "macro.h"
 
@@ -22,15 +23,15 @@ void vc_log_set_target(enum vc_log_target target);
 /* Route libfuse's own messages through our logger. */
 void vc_log_route_fuse(void);
 
-int vc_log_full(int level, int error, const char *file, int line, const char *func,
-		const char *fmt, ...) VC_PRINTF(6, 7);
+int vc_log_full(int level, int error, const char *file, int line, const char *func, const char *fmt,
+		...) VC_PRINTF(6, 7);
 
-#define vc_log(level, error, ...)                                                                  \
-	({                                                                                         \
-		int _l_ = (level);                                                                 \
-		vc_log_get_level() >= _l_ ? vc_log_full(_l_, (error), __FILE__, __LINE__, __func__, \
-							__VA_ARGS__)                               \
-					  : -abs(error);                                           \
+#define vc_log(level, error, ...)                                                              \
+	({                                                                                     \
+		int _l_ = (level);                                                             \
+		vc_log_get_level() >= _l_                                                      \
+			? vc_log_full(_l_, (error), __FILE__, __LINE__, __func__, __VA_ARGS__) \
+			: -abs(error);                                                         \
 	})
 
 #define log_debug(...) vc_log(LOG_DEBUG, 0, __VA_ARGS__)

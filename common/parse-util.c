@@ -119,8 +119,8 @@ int vc_parse_size(const char *s, uint64_t *ret)
 		char c;
 		uint64_t mul;
 	} units[] = {
-		{ 'k', 1ULL << 10 }, { 'm', 1ULL << 20 }, { 'g', 1ULL << 30 },
-		{ 't', 1ULL << 40 }, { 'p', 1ULL << 50 },
+		{'k', 1ULL << 10}, {'m', 1ULL << 20}, {'g', 1ULL << 30},
+		{'t', 1ULL << 40}, {'p', 1ULL << 50},
 	};
 	g_autofree char *t = NULL;
 	size_t len;

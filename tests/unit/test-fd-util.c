@@ -48,7 +48,7 @@ static void fixture_teardown(struct fixture *f, gconstpointer data)
 static void check_beneath(struct fixture *f, open_fn fn)
 {
 	_cleanup_close_ int fd = -1;
-	char buf[8] = { 0 };
+	char buf[8] = {0};
 
 	fd = fn(f->dfd, "sub/file", O_RDONLY, 0);
 	g_assert_cmpint(fd, >=, 0);
