@@ -114,7 +114,8 @@ class Daemon:
                            f"(exit {self.proc.returncode}): {self.output()}")
 
     def output(self):
-        self.log.flush()
+        if not self.log.closed:  # stop() closes it; the file stays readable
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
