@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The state directory: one directory per container holding upper/, work/,
+ * merged/ and state.json (id, command, pids, limits, cgroup, and the rootfs
+ * as Docker's GraphDriver.Data), written atomically at every step so that
+ * --list, --inspect and --cleanup (of a killed launcher's leftovers) can read it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <json-glib/json-glib.h>
+
+#include "cleanup.h"
+#include "fsutil.h"
+#include "launcher.h"
+#include "log.h"
+
+#define VR_STATE_FILE "state.json"
+
+char *vr_state_new_id(void)
+{
+	unsigned char b[6];
+	GString *s = g_string_new("");
+
+	if (getrandom(b, sizeof(b), 0) != sizeof(b)) {
+		guint32 r = g_random_int();
+
+		memcpy(b, &r, 4);
+		b[4] = (unsigned char)getpid();
+		b[5] = (unsigned char)(getpid() >> 8);
+	}
+	for (size_t i = 0; i < sizeof(b); i++)
+		g_string_append_printf(s, "%02x", b[i]);
+	return g_string_free(s, FALSE);
+}
+
+bool vr_state_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 64 || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!g_ascii_isalnum(name[i]) && name[i] != '-' && name[i] != '_' && name[i] != '.')
+			return false;
+	return true;
+}
+
+static void vr_json_str(JsonBuilder *b, const char *key, const char *val)
+{
+	json_builder_set_member_name(b, key);
+	if (val)
+		json_builder_add_string_value(b, val);
+	else
+		json_builder_add_null_value(b);
+}
+
+static void vr_json_int(JsonBuilder *b, const char *key, gint64 val)
+{
+	json_builder_set_member_name(b, key);
+	json_builder_add_int_value(b, val);
+}
+
+static void vr_json_bool(JsonBuilder *b, const char *key, gboolean val)
+{
+	json_builder_set_member_name(b, key);
+	json_builder_add_boolean_value(b, val);
+}
+
+static void vr_state_build_limits(JsonBuilder *b, const struct vr_limits *l)
+{
+	json_builder_set_member_name(b, "Limits");
+	json_builder_begin_object(b);
+	vr_json_int(b, "Memory", (gint64)l->memory);
+	vr_json_int(b, "NanoCpus", (gint64)(l->cpu_milli * 1000000));
+	vr_json_int(b, "CpuPeriod", l->cpu_milli ? (gint64)l->cpu_period : 0);
+	vr_json_int(b, "CpuQuota",
+		    l->cpu_milli ? (gint64)(l->cpu_milli * l->cpu_period / 1000) : 0);
+	vr_json_str(b, "CpusetCpus", l->cpuset_cpus ? l->cpuset_cpus : "");
+	vr_json_int(b, "PidsLimit", (gint64)l->pids);
+	json_builder_end_object(b);
+}
+
+static JsonNode *vr_state_build(struct vr_ctx *ctx)
+{
+	const struct vr_config *cfg = ctx->cfg;
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+	g_autofree char *created = g_date_time_format_iso8601(now);
+	g_autoptr(GString) lower = g_string_new("");
+
+	/* LowerDir: the layers as given, ':' separated (overlay's escaping for ':'). */
+	for (guint i = 0; i < cfg->layers->len; i++) {
+		const char *l = cfg->layers->pdata[i];
+
+		if (i)
+			g_string_append_c(lower, ':');
+		for (; *l; l++) {
+			if (*l == ':' || *l == '\\')
+				g_string_append_c(lower, '\\');
+			g_string_append_c(lower, *l);
+		}
+	}
+	json_builder_begin_object(b);
+	vr_json_str(b, "Id", ctx->id);
+	vr_json_str(b, "Created", created);
+	vr_json_str(b, "Status", ctx->status);
+	if (strcmp(ctx->status, "exited") == 0)
+		vr_json_int(b, "ExitCode", ctx->exit_status);
+	json_builder_set_member_name(b, "Command");
+	json_builder_begin_array(b);
+	for (char **a = cfg->argv; *a; a++)
+		json_builder_add_string_value(b, *a);
+	json_builder_end_array(b);
+	vr_json_int(b, "Pid", ctx->init_pid);
+	vr_json_int(b, "PidStartTime", (gint64)ctx->init_start);
+	{
+		uint64_t start = 0;
+
+		vr_proc_start_time(getpid(), &start);
+		vr_json_int(b, "LauncherPid", getpid());
+		vr_json_int(b, "LauncherStartTime", (gint64)start);
+	}
+	vr_json_str(b, "Hostname", cfg->hostname ? cfg->hostname : ctx->id);
+	vr_json_bool(b, "Rootless", cfg->rootless);
+	vr_json_str(b, "Net", cfg->net == VR_NET_NONE ? "none" : "host");
+	vr_state_build_limits(b, &cfg->limits);
+	json_builder_set_member_name(b, "Cgroup");
+	if (ctx->cgroup_name) {
+		json_builder_begin_object(b);
+		vr_json_str(b, "Name", ctx->cgroup_name);
+		json_builder_set_member_name(b, "Paths");
+		json_builder_begin_object(b);
+		for (guint i = 0; i < ctx->cgroup_controllers->len; i++)
+			vr_json_str(b, ctx->cgroup_controllers->pdata[i],
+				    ctx->cgroup_paths->pdata[i]);
+		json_builder_end_object(b);
+		json_builder_end_object(b);
+	} else {
+		json_builder_add_null_value(b);
+	}
+	json_builder_set_member_name(b, "GraphDriver");
+	json_builder_begin_object(b);
+	vr_json_str(b, "Name", "veneer-unionfs");
+	json_builder_set_member_name(b, "Data");
+	json_builder_begin_object(b);
+	vr_json_str(b, "LowerDir", lower->str);
+	vr_json_str(b, "UpperDir", ctx->upper);
+	vr_json_str(b, "WorkDir", ctx->work);
+	vr_json_str(b, "MergedDir", ctx->merged);
+	json_builder_end_object(b);
+	json_builder_end_object(b);
+	vr_json_int(b, "UnionPid", ctx->union_pid);
+	vr_json_int(b, "UnionStartTime", (gint64)ctx->union_start);
+	vr_json_str(b, "Procfs", ctx->procfs_mount);
+	json_builder_set_member_name(b, "Mounts");
+	json_builder_begin_array(b);
+	for (guint i = 0; i < cfg->volumes->len; i++) {
+		const struct vr_volume *v = cfg->volumes->pdata[i];
+
+		json_builder_begin_object(b);
+		vr_json_str(b, "Type", "bind");
+		vr_json_str(b, "Source", v->host);
+		vr_json_str(b, "Destination", v->ctr);
+		vr_json_bool(b, "RW", !v->ro);
+		vr_json_bool(b, "CopyData", !v->nocopy);
+		json_builder_end_object(b);
+	}
+	json_builder_end_array(b);
+	vr_json_str(b, "StateDir", ctx->dir);
+	vr_json_bool(b, "FreshUpper", ctx->fresh_upper);
+	vr_json_bool(b, "Keep", cfg->keep);
+	json_builder_end_object(b);
+	return json_builder_get_root(b);
+}
+
+int vr_state_write(struct vr_ctx *ctx)
+{
+	g_autoptr(JsonGenerator) gen = json_generator_new();
+	g_autoptr(JsonNode) root = vr_state_build(ctx);
+	g_autofree char *path = g_build_filename(ctx->dir, VR_STATE_FILE, NULL);
+	g_autofree char *tmp = g_build_filename(ctx->dir, VR_STATE_FILE ".tmp", NULL);
+	g_autofree char *text = NULL;
+	g_autoptr(GError) err = NULL;
+
+	json_generator_set_root(gen, root);
+	json_generator_set_pretty(gen, TRUE);
+	text = json_generator_to_data(gen, NULL);
+	if (!g_file_set_contents_full(tmp, text, -1, G_FILE_SET_CONTENTS_NONE, 0600, &err))
+		return log_error_errno(-EIO, "failed to write '%s': %s", tmp, err->message);
+	if (rename(tmp, path) < 0)
+		return log_error_errno(-errno, "failed to write '%s'", path);
+	return 0;
+}
+
+static JsonNode *vr_state_read(const char *state_dir, const char *id)
+{
+	g_autofree char *path = g_build_filename(state_dir, id, VR_STATE_FILE, NULL);
+	g_autoptr(JsonParser) p = json_parser_new();
+
+	if (!json_parser_load_from_file(p, path, NULL))
+		return NULL;
+	if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p)))
+		return NULL;
+	return json_node_copy(json_parser_get_root(p));
+}
+
+static gint64 vr_obj_int(JsonObject *o, const char *key)
+{
+	JsonNode *n = json_object_get_member(o, key);
+
+	return n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_int(n) : 0;
+}
+
+static const char *vr_obj_str(JsonObject *o, const char *key)
+{
+	JsonNode *n = json_object_get_member(o, key);
+
+	return n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_string(n) : NULL;
+}
+
+static bool vr_state_running(JsonObject *o)
+{
+	return vr_proc_matches((pid_t)vr_obj_int(o, "LauncherPid"),
+			       (uint64_t)vr_obj_int(o, "LauncherStartTime"));
+}
+
+static gint vr_state_cmp(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Container ids in the state directory, sorted. */
+static GPtrArray *vr_state_ids(const char *state_dir)
+{
+	GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+	_cleanup_closedir_ DIR *d = opendir(state_dir);
+	struct dirent *de;
+
+	if (!d)
+		return ids;
+	while ((de = readdir(d))) {
+		g_autofree char *f = NULL;
+
+		if (!vr_state_name_valid(de->d_name))
+			continue;
+		f = g_build_filename(state_dir, de->d_name, VR_STATE_FILE, NULL);
+		if (access(f, F_OK) == 0)
+			g_ptr_array_add(ids, g_strdup(de->d_name));
+	}
+	g_ptr_array_sort(ids, vr_state_cmp);
+	return ids;
+}
+
+static void vr_print_node(JsonNode *node)
+{
+	g_autoptr(JsonGenerator) gen = json_generator_new();
+	g_autofree char *text = NULL;
+
+	json_generator_set_root(gen, node);
+	json_generator_set_pretty(gen, TRUE);
+	text = json_generator_to_data(gen, NULL);
+	printf("%s\n", text);
+}
+
+/* The stored state plus "Running", computed now. */
+static JsonNode *vr_state_live(const char *state_dir, const char *id)
+{
+	JsonNode *n = vr_state_read(state_dir, id);
+
+	if (n) {
+		JsonObject *o = json_node_get_object(n);
+
+		json_object_set_boolean_member(o, "Running", vr_state_running(o));
+	}
+	return n;
+}
+
+int vr_state_list(const char *state_dir)
+{
+	g_autoptr(GPtrArray) ids = vr_state_ids(state_dir);
+	g_autoptr(JsonArray) arr = json_array_new();
+	g_autoptr(JsonNode) root = json_node_new(JSON_NODE_ARRAY);
+
+	for (guint i = 0; i < ids->len; i++) {
+		JsonNode *n = vr_state_live(state_dir, ids->pdata[i]);
+
+		if (n)
+			json_array_add_element(arr, n);
+	}
+	json_node_set_array(root, arr);
+	vr_print_node(root);
+	return 0;
+}
+
+int vr_state_inspect(const char *state_dir, const char *id)
+{
+	g_autoptr(JsonNode) n = NULL;
+
+	if (!vr_state_name_valid(id) || !(n = vr_state_live(state_dir, id))) {
+		fprintf(stderr, "veneer-run: no container '%s' in '%s'\n", id, state_dir);
+		return VR_EXIT_NO_CONTAINER;
+	}
+	vr_print_node(n);
+	return 0;
+}
+
+/* Stop a process recorded in the state when it is still the same process. */
+static void vr_state_kill(JsonObject *o, const char *pid_key, const char *start_key, int sig)
+{
+	pid_t pid = (pid_t)vr_obj_int(o, pid_key);
+	int pidfd;
+
+	if (!vr_proc_matches(pid, (uint64_t)vr_obj_int(o, start_key)))
+		return;
+	pidfd = vr_pidfd_open(pid);
+	if (pidfd < 0)
+		return;
+	if (sig == SIGKILL) {
+		kill(pid, SIGKILL);
+		vr_pidfd_wait(pidfd, pid, 10000, NULL);
+	} else {
+		vr_unionfs_stop(pid, pidfd, NULL);
+	}
+	close(pidfd);
+}
+
+static int vr_state_cleanup_one(const char *state_dir, const char *id, JsonObject *o)
+{
+	g_autofree char *dir = g_build_filename(state_dir, id, NULL);
+	JsonObject *data = NULL;
+	JsonNode *cg = json_object_get_member(o, "Cgroup");
+	bool fresh = json_object_get_boolean_member_with_default(o, "FreshUpper", FALSE);
+	bool keep = json_object_get_boolean_member_with_default(o, "Keep", FALSE);
+	int r = 0;
+
+	vr_state_kill(o, "Pid", "PidStartTime", SIGKILL);
+	vr_state_kill(o, "UnionPid", "UnionStartTime", SIGTERM);
+	if (cg && JSON_NODE_HOLDS_OBJECT(cg)) {
+		JsonObject *c = json_node_get_object(cg);
+		JsonNode *paths = json_object_get_member(c, "Paths");
+		g_autoptr(GPtrArray) ctrls = g_ptr_array_new_with_free_func(g_free);
+
+		if (paths && JSON_NODE_HOLDS_OBJECT(paths)) {
+			g_autoptr(GList) names =
+				json_object_get_members(json_node_get_object(paths));
+
+			for (GList *l = names; l; l = l->next)
+				g_ptr_array_add(ctrls, g_strdup(l->data));
+		}
+		if (vr_obj_str(c, "Name"))
+			r = vr_cgroup_remove(vr_obj_str(c, "Name"), ctrls);
+	}
+	if (json_object_has_member(o, "GraphDriver")) {
+		JsonObject *gd = json_object_get_object_member(o, "GraphDriver");
+
+		if (gd && json_object_has_member(gd, "Data"))
+			data = json_object_get_object_member(gd, "Data");
+	}
+	/* Only what veneer-run made goes: never a user's --upper or a volume. */
+	{
+		g_autofree char *work = g_build_filename(dir, "work", NULL);
+		g_autofree char *merged = g_build_filename(dir, "merged", NULL);
+		g_autofree char *lower = g_build_filename(dir, "lower", NULL);
+		g_autofree char *upper = g_build_filename(dir, "upper", NULL);
+		g_autofree char *state = g_build_filename(dir, VR_STATE_FILE, NULL);
+		const char *recorded_upper = data ? vr_obj_str(data, "UpperDir") : NULL;
+
+		vr_rm_rf(work);
+		rmdir(merged);
+		rmdir(lower);
+		if (fresh && !keep && recorded_upper && strcmp(recorded_upper, upper) == 0)
+			vr_rm_rf(upper);
+		if (!keep || !fresh)
+			unlink(state);
+		rmdir(dir);
+	}
+	printf("%s\n", id);
+	return r;
+}
+
+int vr_state_cleanup(const char *state_dir)
+{
+	g_autoptr(GPtrArray) ids = vr_state_ids(state_dir);
+	int r = 0;
+
+	for (guint i = 0; i < ids->len; i++) {
+		g_autoptr(JsonNode) n = vr_state_read(state_dir, ids->pdata[i]);
+		JsonObject *o;
+		const char *status;
+
+		if (!n)
+			continue;
+		o = json_node_get_object(n);
+		status = vr_obj_str(o, "Status");
+		if (vr_state_running(o) || (status && strcmp(status, "exited") == 0))
+			continue; /* alive, or finished cleanly (a --keep'd upper) */
+		if (vr_state_cleanup_one(state_dir, ids->pdata[i], o) < 0)
+			r = VR_EXIT_SETUP;
+	}
+	return r;
+}
