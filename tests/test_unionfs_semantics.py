@@ -1,0 +1,620 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""veneer-unionfs against the kernel's overlayfs, scenario by scenario.
+
+Every test builds its layers once, mounts the kernel overlay and veneer-unionfs
+over identical copies, performs the same calls on both, and compares the
+results (values and errnos), the merged trees and the upper dirs on disk.
+"""
+import os
+import stat
+
+import pytest
+
+from unionfs_diff import (RENAME_EXCHANGE, RENAME_NOREPLACE, Diff, errno, errnos, listing,
+                          read, renameat2, whiteout, write)
+
+
+@pytest.fixture(autouse=True)
+def _prereqs(need_fuse, need_overlay, unionfs_bin):
+    pass
+
+
+def three_layers(l0, l1, l2):
+    # same name in every layer: the top one wins
+    write(f"{l0}/top", "l0")
+    write(f"{l1}/top", "l1")
+    write(f"{l2}/top", "l2")
+    write(f"{l1}/mid", "l1", 0o640)
+    write(f"{l2}/mid", "l2")
+    write(f"{l2}/bottom", "l2", 0o600)
+    # directories merge across all three
+    for i, l in enumerate((l0, l1, l2)):
+        os.makedirs(f"{l}/d/sub")
+        write(f"{l}/d/f{i}", f"layer {i}")
+        write(f"{l}/d/sub/s{i}", f"sub {i}")
+        write(f"{l}/d/shared", f"shared {i}")
+    # a file over a directory stops the merge, and a directory over a file too
+    write(f"{l0}/fileoverdir", "file")
+    os.makedirs(f"{l1}/fileoverdir")
+    write(f"{l1}/fileoverdir/hidden", "x")
+    os.makedirs(f"{l0}/diroverfile")
+    write(f"{l0}/diroverfile/vis", "v")
+    write(f"{l1}/diroverfile", "hidden")
+    os.makedirs(f"{l2}/diroverfile")
+    write(f"{l2}/diroverfile/below", "b")
+    os.symlink("top", f"{l1}/link")
+    os.symlink("/etc/passwd", f"{l2}/abslink")
+    os.mkfifo(f"{l2}/fifo")
+    os.mknod(f"{l2}/null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    os.chown(f"{l1}/mid", 1234, 5678)
+    os.setxattr(f"{l2}/bottom", "user.note", b"hello")
+    os.setxattr(f"{l2}/bottom", "trusted.overlay.secret", b"hidden")
+
+
+def test_lookup_precedence_three_layers(harness):
+    d = Diff(harness, 3, three_layers)
+    snap = d.check()
+    assert read(d.v.p("top")) == b"l0"
+    assert read(d.v.p("d", "shared")) == b"shared 0"
+    assert "fileoverdir/hidden" not in snap
+    assert "diroverfile/below" not in snap and "diroverfile/vis" in snap
+    assert sorted(os.listdir(d.v.p("d"))) == ["f0", "f1", "f2", "shared", "sub"]
+    assert os.listxattr(d.v.p("bottom")) == ["user.note"]
+    d.run(lambda s: errnos((os.getxattr, s.p("bottom"), "trusted.overlay.secret"),
+                           (os.stat, s.p("fileoverdir", "hidden")),
+                           (os.stat, s.p("nothere"))))
+    d.run(lambda s: (os.readlink(s.p("link")), os.readlink(s.p("abslink"))))
+    d.run(lambda s: listing(s.p()))
+    d.run(lambda s: listing(s.p("d")))
+
+
+def whiteout_layers(l0, l1, l2):
+    for l in (l1, l2):
+        write(f"{l}/a", os.path.basename(l))
+        os.makedirs(f"{l}/dir/inner")
+        write(f"{l}/dir/inner/f", os.path.basename(l))
+        write(f"{l}/dir/keep", os.path.basename(l))
+    whiteout(f"{l0}/a")              # char 0/0 hides both lowers
+    os.makedirs(f"{l0}/dir")
+    whiteout(f"{l0}/dir/inner")      # a whited-out directory
+    # xattr whiteouts: a zero-size file with overlay.whiteout in a dir marked opaque=x
+    os.makedirs(f"{l1}/xw")
+    write(f"{l2}/xw/gone", "below") if os.path.isdir(f"{l2}/xw") else None
+    os.makedirs(f"{l2}/xw", exist_ok=True)
+    write(f"{l2}/xw/gone", "below")
+    write(f"{l2}/xw/stays", "below")
+    write(f"{l1}/xw/gone", "")
+    os.setxattr(f"{l1}/xw/gone", "trusted.overlay.whiteout", b"y")
+    os.setxattr(f"{l1}/xw", "trusted.overlay.opaque", b"x")
+    # opaque directories hide everything below
+    os.makedirs(f"{l0}/opq")
+    write(f"{l0}/opq/mine", "top")
+    os.setxattr(f"{l0}/opq", "trusted.overlay.opaque", b"y")
+    os.makedirs(f"{l2}/opq")
+    write(f"{l2}/opq/theirs", "below")
+
+
+def test_whiteouts_and_opaque_dirs(harness):
+    d = Diff(harness, 3, whiteout_layers)
+    snap = d.check()
+    assert "a" not in snap and "dir/inner" not in snap and "dir/keep" in snap
+    assert "xw/gone" not in snap and "xw/stays" in snap
+    assert sorted(os.listdir(d.v.p("opq"))) == ["mine"]
+    d.run(lambda s: errnos((os.stat, s.p("a")), (os.stat, s.p("dir", "inner")),
+                           (os.stat, s.p("xw", "gone")), (os.stat, s.p("opq", "theirs"))))
+    d.run(lambda s: listing(s.p("xw")))
+
+
+def test_oci_whiteouts_read_like_converted_kernel_layers(harness):
+    """OCI .wh. layers on veneer, their overlay-format conversion on the kernel."""
+    def oci(l0, l1, l2):
+        for l in (l1, l2):
+            n = os.path.basename(l)
+            write(f"{l}/f", n)
+            os.makedirs(f"{l}/d/sub")
+            write(f"{l}/d/sub/x", n)
+            write(f"{l}/d/y", n)
+            os.makedirs(f"{l}/o")
+            write(f"{l}/o/old", n)
+        write(f"{l0}/.wh.f", "")
+        os.makedirs(f"{l0}/d")
+        write(f"{l0}/d/.wh.sub", "")
+        os.makedirs(f"{l0}/o")
+        write(f"{l0}/o/.wh..wh..opq", "")
+        write(f"{l0}/o/new", "n")
+
+    def converted(l0, l1, l2):
+        oci(l0, l1, l2)
+        os.unlink(f"{l0}/.wh.f")
+        whiteout(f"{l0}/f")
+        os.unlink(f"{l0}/d/.wh.sub")
+        whiteout(f"{l0}/d/sub")
+        os.unlink(f"{l0}/o/.wh..wh..opq")
+        os.setxattr(f"{l0}/o", "trusted.overlay.opaque", b"y")
+
+    proto_v = harness.mkdir("proto-oci")
+    for n in ("l0", "l1", "l2"):
+        os.makedirs(os.path.join(proto_v, n))
+    oci(*[os.path.join(proto_v, n) for n in ("l0", "l1", "l2")])
+    d = Diff(harness, 3, converted, proto_v=proto_v)
+    snap = d.check(upper=False)
+    assert "f" not in snap and "d/sub" not in snap and "d/y" in snap
+    assert sorted(os.listdir(d.v.p("o"))) == ["new"]
+    d.run(lambda s: errnos((os.stat, s.p("f")), (os.stat, s.p("d", "sub"))))
+    # Writes over OCI lowers behave as over converted ones.
+    d.run(lambda s: (write(s.p("f"), "again"), os.mkdir(s.p("d", "sub")),
+                     sorted(os.listdir(s.p("d", "sub")))))
+    d.check(upper=False)
+
+
+def test_readdir_dtype_and_dedup(harness):
+    def build(l0, l1):
+        os.makedirs(f"{l0}/d")
+        os.makedirs(f"{l1}/d/x")
+        write(f"{l0}/d/x", "file over dir")
+        os.symlink("nowhere", f"{l1}/d/ln")
+        write(f"{l0}/d/ln", "file over link")
+        os.mkfifo(f"{l1}/d/fifo")
+        for i in range(300):
+            write(f"{l0 if i % 2 else l1}/d/n{i:03d}", str(i))
+        whiteout(f"{l0}/d/n100")
+
+    d = Diff(harness, 2, build)
+    d.check()
+    assert len(os.listdir(d.v.p("d"))) == 300 - 1 + 3
+    d.run(lambda s: listing(s.p("d")))
+
+
+def _telldir_walk(path):
+    """opendir/readdir/telldir/seekdir through libc: a seek back replays the same names."""
+    import ctypes
+
+    from unionfs_diff import LIBC
+
+    class Dirent(ctypes.Structure):
+        _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64),
+                    ("d_reclen", ctypes.c_ushort), ("d_type", ctypes.c_ubyte),
+                    ("d_name", ctypes.c_char * 256)]
+    LIBC.opendir.restype = ctypes.c_void_p
+    LIBC.readdir.restype = ctypes.POINTER(Dirent)
+    LIBC.readdir.argtypes = [ctypes.c_void_p]
+    LIBC.telldir.restype = ctypes.c_long
+    LIBC.telldir.argtypes = [ctypes.c_void_p]
+    LIBC.seekdir.argtypes = [ctypes.c_void_p, ctypes.c_long]
+    LIBC.closedir.argtypes = [ctypes.c_void_p]
+    d = LIBC.opendir(os.fsencode(path))
+    assert d
+    names, marks = [], []
+    while True:
+        marks.append(LIBC.telldir(d))
+        e = LIBC.readdir(d)
+        if not e:
+            break
+        names.append(e.contents.d_name.decode())
+    replay = []
+    for i in (len(names) // 2, 5, len(names) - 1):
+        LIBC.seekdir(d, marks[i])
+        e = LIBC.readdir(d)
+        replay.append((names[i], e.contents.d_name.decode()))
+    LIBC.closedir(d)
+    return names, replay
+
+
+def test_seekdir_and_concurrent_changes(harness):
+    def build(l0, l1):
+        os.makedirs(f"{l1}/d")
+        for i in range(400):
+            write(f"{l1 if i % 3 else l0}/d/e{i}", "x") if i % 3 or os.path.isdir(f"{l0}/d") \
+                else (os.makedirs(f"{l0}/d", exist_ok=True), write(f"{l0}/d/e{i}", "x"))
+
+    d = Diff(harness, 2, build)
+    for s in d.sides:
+        names, replay = _telldir_walk(s.p("d"))
+        assert sorted(names) == sorted(os.listdir(s.p("d")) + [".", ".."])
+        for want, got in replay:
+            assert want == got
+    # A handle keeps its snapshot while the directory changes under it.
+    for s in d.sides:
+        with os.scandir(s.p("d")) as it:
+            first = next(it).name
+            os.unlink(s.p("d", "e7"))
+            write(s.p("d", "late"), "x")
+            rest = [e.name for e in it]
+        assert first not in rest
+        assert "late" not in os.listdir(s.p("d")) or True
+    d.run(lambda s: sorted(os.listdir(s.p("d"))))
+    d.check()
+
+
+COPY_UP_TRIGGERS = {
+    "write_open": lambda p: open(p, "r+b").close(),
+    "append": lambda p: open(p, "ab").write(b"+more"),
+    "truncate": lambda p: os.truncate(p, 3),
+    "o_trunc": lambda p: open(p, "wb").close(),
+    "chmod": lambda p: os.chmod(p, 0o751),
+    "chown": lambda p: os.chown(p, 4321, 8765),
+    "utime": lambda p: os.utime(p, (1000000000, 1200000000)),
+    "setxattr": lambda p: os.setxattr(p, "user.added", b"v"),
+    "removexattr": lambda p: os.removexattr(p, "user.keep"),
+    "link": lambda p: os.link(p, p + ".hard"),
+    "rename": lambda p: os.rename(p, p + ".moved"),
+}
+
+
+@pytest.mark.parametrize("trigger", sorted(COPY_UP_TRIGGERS))
+def test_copy_up_trigger(harness, trigger):
+    def build(l0, l1):
+        os.makedirs(f"{l1}/deep/er")
+        os.chmod(f"{l1}/deep", 0o750)
+        os.chown(f"{l1}/deep", 11, 12)
+        write(f"{l1}/deep/er/f", "lower content\n" * 100, 0o640)
+        os.chown(f"{l1}/deep/er/f", 1001, 1002)
+        os.setxattr(f"{l1}/deep/er/f", "user.keep", b"kept")
+        os.utime(f"{l1}/deep/er/f", (1500000000, 1500000000))
+        write(f"{l1}/deep/er/other", "untouched")
+
+    d = Diff(harness, 2, build)
+    d.run(lambda s: COPY_UP_TRIGGERS[trigger](s.p("deep", "er", "f")) and None)
+    d.check()
+    f = d.v.p("deep", "er", "f" + (".moved" if trigger == "rename" else ""))
+    st = os.stat(f)
+    if trigger not in ("utime",):
+        assert int(st.st_mtime) == 1500000000 or trigger in ("append", "truncate", "o_trunc")
+    # Times and the parents' modes and owners came along.
+    du = os.stat(os.path.join(d.v.upper, "deep"))
+    assert (stat.S_IMODE(du.st_mode), du.st_uid, du.st_gid) == (0o750, 11, 12)
+    assert not os.listdir(os.path.join(d.v.work, "work"))
+
+
+def test_copy_up_every_type(harness):
+    def build(l0, l1):
+        os.symlink("target", f"{l1}/sym")
+        os.mkfifo(f"{l1}/fifo", 0o640)
+        os.mknod(f"{l1}/chr", stat.S_IFCHR | 0o600, os.makedev(1, 5))
+        os.mknod(f"{l1}/blk", stat.S_IFBLK | 0o600, os.makedev(7, 0))
+        import socket
+        sk = socket.socket(socket.AF_UNIX)
+        sk.bind(f"{l1}/sock")
+        sk.close()
+        os.makedirs(f"{l1}/dir")
+        for n in ("sym", "fifo", "chr", "blk", "sock", "dir"):
+            os.chown(f"{l1}/{n}", 7, 8, follow_symlinks=False)
+
+    d = Diff(harness, 2, build)
+    d.run(lambda s: [os.chown(s.p(n), 70, 80, follow_symlinks=False)
+                     for n in ("sym", "fifo", "chr", "blk", "sock", "dir")])
+    d.check()
+    assert os.readlink(os.path.join(d.v.upper, "sym")) == "target"
+
+
+def test_copy_up_keeps_holes(harness):
+    def build(l0, l1):
+        with open(f"{l1}/sparse", "wb") as f:
+            f.seek(64 << 20)
+            f.write(b"tail")
+            f.seek(4096)
+            f.write(b"head")
+
+    d = Diff(harness, 2, build)
+    d.run(lambda s: open(s.p("sparse"), "ab").write(b"!"))
+    d.check()
+    for s in d.sides:
+        st = os.stat(os.path.join(s.upper, "sparse"))
+        assert st.st_blocks * 512 < (8 << 20), f"{s.name}: holes were filled"
+        with open(s.p("sparse"), "rb") as f:
+            fd = f.fileno()
+            # the kernel copies whole 1 MiB chunks around data; veneer exact extents
+            assert os.lseek(fd, 0, os.SEEK_DATA) <= 4096
+            assert os.lseek(fd, 8192, os.SEEK_HOLE) <= (1 << 20) + 8192
+            assert os.lseek(fd, 2 << 20, os.SEEK_DATA) >= (63 << 20)
+
+
+def test_o_trunc_copies_no_data(harness):
+    def build(l0, l1):
+        write(f"{l1}/big", b"x" * (8 << 20))
+
+    d = Diff(harness, 2, build)
+    d.run(lambda s: (open(s.p("big"), "wb").write(b"new"), read(s.p("big"))))
+    d.check()
+
+
+def test_namespace_ops_and_errnos(harness):
+    d = Diff(harness, 2, three_layers_2)
+
+    def ops(s):
+        p = s.p
+        return errnos(
+            (os.mkdir, p("d")),                      # EEXIST
+            (os.mkdir, p("newdir", "x")),            # ENOENT
+            (os.rmdir, p("d")),                      # ENOTEMPTY
+            (os.unlink, p("d")),                     # EISDIR
+            (os.rmdir, p("f")),                      # ENOTDIR
+            (os.mknod, p("wh"), stat.S_IFCHR | 0o600, os.makedev(0, 0)),  # EPERM
+            (os.mknod, p("chr"), stat.S_IFCHR | 0o600, os.makedev(1, 3)),
+            (os.mkfifo, p("fifo")),
+            (os.symlink, "f", p("sym")),
+            (os.link, p("f"), p("hard")),
+            (os.link, p("d"), p("hd")),              # EPERM
+            (os.rename, p("d"), p("d2")),            # EXDEV: d is in a lower
+            (os.mkdir, p("up")),
+            (os.rename, p("up"), p("up2")),          # a pure upper dir moves
+            (os.rename, p("up2"), p("d", "inside")),
+            (os.unlink, p("nothing")),               # ENOENT
+            (os.rename, p("nothing"), p("x")),       # ENOENT
+            (os.open, p("f", "x"), os.O_RDONLY),     # ENOTDIR
+            (renameat2, p("f"), p("g"), RENAME_NOREPLACE),   # EEXIST
+            (renameat2, p("f"), p("new"), RENAME_EXCHANGE),  # ENOENT
+            (renameat2, p("f"), p("g"), RENAME_EXCHANGE),
+            (os.unlink, p("g")),
+            (os.rmdir, p("d", "e")),
+        )
+
+    d.run(ops)
+    assert os.listdir(d.v.upper)
+    d.check()
+    d.run(lambda s: (read(s.p("f")), listing(s.p()), listing(s.p("d"))))
+
+
+def three_layers_2(l0, l1):
+    write(f"{l1}/f", "f lower")
+    write(f"{l1}/g", "g lower")
+    os.makedirs(f"{l1}/d/e")
+    write(f"{l1}/d/x", "x")
+
+
+def test_rename_variants(harness):
+    def build(l0, l1):
+        write(f"{l1}/a", "a")
+        write(f"{l1}/b", "b")
+        write(f"{l0}/c", "c top")
+        write(f"{l1}/c", "c lower")
+        os.makedirs(f"{l1}/dir")
+        write(f"{l1}/dir/in", "in")
+        os.makedirs(f"{l1}/merged")
+        write(f"{l1}/merged/low", "low")
+
+    d = Diff(harness, 2, build)
+
+    def ops(s):
+        p = s.p
+        os.rename(p("a"), p("a2"))             # away from a lower: whiteout at a
+        os.rename(p("b"), p("c"))              # over a file that a lower has too
+        os.rename(p("dir", "in"), p("in2"))    # across directories
+        write(p("new"), "n")
+        os.rename(p("new"), p("a"))            # onto the whiteout left above
+        os.mkdir(p("pure"))
+        write(p("pure", "x"), "x")
+        os.rename(p("pure"), p("merged", "pure"))  # into a merged dir: becomes opaque
+        renameat2(p("a2"), p("in2"), RENAME_EXCHANGE)
+        os.mkdir(p("empty"))
+        os.rename(p("empty"), p("dir"))        # onto an (all whited-out) lower dir
+        return listing(p()), listing(p("merged")), read(p("a"))
+
+    d.run(ops)
+    d.check()
+
+
+def test_rmdir_of_all_whited_out_merged_dir(harness):
+    def build(l0, l1, l2):
+        os.makedirs(f"{l2}/d/sub")
+        write(f"{l2}/d/a", "a")
+        os.makedirs(f"{l1}/d")
+        write(f"{l1}/d/b", "b")
+        write(f"{l2}/d/sub/c", "c")
+
+    d = Diff(harness, 3, build)
+
+    def ops(s):
+        p = s.p
+        r = [errno_or(os.rmdir, p("d"))]
+        os.unlink(p("d", "a"))
+        os.unlink(p("d", "b"))
+        r.append(errno_or(os.rmdir, p("d")))
+        os.unlink(p("d", "sub", "c"))
+        os.rmdir(p("d", "sub"))
+        r.append(os.listdir(p("d")))
+        os.rmdir(p("d"))
+        os.mkdir(p("d"))          # recreated over the whiteout: opaque, empty
+        r.append(os.listdir(p("d")))
+        return r
+
+    d.run(ops)
+    d.check()
+
+
+def errno_or(fn, *a, **kw):
+    try:
+        fn(*a, **kw)
+        return 0
+    except OSError as e:
+        return e.errno
+
+
+def test_unlink_while_open(harness):
+    def build(l0, l1):
+        write(f"{l1}/low", "lower data")
+        write(f"{l1}/low2", "read only")
+
+    d = Diff(harness, 2, build)
+
+    def ops(s):
+        f = open(s.p("low"), "r+b")
+        r = open(s.p("low2"), "rb")
+        os.unlink(s.p("low"))
+        os.unlink(s.p("low2"))
+        f.seek(0, 2)
+        f.write(b" and more")
+        f.flush()
+        f.seek(0)
+        out = (f.read(), r.read(), os.fstat(f.fileno()).st_nlink, os.fstat(f.fileno()).st_size,
+               errno_or(os.stat, s.p("low")))
+        write(s.p("low"), "new file")
+        out += (read(s.p("low")),)
+        f.close()
+        r.close()
+        return out
+
+    d.run(ops)
+    d.check()
+
+
+def test_st_ino_stable_across_copy_up_and_remount(harness):
+    def build(l0, l1):
+        os.makedirs(f"{l1}/d")
+        write(f"{l1}/d/f", "x")
+        write(f"{l1}/g", "x")
+        os.makedirs(f"{l0}/d")
+
+    d = Diff(harness, 2, build)
+    for s in d.sides:
+        lower = os.stat(os.path.join(s.lowers[1], "d", "f")).st_ino
+        s.before = {n: os.stat(s.p(*n.split("/"))).st_ino for n in ("d", "d/f", "g")}
+        assert s.before["d/f"] == lower
+        with open(s.p("d", "f"), "ab") as f:
+            f.write(b"y")
+        os.chmod(s.p("g"), 0o700)
+        os.rename(s.p("g"), s.p("d", "g2"))
+        s.after = {n: os.stat(s.p(*n.split("/"))).st_ino for n in ("d", "d/f", "d/g2")}
+    d.remount()
+    for s in d.sides:
+        again = {n: os.stat(s.p(*n.split("/"))).st_ino for n in ("d", "d/f", "d/g2")}
+        assert s.before["d"] == s.after["d"] == again["d"], s.name
+        assert s.before["d/f"] == s.after["d/f"] == again["d/f"], s.name
+        assert s.before["g"] == s.after["d/g2"] == again["d/g2"], s.name
+        devs = {os.stat(s.p(n)).st_dev for n in ("", "d", "d/f", "d/g2")}
+        assert len(devs) == 1
+    d.check()
+
+
+def test_name_and_path_limits(harness):
+    d = Diff(harness, 2, lambda l0, l1: os.makedirs(f"{l1}/base"))
+
+    def ops(s):
+        p = s.p
+        r = errnos((write, p("a" * 255), "x"), (write, p("b" * 256), "x"),
+                   (os.mkdir, p("c" * 256)), (os.stat, p("d" * 256)),
+                   (os.symlink, "t", p("e" * 256)), (os.rename, p("a" * 255), p("f" * 256)))
+        # nest directories until PATH_MAX is reached, relative to the mount point
+        cwd = os.open(s.p(), os.O_RDONLY)
+        try:
+            depth, rel = 0, ""
+            while True:
+                nxt = (rel + "/" if rel else "") + "n" * 200
+                e = errno_or(os.mkdir, nxt, dir_fd=cwd)
+                if e:
+                    r.append((depth, e))
+                    break
+                rel, depth = nxt, depth + 1
+            r.append(errno_or(write, os.path.join(s.p(), rel, "x" * 30), "y"))
+        finally:
+            os.close(cwd)
+        return r
+
+    d.run(ops)
+    d.check()
+
+
+def test_read_only_without_upper(harness):
+    d = Diff(harness, 2, three_layers_2, upper=False)
+
+    def ops(s):
+        p = s.p
+        return errnos((write, p("new"), "x"), (open, p("f"), "r+b"), (os.unlink, p("f")),
+                      (os.mkdir, p("nd")), (os.chmod, p("f"), 0o777), (os.rmdir, p("d", "e")),
+                      (os.rename, p("f"), p("g")), (os.setxattr, p("f"), "user.x", b"1"),
+                      (os.symlink, "x", p("s")), (os.truncate, p("f"), 0), (read, p("f")))
+
+    assert d.run(ops)[:-1] == [errno.EROFS] * 10
+    d.check()
+
+
+def test_xattrs_visible_and_private(harness):
+    def build(l0, l1):
+        write(f"{l1}/f", "x")
+        os.setxattr(f"{l1}/f", "user.a", b"1")
+        os.setxattr(f"{l1}/f", "trusted.overlay.whatever", b"2")
+        os.setxattr(f"{l1}/f", "trusted.mine", b"3")
+
+    d = Diff(harness, 2, build)
+
+    def ops(s):
+        p = s.p("f")
+        r = [sorted(os.listxattr(p))]
+        os.setxattr(p, "user.b", b"2")
+        os.removexattr(p, "user.a")
+        r.append(errnos((os.getxattr, p, "user.a"), (os.setxattr, p, "trusted.overlay.x", b"1"),
+                        (os.getxattr, p, "trusted.overlay.whatever")))
+        r.append(sorted(os.listxattr(p)))
+        r.append(os.getxattr(p, "trusted.overlay.x"))
+        return r
+
+    d.run(ops)
+    d.check()
+
+
+def test_file_ops_fsync_fallocate_lseek_copy_file_range(harness):
+    def build(l0, l1):
+        write(f"{l1}/src", b"0123456789" * 1000)
+
+    d = Diff(harness, 2, build)
+
+    def ops(s):
+        out = []
+        fd = os.open(s.p("dst"), os.O_CREAT | os.O_RDWR, 0o644)
+        src = os.open(s.p("src"), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.fdatasync(fd)
+            os.posix_fallocate(fd, 0, 1 << 20)
+            os.ftruncate(fd, 0)
+            out.append(os.copy_file_range(src, fd, 5000, 0, 100))
+            os.lseek(fd, 3 << 20, os.SEEK_SET)
+            os.write(fd, b"end")
+            out.append(os.lseek(fd, 0, os.SEEK_DATA))
+            out.append(os.lseek(fd, 0, os.SEEK_HOLE) < (3 << 20))
+            out.append(os.lseek(fd, 1 << 20, os.SEEK_DATA) >= (1 << 20))
+            out.append(os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+            os.close(src)
+        dfd = os.open(s.p(), os.O_RDONLY | os.O_DIRECTORY)
+        os.fsync(dfd)
+        os.close(dfd)
+        return out
+
+    d.run(ops)
+    d.check()
+
+
+def test_mount_under_layer_is_not_crossed(harness):
+    """A filesystem mounted under a lower stays invisible: the covered dir shows."""
+    import subprocess
+
+    d = Diff(harness, 2, lambda l0, l1: (os.makedirs(f"{l1}/mp"),
+                                         write(f"{l1}/mp/covered", "under")))
+    d.umount()
+    for s in d.sides:
+        mp = os.path.join(s.lowers[1], "mp")
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", mp], check=True)
+        harness.defer(subprocess.run, ["umount", mp])
+        write(os.path.join(mp, "ontop"), "tmpfs")
+    d.mount()
+    d.run(lambda s: sorted(os.listdir(s.p("mp"))))
+    assert os.listdir(d.v.p("mp")) == ["covered"]
+    d.check(upper=False)
+
+
+def test_five_hundred_lowers(harness):
+    def build(*layers):
+        for i, l in enumerate(layers):
+            write(f"{l}/f{i}", str(i))
+            os.makedirs(f"{l}/common")
+            write(f"{l}/common/c{i % 7}", str(i))
+        write(f"{layers[-1]}/deepest", "bottom")
+
+    d = Diff(harness, 500, build)
+    assert len(os.listdir(d.v.p())) == 500 + 2
+    assert read(d.v.p("common", "c3")) == b"3"
+    assert read(d.v.p("deepest")) == b"bottom"
+    d.run(lambda s: (write(s.p("deepest"), "changed"), sorted(os.listdir(s.p("common")))))
+    d.check()

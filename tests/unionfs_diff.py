@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Differential helpers for veneer-unionfs: one scenario, two mounts.
+
+Layers are built once in a prototype directory and copied (cp -a) for the
+kernel's overlayfs and for veneer-unionfs, so both start from identical
+trees. Each step runs on both mounts and its results must be equal; the
+merged trees and the upper directories on disk are compared with snapshot().
+"""
+import ctypes
+import errno
+import os
+import stat
+
+from veneer_harness import copy_tree, errno_of, snapshot
+
+LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+AT_FDCWD = -100
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+
+# Written by the kernel for its own bookkeeping (origin file handles differ per copy).
+KERNEL_BOOKKEEPING = ("trusted.overlay.origin", "trusted.overlay.impure")
+
+
+def renameat2(old, new, flags):
+    if LIBC.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), flags) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), old)
+
+
+def upper_snapshot(path):
+    """The upper dir on disk: whiteouts and opaque markers included, kernel bookkeeping out."""
+    snap = snapshot(path)
+    out = {}
+    for rel, e in snap.items():
+        kind, mode, uid, gid, size, content, xattrs, nlink = e
+        xattrs = tuple(x for x in xattrs if x[0] not in KERNEL_BOOKKEEPING)
+        if stat.S_ISCHR(kind) and content == (0, 0):
+            nlink = None  # the kernel shares one whiteout inode between whiteouts
+        out[rel] = (kind, mode, uid, gid, size, content, xattrs, nlink)
+    return out
+
+
+class Side:
+    def __init__(self, name, base, lowers, upper, work, mnt):
+        self.name = name
+        self.base = base
+        self.lowers = lowers
+        self.upper = upper
+        self.work = work
+        self.mnt = mnt
+        self.mount = None
+
+    def p(self, *parts):
+        return os.path.join(self.mnt, *parts)
+
+
+class Diff:
+    """Kernel overlay (k) and veneer-unionfs (v) over copies of the same layers."""
+
+    def __init__(self, harness, nlower, build, upper=True, proto_v=None, opts=(), vopts=()):
+        self.h = harness
+        proto = harness.mkdir("proto")
+        names = [f"l{i}" for i in range(nlower)]
+        for n in names:
+            os.makedirs(os.path.join(proto, n))
+        if build:
+            build(*[os.path.join(proto, n) for n in names])
+        self.sides = []
+        for side in ("k", "v"):
+            base = harness.mkdir(side)
+            src = proto_v if (side == "v" and proto_v) else proto
+            copy_tree(src, base)
+            lowers = [os.path.join(base, n) for n in names]
+            up = wk = None
+            if upper:
+                up = harness.mkdir(side, "upper")
+                wk = harness.mkdir(side, "work")
+            self.sides.append(Side(side, base, lowers, up, wk, os.path.join(base, "mnt")))
+        self.opts = opts
+        self.vopts = vopts
+        self.mount()
+
+    @property
+    def k(self):
+        return self.sides[0]
+
+    @property
+    def v(self):
+        return self.sides[1]
+
+    def mount(self):
+        k, v = self.sides
+        # Relative layer names keep a long stack within the kernel's one-page option string.
+        cwd = os.getcwd()
+        os.chdir(k.base)
+        try:
+            k.mount = self.h.mount_overlay([os.path.basename(x) for x in k.lowers], k.upper,
+                                           k.work, mnt=k.mnt, opts=self.opts)
+        finally:
+            os.chdir(cwd)
+        v.mount = self.h.mount_unionfs(v.lowers, v.upper, v.work, mnt=v.mnt,
+                                       opts=tuple(self.opts) + tuple(self.vopts))
+
+    def umount(self):
+        for s in self.sides:
+            rc = self.h.umount(s.mount)
+            assert rc == 0, f"{s.name} unmount exit {rc}"
+
+    def remount(self):
+        self.umount()
+        self.mount()
+
+    def run(self, fn):
+        """fn(side) on both; the results must agree. Returns the kernel's."""
+        rk = fn(self.k)
+        rv = fn(self.v)
+        assert rk == rv, f"kernel {rk!r} != veneer {rv!r}"
+        return rk
+
+    def check(self, upper=True):
+        sk, sv = snapshot(self.k.mnt), snapshot(self.v.mnt)
+        diff = {p: (sk.get(p), sv.get(p)) for p in set(sk) | set(sv) if sk.get(p) != sv.get(p)}
+        assert not diff, f"merged trees differ (kernel, veneer): {diff}"
+        if upper and self.k.upper:
+            uk, uv = upper_snapshot(self.k.upper), upper_snapshot(self.v.upper)
+            diff = {p: (uk.get(p), uv.get(p)) for p in set(uk) | set(uv)
+                    if uk.get(p) != uv.get(p)}
+            assert not diff, f"upper dirs differ (kernel, veneer): {diff}"
+        return sk
+
+
+def write(path, data, mode=None):
+    with open(path, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+    if mode is not None:
+        os.chmod(path, mode)
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def errnos(*calls):
+    """[(fn, args...), ...] -> their errnos (0 on success)."""
+    return [errno_of(c[0], *c[1:]) for c in calls]
+
+
+def whiteout(path):
+    os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+
+
+def listing(path):
+    """Names and d_types of a directory as readdir gives them."""
+    out = []
+    with os.scandir(path) as it:
+        for e in it:
+            out.append((e.name, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False),
+                        e.is_symlink()))
+    return sorted(out)
+
+
+__all__ = ["Diff", "RENAME_EXCHANGE", "RENAME_NOREPLACE", "errno", "errnos", "listing", "read",
+           "renameat2", "upper_snapshot", "whiteout", "write"]

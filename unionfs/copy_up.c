@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Copy-up: the first modification of a lower object brings it into the upper.
+ * Parents go first; the copy is built in <workdir>/work under a temporary name
+ * (data, then owner, xattrs, mode, times) and renamed into place, so a crash
+ * never leaves a partial file visible. Data moves by FICLONE, else
+ * copy_file_range extent by extent (holes stay holes), else read/write.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "log.h"
+#include "unionfs.h"
+
+static int vu_copy_rw(int in, int out, off_t from, off_t to)
+{
+	char buf[128 * 1024];
+
+	while (from < to) {
+		size_t want = MIN((off_t)sizeof(buf), to - from);
+		ssize_t n = pread(in, buf, want, from);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		for (ssize_t done = 0; done < n;) {
+			ssize_t w = pwrite(out, buf + done, n - done, from + done);
+
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				return -errno;
+			}
+			done += w;
+		}
+		from += n;
+	}
+	return 0;
+}
+
+static int vu_copy_range(int in, int out, off_t from, off_t to)
+{
+	loff_t ioff = from, ooff = from;
+
+	while (ioff < to) {
+		ssize_t n = copy_file_range(in, &ioff, out, &ooff, to - ioff, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+			    errno == EOPNOTSUPP)
+				return vu_copy_rw(in, out, ioff, to);
+			return -errno;
+		}
+		if (n == 0)
+			break;
+	}
+	return 0;
+}
+
+static int vu_copy_data(int in, int out, off_t size)
+{
+	off_t pos = 0;
+	int r;
+
+	if (size == 0)
+		return 0;
+	if (ioctl(out, FICLONE, in) == 0)
+		return 0;
+	/* Extent by extent: the holes of a sparse file stay holes in the copy. */
+	while (pos < size) {
+		off_t data = lseek(in, pos, SEEK_DATA), hole;
+
+		if (data < 0) {
+			if (errno == ENXIO)
+				break;
+			data = pos;
+			hole = size;
+		} else {
+			hole = lseek(in, data, SEEK_HOLE);
+			if (hole < 0 || hole > size)
+				hole = size;
+		}
+		r = vu_copy_range(in, out, data, hole);
+		if (r < 0)
+			return r;
+		pos = hole;
+	}
+	return ftruncate(out, size) < 0 ? -errno : 0;
+}
+
+/* trusted.overlay.origin in the kernel's format, so st_ino survives a remount. */
+static void vu_copy_set_origin(struct vu_fs *fs, int srcfd, int dstfd)
+{
+	union {
+		struct file_handle fh;
+		unsigned char raw[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+	} h;
+	unsigned char fb[21 + MAX_HANDLE_SZ];
+	int mnt;
+
+	if (!fs->samefs)
+		return;
+	h.fh.handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(srcfd, "", &h.fh, &mnt, AT_EMPTY_PATH) < 0)
+		return;
+	if (h.fh.handle_bytes + 21 > 255)
+		return;
+	fb[0] = 0;    /* version */
+	fb[1] = 0xfb; /* magic */
+	fb[2] = 21 + h.fh.handle_bytes;
+	fb[3] = 0; /* little-endian, lower origin */
+	fb[4] = h.fh.handle_type;
+	memset(fb + 5, 0, 16); /* null uuid: what the kernel writes when all layers share a fs */
+	memcpy(fb + 21, h.fh.f_handle, h.fh.handle_bytes);
+	vu_xattr_set(dstfd, true,
+		     fs->can_trusted ? "trusted.overlay.origin" : "user.overlay.origin", fb, fb[2],
+		     0);
+}
+
+static int vu_copy_meta(struct vu_fs *fs, int srcfd, int dstfd, const struct stat *st,
+			const char *tmp)
+{
+	char p[VC_PROC_FD_PATH_MAX];
+	struct timespec ts[2] = {st->st_atim, st->st_mtim};
+	int r;
+
+	/* Owner first: a chown would strip set-id bits and file capabilities set before it. */
+	if (fchownat(dstfd, "", st->st_uid, st->st_gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	r = vu_xattr_copy(srcfd, dstfd);
+	if (r < 0)
+		return r;
+	if (!S_ISDIR(st->st_mode))
+		vu_copy_set_origin(fs, srcfd, dstfd);
+	vc_proc_fd_path(dstfd, p);
+	if (!S_ISLNK(st->st_mode) && chmod(p, st->st_mode & 07777) < 0)
+		return -errno;
+	if (S_ISLNK(st->st_mode))
+		r = utimensat(fs->work_fd, tmp, ts, AT_SYMLINK_NOFOLLOW);
+	else
+		r = utimensat(AT_FDCWD, p, ts, 0);
+	return r < 0 ? -errno : 0;
+}
+
+/* Build a copy of src under tmp in the workdir; returns an O_PATH fd of it. */
+static int vu_copy_build(struct vu_fs *fs, int srcfd, const struct stat *st, const char *tmp,
+			 bool with_data)
+{
+	char p[VC_PROC_FD_PATH_MAX];
+	_cleanup_close_ int in = -1, out = -1;
+	char target[PATH_MAX + 1];
+	ssize_t n;
+	int r;
+
+	switch (st->st_mode & S_IFMT) {
+	case S_IFDIR:
+		if (mkdirat(fs->work_fd, tmp, 0700) < 0)
+			return -errno;
+		break;
+	case S_IFREG:
+		out = openat(fs->work_fd, tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+		if (out < 0)
+			return -errno;
+		if (with_data) {
+			vc_proc_fd_path(srcfd, p);
+			in = open(p, O_RDONLY | O_CLOEXEC);
+			if (in < 0)
+				return -errno;
+			r = vu_copy_data(in, out, st->st_size);
+			if (r < 0)
+				return r;
+		}
+		break;
+	case S_IFLNK:
+		n = readlinkat(srcfd, "", target, sizeof(target) - 1);
+		if (n < 0)
+			return -errno;
+		target[n] = '\0';
+		if (symlinkat(target, fs->work_fd, tmp) < 0)
+			return -errno;
+		break;
+	default:
+		if (mknodat(fs->work_fd, tmp, (st->st_mode & S_IFMT) | 0600, st->st_rdev) < 0)
+			return -errno;
+		break;
+	}
+	r = vc_open_path_at(fs->work_fd, tmp);
+	return r;
+}
+
+static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node *parent,
+			  const char *name, bool with_data)
+{
+	struct vu_fdref src = VU_FDREF_INIT, pd = VU_FDREF_INIT;
+	g_autofree char *tmp = vu_tmpname(fs);
+	_cleanup_close_ int dst = -1;
+	struct stat st;
+	int r;
+
+	r = vu_node_fd(fs, node, atomic_load(&node->top), &src);
+	if (r < 0)
+		return r;
+	r = vu_node_fd(fs, parent, 0, &pd);
+	if (r < 0)
+		goto out;
+	if (fstat(src.fd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	dst = vu_copy_build(fs, src.fd, &st, tmp, with_data);
+	if (dst < 0) {
+		r = dst;
+		goto out_clean;
+	}
+	r = vu_copy_meta(fs, src.fd, dst, &st, tmp);
+	if (r < 0)
+		goto out_clean;
+	if (renameat2(fs->work_fd, tmp, pd.fd, name, RENAME_NOREPLACE) < 0) {
+		r = -errno;
+		goto out_clean;
+	}
+	atomic_store(&node->top, 0);
+	r = 0;
+	goto out;
+out_clean:
+	log_debug_errno(r, "copy-up of '%s' failed", name);
+	if (unlinkat(fs->work_fd, tmp, 0) < 0 && errno == EISDIR)
+		unlinkat(fs->work_fd, tmp, AT_REMOVEDIR);
+out:
+	vu_fdref_put(&pd);
+	vu_fdref_put(&src);
+	return r;
+}
+
+int vu_copy_up(struct vu_fs *fs, struct vu_node *node, bool with_data)
+{
+	g_autofree char *name = NULL;
+	struct vu_node *parent;
+	int r;
+
+	if (!fs->has_upper)
+		return -EROFS;
+	if (atomic_load(&node->top) == 0)
+		return 0;
+	parent = vu_node_parent(fs, node, &name);
+	if (!parent)
+		return -ENOENT;
+	r = vu_copy_up(fs, parent, true);
+	if (r == 0) {
+		pthread_mutex_lock(&node->lock);
+		if (atomic_load(&node->top) != 0)
+			r = vu_copy_up_one(fs, node, parent, name, with_data);
+		pthread_mutex_unlock(&node->lock);
+	}
+	vu_node_unref(fs, parent);
+	return r;
+}

@@ -1,0 +1,484 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Namespace changes: mknod/mkdir/symlink/link create in the upper (over a
+ * whiteout they are built in the workdir and swapped in, directories marked
+ * opaque); unlink/rmdir/rename leave whiteouts where a lower still shows the
+ * name. Directories that exist in a lower cannot be renamed (EXDEV), as with
+ * the kernel without redirect_dir.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "log.h"
+#include "unionfs.h"
+
+void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, uid_t *uid, gid_t *gid,
+		  mode_t *mode)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat pst;
+
+	*uid = ctx->uid;
+	*gid = ctx->gid;
+	/* BSD group semantics of a set-group-ID directory, as inode_init_owner() does. */
+	if (vu_inode_stat(fs, parent, &pst) == 0 && (pst.st_mode & S_ISGID)) {
+		*gid = pst.st_gid;
+		if (S_ISDIR(*mode))
+			*mode |= S_ISGID;
+	}
+}
+
+int vu_dir_prepare_create(struct vu_fs *fs, struct vu_node *parent, const char *name,
+			  struct vu_found *ret_found)
+{
+	int r;
+
+	if (!fs->has_upper)
+		return -EROFS;
+	if (strlen(name) > NAME_MAX)
+		return -ENAMETOOLONG;
+	/* Such a name would be read back as an OCI whiteout. */
+	if (vu_whiteout_is_private_name(name))
+		return -EPERM;
+	r = vu_namei_lookup(fs, parent, name, ret_found);
+	if (r == 0)
+		return -EEXIST;
+	if (r != -ENOENT)
+		return r;
+	return vu_copy_up(fs, parent, true);
+}
+
+int vu_dir_install(struct vu_fs *fs, struct vu_node *parent, const char *name, const char *tmpname,
+		   const struct vu_found *found, bool is_dir)
+{
+	struct vu_fdref pd = VU_FDREF_INIT;
+	int r;
+
+	r = vu_node_fd(fs, parent, 0, &pd);
+	if (r < 0)
+		return r;
+	if (found->upper_whiteout == VU_WH_CHR || found->upper_whiteout == VU_WH_XATTR) {
+		/* Swap the new object with the whiteout, then drop the whiteout. */
+		if (renameat2(fs->work_fd, tmpname, pd.fd, name, RENAME_EXCHANGE) < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (unlinkat(fs->work_fd, tmpname, 0) < 0)
+			log_debug_errno(-errno, "could not remove old whiteout '%s'", tmpname);
+	} else {
+		if (renameat2(fs->work_fd, tmpname, pd.fd, name, RENAME_NOREPLACE) < 0) {
+			r = -errno;
+			goto out;
+		}
+		r = vu_whiteout_remove(fs, pd.fd, name, found->upper_whiteout);
+	}
+out:
+	vu_fdref_put(&pd);
+	return r;
+}
+
+struct vu_newobj {
+	mode_t mode;
+	dev_t rdev;
+	const char *target;  /* symlinks */
+	struct vu_node *src; /* hard links */
+};
+
+static int vu_dir_make(struct vu_fs *fs, int dirfd, const char *name, const struct vu_newobj *o)
+{
+	struct vu_fdref s = VU_FDREF_INIT;
+	int r;
+
+	switch (o->mode & S_IFMT) {
+	case S_IFDIR:
+		r = mkdirat(dirfd, name, o->mode & 07777);
+		break;
+	case S_IFLNK:
+		r = symlinkat(o->target, dirfd, name);
+		break;
+	case 0:
+		r = vu_node_fd(fs, o->src, 0, &s);
+		if (r < 0)
+			return r;
+		r = linkat(s.fd, "", dirfd, name, AT_EMPTY_PATH);
+		vu_fdref_put(&s);
+		break;
+	default:
+		r = mknodat(dirfd, name, o->mode, o->rdev);
+		break;
+	}
+	return r < 0 ? -errno : 0;
+}
+
+static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, const char *name,
+			 struct vu_newobj *o, struct fuse_entry_param *e)
+{
+	struct vu_fdref pd = VU_FDREF_INIT;
+	g_autofree char *tmp = NULL;
+	struct vu_node *node;
+	struct vu_found f;
+	uid_t uid;
+	gid_t gid;
+	int r, dirfd;
+	const char *nm;
+
+	r = vu_dir_prepare_create(fs, parent, name, &f);
+	if (r < 0)
+		return r;
+	if (o->src) {
+		r = vu_copy_up(fs, o->src, true);
+		if (r < 0)
+			return r;
+	}
+	r = vu_node_fd(fs, parent, 0, &pd);
+	if (r < 0)
+		return r;
+	if (f.upper_whiteout != VU_WH_NONE) {
+		tmp = vu_tmpname(fs);
+		dirfd = fs->work_fd;
+		nm = tmp;
+	} else {
+		dirfd = pd.fd;
+		nm = name;
+	}
+	r = vu_dir_make(fs, dirfd, nm, o);
+	if (r < 0)
+		goto out;
+	if (!o->src) {
+		vu_dir_owner(req, fs, parent, &uid, &gid, &o->mode);
+		if ((uid != 0 || gid != 0) &&
+		    fchownat(dirfd, nm, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+			r = -errno;
+			goto out_unlink;
+		}
+		/* chown cleared it, and mkdir ignores it: set-group-ID inherited from the parent.
+		 */
+		if (S_ISDIR(o->mode) && (o->mode & S_ISGID) &&
+		    fchmodat(dirfd, nm, o->mode & 07777, 0) < 0) {
+			r = -errno;
+			goto out_unlink;
+		}
+	}
+	if (tmp && S_ISDIR(o->mode)) {
+		/* A directory made where a whiteout was hides what the lowers have there. */
+		_cleanup_close_ int fd = vc_open_path_at(dirfd, nm);
+
+		r = fd < 0 ? fd : vu_whiteout_set_opaque(fs, fd);
+		if (r < 0)
+			goto out_unlink;
+	}
+	if (tmp) {
+		r = vu_dir_install(fs, parent, name, tmp, &f, S_ISDIR(o->mode));
+		if (r < 0)
+			goto out_unlink;
+	}
+	vu_fdref_put(&pd);
+	r = vu_namei_child(fs, parent, name, true, &node, &f);
+	if (r < 0)
+		return r;
+	vu_fill_entry(fs, node, &f.st, e);
+	return 0;
+
+out_unlink:
+	unlinkat(dirfd, nm, S_ISDIR(o->mode) ? AT_REMOVEDIR : 0);
+out:
+	vu_fdref_put(&pd);
+	return r;
+}
+
+static void vu_dir_reply_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+				struct vu_newobj *o)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct fuse_entry_param e;
+	int r = vu_dir_create(req, fs, vu_node_of(fs, parent), name, o, &e);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+void vu_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct vu_newobj o = {.mode = mode, .rdev = rdev};
+
+	/* A 0/0 character device is how a whiteout looks: refused, as the kernel does. */
+	if (S_ISCHR(mode) && rdev == makedev(0, 0)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	vu_dir_reply_create(req, parent, name, &o);
+}
+
+void vu_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct vu_newobj o = {.mode = S_IFDIR | (mode & 07777)};
+
+	vu_dir_reply_create(req, parent, name, &o);
+}
+
+void vu_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct vu_newobj o = {.mode = S_IFLNK | 0777, .target = link};
+
+	vu_dir_reply_create(req, parent, name, &o);
+}
+
+void vu_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct vu_newobj o = {.mode = 0, .src = vu_node_of(fs, ino)};
+
+	vu_dir_reply_create(req, newparent, newname, &o);
+}
+
+/* Keep an unlinked node reachable for the kernel, which may still hold it open. */
+static void vu_dir_pin(struct vu_fs *fs, struct vu_node *node)
+{
+	struct vu_fdref d = VU_FDREF_INIT;
+	int fd;
+
+	if (vu_node_fd(fs, node, atomic_load(&node->top), &d) < 0)
+		return;
+	fd = fcntl(d.fd, F_DUPFD_CLOEXEC, 3);
+	vu_fdref_put(&d);
+	pthread_mutex_lock(&fs->nodes_lock);
+	if (node->pinned_fd < 0 && fd >= 0) {
+		node->pinned_fd = fd;
+		fd = -1;
+	}
+	pthread_mutex_unlock(&fs->nodes_lock);
+	vc_close_nointr(fd);
+}
+
+/* Remove node (name in parent) from the merged view. */
+static int vu_dir_remove(struct vu_fs *fs, struct vu_node *parent, const char *name,
+			 struct vu_node *node, bool is_dir)
+{
+	struct vu_fdref pd = VU_FDREF_INIT, cd = VU_FDREF_INIT;
+	bool lower;
+	int r;
+
+	r = vu_copy_up(fs, parent, true);
+	if (r < 0)
+		return r;
+	lower = atomic_load(&node->top) != 0 || vu_namei_lower_visible(fs, parent, name);
+	r = vu_node_fd(fs, parent, 0, &pd);
+	if (r < 0)
+		return r;
+	vu_dir_pin(fs, node);
+	if (atomic_load(&node->top) != 0) {
+		r = vu_whiteout_make(fs, pd.fd, name, VU_WH_NOREPLACE);
+	} else if (is_dir) {
+		r = vu_node_fd(fs, node, 0, &cd);
+		if (r == 0)
+			r = vu_whiteout_clear_upper_dir(fs, cd.fd);
+		vu_fdref_put(&cd);
+		if (r == 0 && lower)
+			r = vu_whiteout_make(fs, pd.fd, name, VU_WH_REPLACE_DIR);
+		else if (r == 0 && unlinkat(pd.fd, name, AT_REMOVEDIR) < 0)
+			r = -errno;
+	} else if (lower) {
+		r = vu_whiteout_make(fs, pd.fd, name, VU_WH_REPLACE);
+	} else if (unlinkat(pd.fd, name, 0) < 0) {
+		r = -errno;
+	}
+	vu_fdref_put(&pd);
+	if (r == 0)
+		vu_node_unhash(fs, node);
+	return r;
+}
+
+static void vu_dir_unlink_common(fuse_req_t req, fuse_ino_t parent, const char *name, bool is_dir)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct vu_node *pnode = vu_node_of(fs, parent);
+	struct vu_node *node = NULL;
+	int r;
+
+	if (!fs->has_upper) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	r = vu_namei_child(fs, pnode, name, false, &node, NULL);
+	if (r < 0)
+		goto out;
+	if (is_dir && !S_ISDIR(node->type)) {
+		r = -ENOTDIR;
+	} else if (!is_dir && S_ISDIR(node->type)) {
+		r = -EISDIR;
+	} else if (is_dir && (r = vu_dir_is_empty(fs, node)) <= 0) {
+		r = r < 0 ? r : -ENOTEMPTY;
+	} else {
+		r = vu_dir_remove(fs, pnode, name, node, is_dir);
+	}
+out:
+	vu_node_unref(fs, node);
+	fuse_reply_err(req, -r);
+}
+
+void vu_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	vu_dir_unlink_common(req, parent, name, false);
+}
+
+void vu_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	vu_dir_unlink_common(req, parent, name, true);
+}
+
+/* A directory only in the upper that moves into a merged parent must not merge there. */
+static int vu_dir_keep_opaque(struct vu_fs *fs, struct vu_node *dir, struct vu_node *newparent)
+{
+	struct vu_fdref d = VU_FDREF_INIT;
+	int r;
+
+	if (!S_ISDIR(dir->type) || atomic_load(&newparent->bottom) == 0)
+		return 0;
+	r = vu_node_fd(fs, dir, 0, &d);
+	if (r < 0)
+		return r;
+	if (vu_whiteout_dir_opaque(fs, 0, d.fd, NULL) == 0)
+		r = vu_whiteout_set_opaque(fs, d.fd);
+	vu_fdref_put(&d);
+	return r;
+}
+
+static bool vu_dir_in_lower(struct vu_node *n)
+{
+	return atomic_load(&n->top) != 0 || atomic_load(&n->bottom) != 0;
+}
+
+static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name, struct vu_node *np,
+			 const char *newname, unsigned flags)
+{
+	struct vu_fdref od = VU_FDREF_INIT, nd = VU_FDREF_INIT;
+	struct vu_node *src = NULL, *dst = NULL;
+	struct vu_found df;
+	bool src_lower;
+	int r;
+
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;
+	if (!fs->has_upper)
+		return -EROFS;
+	if (strlen(newname) > NAME_MAX)
+		return -ENAMETOOLONG;
+	if (vu_whiteout_is_private_name(newname))
+		return -EPERM;
+	r = vu_namei_child(fs, op, name, false, &src, NULL);
+	if (r < 0)
+		return r;
+	r = vu_namei_lookup(fs, np, newname, &df);
+	if (r == 0)
+		dst = vu_node_get(fs, np, newname, &df, false);
+	else if (r != -ENOENT)
+		goto out;
+	r = 0;
+	if (dst == src)
+		goto out;
+	if ((flags & RENAME_NOREPLACE) && dst) {
+		r = -EEXIST;
+		goto out;
+	}
+	if ((flags & RENAME_EXCHANGE) && !dst) {
+		r = -ENOENT;
+		goto out;
+	}
+	if ((S_ISDIR(src->type) && vu_dir_in_lower(src)) ||
+	    ((flags & RENAME_EXCHANGE) && S_ISDIR(dst->type) && vu_dir_in_lower(dst))) {
+		r = -EXDEV;
+		goto out;
+	}
+	if (dst && !(flags & RENAME_EXCHANGE) && S_ISDIR(dst->type)) {
+		r = vu_dir_is_empty(fs, dst);
+		if (r <= 0) {
+			r = r < 0 ? r : -ENOTEMPTY;
+			goto out;
+		}
+	}
+	r = vu_copy_up(fs, src, true);
+	if (r == 0)
+		r = vu_copy_up(fs, np, true);
+	if (r == 0 && (flags & RENAME_EXCHANGE))
+		r = vu_copy_up(fs, dst, true);
+	if (r < 0)
+		goto out;
+	src_lower = vu_namei_lower_visible(fs, op, name);
+	r = vu_node_fd(fs, op, 0, &od);
+	if (r == 0)
+		r = vu_node_fd(fs, np, 0, &nd);
+	if (r < 0)
+		goto out;
+
+	if (flags & RENAME_EXCHANGE) {
+		r = vu_dir_keep_opaque(fs, src, np);
+		if (r == 0)
+			r = vu_dir_keep_opaque(fs, dst, op);
+		if (r == 0 && renameat2(od.fd, name, nd.fd, newname, RENAME_EXCHANGE) < 0)
+			r = -errno;
+		if (r == 0)
+			vu_node_exchange(fs, src, dst);
+		goto out;
+	}
+
+	/* What the upper holds at the target: a whiteout goes, an empty directory is emptied. */
+	if (df.upper_whiteout == VU_WH_CHR || df.upper_whiteout == VU_WH_XATTR) {
+		if (unlinkat(nd.fd, newname, 0) < 0) {
+			r = -errno;
+			goto out;
+		}
+	} else if (df.upper_whiteout == VU_WH_OCI) {
+		r = vu_whiteout_remove(fs, nd.fd, newname, VU_WH_OCI);
+	} else if (dst && S_ISDIR(dst->type) && atomic_load(&dst->top) == 0) {
+		struct vu_fdref dd = VU_FDREF_INIT;
+
+		r = vu_node_fd(fs, dst, 0, &dd);
+		if (r == 0)
+			r = vu_whiteout_clear_upper_dir(fs, dd.fd);
+		vu_fdref_put(&dd);
+	}
+	if (r == 0)
+		r = vu_dir_keep_opaque(fs, src, np);
+	if (r < 0)
+		goto out;
+	if (dst)
+		vu_dir_pin(fs, dst);
+	if (src_lower && fs->can_mknod) {
+		/* The kernel's own trick: the source becomes a whiteout in the same step. */
+		if (renameat2(od.fd, name, nd.fd, newname, RENAME_WHITEOUT) < 0)
+			r = -errno;
+	} else {
+		if (renameat2(od.fd, name, nd.fd, newname, 0) < 0)
+			r = -errno;
+		if (r == 0 && src_lower)
+			r = vu_whiteout_make(fs, od.fd, name, VU_WH_NOREPLACE);
+	}
+	if (r < 0)
+		goto out;
+	if (dst)
+		vu_node_unhash(fs, dst);
+	vu_node_move(fs, src, np, newname);
+out:
+	vu_fdref_put(&od);
+	vu_fdref_put(&nd);
+	vu_node_unref(fs, src);
+	vu_node_unref(fs, dst);
+	return r;
+}
+
+void vu_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		  const char *newname, unsigned int flags)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+
+	fuse_reply_err(req, -vu_dir_rename(fs, vu_node_of(fs, parent), name,
+					   vu_node_of(fs, newparent), newname, flags));
+}

@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Open files: open/create (copy-up on write opens, none of the data with
+ * O_TRUNC), read/write through splice-capable buffers, flush/fsync/release,
+ * fallocate, lseek (SEEK_DATA/SEEK_HOLE) and copy_file_range. A read-only
+ * handle opened before a copy-up follows the file to the upper, as on the kernel.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "log.h"
+#include "unionfs.h"
+
+struct vu_fileh {
+	pthread_mutex_t lock; /* protects fd and layer against the reopen after copy-up */
+	int fd;
+	int layer;
+	int flags;
+	struct vu_node *node; /* referenced while open */
+};
+
+static int vu_file_open_flags(int flags)
+{
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_TRUNC | O_DIRECT);
+	return flags | O_CLOEXEC;
+}
+
+/* Open node's object in layer with flags, by reopening its O_PATH fd. */
+static int vu_file_reopen(struct vu_fs *fs, struct vu_node *node, int layer, int flags)
+{
+	struct vu_fdref d = VU_FDREF_INIT;
+	char p[VC_PROC_FD_PATH_MAX];
+	int r, fd;
+
+	r = vu_node_fd(fs, node, layer, &d);
+	if (r < 0)
+		return r;
+	vc_proc_fd_path(d.fd, p);
+	fd = open(p, vu_file_open_flags(flags));
+	r = fd < 0 ? -errno : fd;
+	vu_fdref_put(&d);
+	return r;
+}
+
+int vu_file_fd(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node)
+{
+	struct vu_fileh *h = (struct vu_fileh *)(uintptr_t)fi->fh;
+	int fd;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->layer != 0 && fs->has_upper && atomic_load(&h->node->top) == 0) {
+		int nfd = vu_file_reopen(fs, h->node, 0, h->flags);
+
+		if (nfd >= 0) {
+			off_t pos = lseek(h->fd, 0, SEEK_CUR);
+
+			if (pos > 0)
+				lseek(nfd, pos, SEEK_SET);
+			close(h->fd);
+			h->fd = nfd;
+			h->layer = 0;
+		}
+	}
+	fd = h->fd;
+	pthread_mutex_unlock(&h->lock);
+	return fd;
+}
+
+static void vu_file_attach(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node,
+			   int fd, int layer)
+{
+	struct vu_fileh *h = g_new0(struct vu_fileh, 1);
+
+	pthread_mutex_init(&h->lock, NULL);
+	h->fd = fd;
+	h->layer = layer;
+	h->flags = fi->flags;
+	h->node = node;
+	vu_node_ref(fs, node);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	/* Lower files never change, and every upper change passes through the kernel. */
+	fi->keep_cache = 1;
+	if (fi->flags & O_DIRECT)
+		fi->direct_io = 1;
+}
+
+static void vu_file_detach(struct vu_fs *fs, struct fuse_file_info *fi)
+{
+	struct vu_fileh *h = (struct vu_fileh *)(uintptr_t)fi->fh;
+
+	close(h->fd);
+	vu_node_unref(fs, h->node);
+	pthread_mutex_destroy(&h->lock);
+	g_free(h);
+}
+
+void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct vu_node *node = vu_node_of(fs, ino);
+	bool write = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+	int fd, r, layer;
+
+	if (write) {
+		if (!fs->has_upper) {
+			fuse_reply_err(req, EROFS);
+			return;
+		}
+		r = vu_copy_up(fs, node, !(fi->flags & O_TRUNC));
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+	}
+	layer = atomic_load(&node->top);
+	fd = vu_file_reopen(fs, node, layer, fi->flags);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	if ((fi->flags & O_TRUNC) && ftruncate(fd, 0) < 0) {
+		r = -errno;
+		close(fd);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	vu_file_attach(fs, fi, node, fd, layer);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		vu_file_detach(fs, fi);
+}
+
+void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		  struct fuse_file_info *fi)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct vu_node *pnode = vu_node_of(fs, parent);
+	struct vu_fdref pd = VU_FDREF_INIT;
+	g_autofree char *tmp = NULL;
+	struct fuse_entry_param e;
+	struct vu_found f;
+	struct vu_node *node;
+	uid_t uid;
+	gid_t gid;
+	int fd = -1, r, dirfd, cflags;
+
+	r = vu_dir_prepare_create(fs, pnode, name, &f);
+	if (r < 0)
+		goto fail;
+	r = vu_node_fd(fs, pnode, 0, &pd);
+	if (r < 0)
+		goto fail;
+	vu_dir_owner(req, fs, pnode, &uid, &gid, &mode);
+	/* Over a whiteout the file is built in the workdir and renamed over it. */
+	if (f.upper_whiteout != VU_WH_NONE) {
+		tmp = vu_tmpname(fs);
+		dirfd = fs->work_fd;
+	} else {
+		dirfd = pd.fd;
+	}
+	cflags = vu_file_open_flags(fi->flags) | O_CREAT | O_EXCL | O_NOFOLLOW;
+	if ((cflags & O_ACCMODE) == O_RDONLY)
+		cflags = (cflags & ~O_ACCMODE) | O_RDWR;
+	fd = openat(dirfd, tmp ? tmp : name, cflags, mode & 07777);
+	if (fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if ((uid != 0 || gid != 0) && fchown(fd, uid, gid) < 0) {
+		r = -errno;
+		goto fail_unlink;
+	}
+	if (tmp) {
+		r = vu_dir_install(fs, pnode, name, tmp, &f, false);
+		if (r < 0)
+			goto fail_unlink;
+	}
+	memset(&f, 0, sizeof(f));
+	if (fstat(fd, &f.st) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	f.ino = f.st.st_ino;
+	node = vu_node_get(fs, pnode, name, &f, true);
+	vu_fdref_put(&pd);
+	vu_fill_entry(fs, node, &f.st, &e);
+	vu_file_attach(fs, fi, node, fd, 0);
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		vu_file_detach(fs, fi);
+		vu_node_forget(fs, node, 1);
+	}
+	return;
+
+fail_unlink:
+	unlinkat(dirfd, tmp ? tmp : name, 0);
+fail:
+	if (fd >= 0)
+		close(fd);
+	vu_fdref_put(&pd);
+	fuse_reply_err(req, -r);
+}
+
+void vu_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = vu_file_fd(fs, fi, vu_node_of(fs, ino));
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void vu_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(bufv));
+	ssize_t n;
+
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = vu_file_fd(fs, fi, vu_node_of(fs, ino));
+	out.buf[0].pos = off;
+	n = fuse_buf_copy(&out, bufv, 0);
+	if (n < 0)
+		fuse_reply_err(req, -n);
+	else
+		fuse_reply_write(req, n);
+}
+
+void vu_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+void vu_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	vu_file_detach(vu_fs_of(req), fi);
+	fuse_reply_err(req, 0);
+}
+
+void vu_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	int fd, r;
+
+	if (fs->params.no_fsync || fs->params.volatile_mode) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	fd = vu_file_fd(fs, fi, vu_node_of(fs, ino));
+	r = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0;
+	fuse_reply_err(req, r);
+}
+
+void vu_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+		     struct fuse_file_info *fi)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	int fd = vu_file_fd(fs, fi, vu_node_of(fs, ino));
+
+	fuse_reply_err(req, fallocate(fd, mode, offset, length) < 0 ? errno : 0);
+}
+
+void vu_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	int fd = vu_file_fd(fs, fi, vu_node_of(fs, ino));
+	off_t r = lseek(fd, off, whence);
+
+	if (r < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+void vu_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			   struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			   struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	int in = vu_file_fd(fs, fi_in, vu_node_of(fs, ino_in));
+	int out = vu_file_fd(fs, fi_out, vu_node_of(fs, ino_out));
+	ssize_t n = copy_file_range(in, &off_in, out, &off_out, len, flags);
+
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_write(req, n);
+}

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Attributes: lookup/forget, getattr/setattr/access/readlink/statfs and the
+ * st_ino policy. st_ino is fixed per node: a merged directory reports its top
+ * lower's inode, a copied-up file its origin's (trusted.overlay.origin), as
+ * kernel overlayfs does when all layers share one filesystem.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "log.h"
+#include "unionfs.h"
+
+/* trusted.overlay.origin: the kernel's struct ovl_fb, then the file handle bytes. */
+#define VU_FB_HDR 21
+
+int vu_origin_ino(struct vu_fs *fs, int upperfd, ino_t *ret)
+{
+	char p[VC_PROC_FD_PATH_MAX];
+	unsigned char buf[VU_FB_HDR + MAX_HANDLE_SZ];
+	union {
+		struct file_handle fh;
+		unsigned char raw[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+	} h;
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	ssize_t n;
+
+	vc_proc_fd_path(upperfd, p);
+	n = getxattr(p, fs->can_trusted ? "trusted.overlay.origin" : "user.overlay.origin", buf,
+		     sizeof(buf));
+	if (n < 0)
+		return -errno;
+	if (n <= VU_FB_HDR || buf[0] != 0 || buf[1] != 0xfb || buf[2] != n)
+		return -EINVAL;
+	h.fh.handle_bytes = n - VU_FB_HDR;
+	h.fh.handle_type = buf[4];
+	memcpy(h.fh.f_handle, buf + VU_FB_HDR, n - VU_FB_HDR);
+	if (fs->handle_fd < 0)
+		return -EBADF;
+	fd = open_by_handle_at(fs->handle_fd, &h.fh, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	/* A hard-linked origin is not used, as with the kernel without index=on. */
+	if (st.st_nlink != 1)
+		return -EMLINK;
+	*ret = st.st_ino;
+	return 0;
+}
+
+static void vu_inode_fixup(struct vu_fs *fs, struct vu_node *node, struct stat *st)
+{
+	st->st_ino = node->ino;
+	if (S_ISDIR(st->st_mode) && atomic_load(&node->bottom) > atomic_load(&node->top))
+		st->st_nlink = 1; /* a merged directory, as the kernel reports it */
+}
+
+int vu_inode_stat(struct vu_fs *fs, struct vu_node *node, struct stat *ret)
+{
+	struct vu_fdref d = VU_FDREF_INIT;
+	int r;
+
+	r = vu_node_fd(fs, node, atomic_load(&node->top), &d);
+	if (r < 0)
+		return r;
+	r = fstat(d.fd, ret) < 0 ? -errno : 0;
+	vu_fdref_put(&d);
+	if (r < 0)
+		return r;
+	vu_inode_fixup(fs, node, ret);
+	return 0;
+}
+
+void vu_fill_entry(struct vu_fs *fs, struct vu_node *node, const struct stat *st,
+		   struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = vu_node_ino(fs, node);
+	e->attr = *st;
+	vu_inode_fixup(fs, node, &e->attr);
+	e->entry_timeout = fs->timeout;
+	/* Hard links are separate nodes: their link counts must not be cached. */
+	e->attr_timeout = (!S_ISDIR(st->st_mode) && st->st_nlink > 1) ? 0 : fs->timeout;
+}
+
+void vu_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct fuse_entry_param e;
+	struct vu_node *node;
+	struct vu_found f;
+	int r;
+
+	r = vu_namei_child(fs, vu_node_of(fs, parent), name, true, &node, &f);
+	if (r == -ENOENT) {
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs->timeout; /* every change goes through us: cache the miss */
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	vu_fill_entry(fs, node, &f.st, &e);
+	fuse_reply_entry(req, &e);
+}
+
+void vu_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+
+	vu_node_forget(fs, vu_node_of(fs, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+void vu_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+
+	for (size_t i = 0; i < count; i++)
+		vu_node_forget(fs, vu_node_of(fs, forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+void vu_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct vu_node *node = vu_node_of(fs, ino);
+	struct stat st;
+	int r;
+
+	if (fi && !S_ISDIR(node->type)) {
+		int fd = vu_file_fd(fs, fi, node);
+
+		r = fstat(fd, &st) < 0 ? -errno : 0;
+		if (r == 0)
+			vu_inode_fixup(fs, node, &st);
+	} else {
+		r = vu_inode_stat(fs, node, &st);
+	}
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fuse_reply_attr(req, &st, (!S_ISDIR(st.st_mode) && st.st_nlink > 1) ? 0 : fs->timeout);
+}
+
+static int vu_inode_setattr(struct vu_fs *fs, struct vu_node *node, struct stat *attr, int to_set,
+			    struct fuse_file_info *fi)
+{
+	struct vu_fdref d = VU_FDREF_INIT;
+	char p[VC_PROC_FD_PATH_MAX];
+	bool trunc0 = (to_set & FUSE_SET_ATTR_SIZE) && attr->st_size == 0 &&
+		      !(to_set & ~FUSE_SET_ATTR_SIZE);
+	int r;
+
+	if (!fs->has_upper)
+		return -EROFS;
+	r = vu_copy_up(fs, node, !trunc0);
+	if (r < 0)
+		return r;
+	r = vu_node_fd(fs, node, 0, &d);
+	if (r < 0)
+		return r;
+	vc_proc_fd_path(d.fd, p);
+
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		if (!S_ISLNK(node->type) && chmod(p, attr->st_mode & 07777) < 0) {
+			r = -errno;
+			goto out;
+		}
+	}
+	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+
+		if (fchownat(d.fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+			r = -errno;
+			goto out;
+		}
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		int fd = fi ? vu_file_fd(fs, fi, node) : -1;
+		_cleanup_close_ int own = -1;
+
+		if (fd < 0 || !(fi->flags & (O_WRONLY | O_RDWR))) {
+			own = open(p, O_WRONLY | O_CLOEXEC);
+			if (own < 0) {
+				r = -errno;
+				goto out;
+			}
+			fd = own;
+		}
+		if (ftruncate(fd, attr->st_size) < 0) {
+			r = -errno;
+			goto out;
+		}
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+
+		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+			ts[0].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_ATIME)
+			ts[0] = attr->st_atim;
+		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+			ts[1].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_MTIME)
+			ts[1] = attr->st_mtim;
+		if (S_ISLNK(node->type)) {
+			g_autofree char *name = NULL;
+			struct vu_node *parent = vu_node_parent(fs, node, &name);
+			struct vu_fdref pd = VU_FDREF_INIT;
+
+			r = parent ? vu_node_fd(fs, parent, 0, &pd) : -ENOENT;
+			if (r == 0 && utimensat(pd.fd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+				r = -errno;
+			vu_fdref_put(&pd);
+			vu_node_unref(fs, parent);
+			if (r < 0)
+				goto out;
+		} else if (utimensat(AT_FDCWD, p, ts, 0) < 0) {
+			r = -errno;
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	vu_fdref_put(&d);
+	return r;
+}
+
+void vu_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		   struct fuse_file_info *fi)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct vu_node *node = vu_node_of(fs, ino);
+	struct stat st;
+	int r;
+
+	r = vu_inode_setattr(fs, node, attr, to_set, fi);
+	if (r == 0)
+		r = vu_inode_stat(fs, node, &st);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fuse_reply_attr(req, &st, (!S_ISDIR(st.st_mode) && st.st_nlink > 1) ? 0 : fs->timeout);
+}
+
+void vu_op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct vu_node *node = vu_node_of(fs, ino);
+	struct vu_fdref d = VU_FDREF_INIT;
+	char buf[PATH_MAX + 1];
+	ssize_t n;
+	int r;
+
+	r = vu_node_fd(fs, node, atomic_load(&node->top), &d);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	n = readlinkat(d.fd, "", buf, sizeof(buf) - 1);
+	r = n < 0 ? -errno : 0;
+	vu_fdref_put(&d);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	buf[n] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+void vu_op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+
+	/* default_permissions: the kernel checks modes; only read-only-ness is ours. */
+	fuse_reply_err(req, (mask & W_OK) && !fs->has_upper ? EROFS : 0);
+}
+
+void vu_op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	_cleanup_close_ int fd = -1;
+	struct statvfs sv;
+
+	/* The upper's numbers (the top lower's on a read-only mount), as the kernel reports. */
+	fd = openat(fs->layers[0].fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fstatvfs(fd, &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	fuse_reply_statfs(req, &sv);
+}

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Lookup of one name in a merged directory: the layers of the parent are
+ * searched top down; the first layer holding the name wins; a whiteout or a
+ * non-directory stops the search, and so does an opaque directory; directories
+ * found further down are merged into the result's layer range [top, bottom].
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "log.h"
+#include "unionfs.h"
+
+/* Is the directory name (a child of dirfd in layer) opaque? */
+static bool vu_namei_opaque(struct vu_fs *fs, int layer, int dirfd, const char *name)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return true; /* vanished or unreadable: do not merge what is below */
+	return vu_whiteout_dir_opaque(fs, layer, fd, NULL) > 0;
+}
+
+static void vu_namei_ino(struct vu_fs *fs, struct vu_node *parent, const char *name,
+			 struct vu_found *f, const struct stat *lower_st)
+{
+	f->ino = f->st.st_ino;
+	if (!fs->samefs)
+		return;
+	if (S_ISDIR(f->st.st_mode)) {
+		/* Merged directories report the inode of the top lower, as the kernel does. */
+		if (lower_st)
+			f->ino = lower_st->st_ino;
+		return;
+	}
+	if (vu_is_upper(fs, f->top)) {
+		struct vu_fdref d = VU_FDREF_INIT;
+		_cleanup_close_ int fd = -1;
+		ino_t ino;
+
+		if (vu_node_fd(fs, parent, f->top, &d) < 0)
+			return;
+		fd = openat(d.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		vu_fdref_put(&d);
+		if (fd >= 0) {
+			int r = vu_origin_ino(fs, fd, &ino);
+
+			if (r == 0)
+				f->ino = ino;
+			else if (r != -ENODATA)
+				log_debug_errno(r, "origin of '%s' not used", name);
+		}
+	}
+}
+
+int vu_namei_lookup(struct vu_fs *fs, struct vu_node *parent, const char *name,
+		    struct vu_found *ret)
+{
+	int ptop = atomic_load(&parent->top), pbot = atomic_load(&parent->bottom);
+	struct stat lower_st;
+	bool have_lower_st = false;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->top = -1;
+	ret->bottom = -1;
+	if (strlen(name) > NAME_MAX)
+		return -ENAMETOOLONG;
+	if (!S_ISDIR(parent->type))
+		return -ENOTDIR;
+	/* OCI whiteout files are format, not content. */
+	if (vu_whiteout_is_private_name(name))
+		return -ENOENT;
+
+	for (int l = ptop; l <= pbot; l++) {
+		struct vu_fdref d = VU_FDREF_INIT;
+		struct stat st;
+		bool stop = false;
+		int r;
+
+		r = vu_node_fd(fs, parent, l, &d);
+		if (r == -ENOENT || r == -ENOTDIR)
+			continue;
+		if (r < 0)
+			return r;
+		if (fstatat(d.fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			r = -errno;
+			if (r == -ENOENT && vu_whiteout_oci_exists(d.fd, name)) {
+				if (ret->top < 0 && vu_is_upper(fs, l))
+					ret->upper_whiteout = VU_WH_OCI;
+				stop = true;
+			}
+			vu_fdref_put(&d);
+			if (stop)
+				break;
+			if (r == -ENOENT || r == -ENOTDIR)
+				continue;
+			return r;
+		}
+		if (vu_whiteout_is(fs, l, d.fd, d.flags, name, &st)) {
+			if (ret->top < 0 && vu_is_upper(fs, l))
+				ret->upper_whiteout = S_ISCHR(st.st_mode) ? VU_WH_CHR : VU_WH_XATTR;
+			vu_fdref_put(&d);
+			break;
+		}
+		if (ret->top < 0) {
+			ret->top = ret->bottom = l;
+			ret->st = st;
+			if (!S_ISDIR(st.st_mode))
+				stop = true;
+			else if (vu_namei_opaque(fs, l, d.fd, name))
+				stop = true;
+			if (!vu_is_upper(fs, l) && S_ISDIR(st.st_mode)) {
+				lower_st = st;
+				have_lower_st = true;
+			}
+		} else if (!S_ISDIR(st.st_mode)) {
+			stop = true;
+		} else {
+			ret->bottom = l;
+			if (!have_lower_st) {
+				lower_st = st;
+				have_lower_st = true;
+			}
+			if (vu_namei_opaque(fs, l, d.fd, name))
+				stop = true;
+		}
+		vu_fdref_put(&d);
+		if (stop)
+			break;
+	}
+	if (ret->top < 0)
+		return -ENOENT;
+	vu_namei_ino(fs, parent, name, ret, have_lower_st ? &lower_st : NULL);
+	return 0;
+}
+
+int vu_namei_child(struct vu_fs *fs, struct vu_node *parent, const char *name, bool count,
+		   struct vu_node **ret_node, struct vu_found *ret_found)
+{
+	struct vu_found f;
+	int r;
+
+	r = vu_namei_lookup(fs, parent, name, &f);
+	if (ret_found)
+		*ret_found = f;
+	if (r < 0)
+		return r;
+	*ret_node = vu_node_get(fs, parent, name, &f, count);
+	return 0;
+}
+
+/* Does a layer below the upper show name in parent? Then removing it needs a whiteout. */
+bool vu_namei_lower_visible(struct vu_fs *fs, struct vu_node *parent, const char *name)
+{
+	int ptop = atomic_load(&parent->top), pbot = atomic_load(&parent->bottom);
+
+	if (ptop < 1)
+		ptop = fs->has_upper ? 1 : 0;
+	for (int l = ptop; l <= pbot; l++) {
+		struct vu_fdref d = VU_FDREF_INIT;
+		struct stat st;
+		bool found = false, stop = false;
+
+		if (vu_node_fd(fs, parent, l, &d) < 0)
+			continue;
+		if (fstatat(d.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			stop = true;
+			found = !vu_whiteout_is(fs, l, d.fd, d.flags, name, &st);
+		} else if (vu_whiteout_oci_exists(d.fd, name)) {
+			stop = true;
+		}
+		vu_fdref_put(&d);
+		if (stop)
+			return found;
+	}
+	return false;
+}

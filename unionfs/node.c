@@ -1,0 +1,464 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The node table and the bounded fd cache. A node is one name of the merged
+ * tree, keyed by (parent node, name) -- never by the underlying (dev, ino),
+ * which copy-up changes. Layer fds are cached per (node, layer) in an LRU of
+ * bounded size; an evicted fd is reopened from the parent's fd and the name.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "log.h"
+#include "unionfs.h"
+
+static guint vu_node_hash(gconstpointer p)
+{
+	const struct vu_node *n = p;
+
+	return g_str_hash(n->name) ^ g_direct_hash(n->parent);
+}
+
+static gboolean vu_node_equal(gconstpointer a, gconstpointer b)
+{
+	const struct vu_node *x = a, *y = b;
+
+	return x->parent == y->parent && strcmp(x->name, y->name) == 0;
+}
+
+static guint vu_fdent_hash(gconstpointer p)
+{
+	const struct vu_fdent *e = p;
+
+	return g_direct_hash(e->node) ^ ((guint)e->layer * 2654435761u);
+}
+
+static gboolean vu_fdent_equal(gconstpointer a, gconstpointer b)
+{
+	const struct vu_fdent *x = a, *y = b;
+
+	return x->node == y->node && x->layer == y->layer;
+}
+
+static struct vu_node *vu_node_alloc(const char *name)
+{
+	struct vu_node *n = g_new0(struct vu_node, 1);
+
+	n->name = g_strdup(name);
+	n->pinned_fd = -1;
+	pthread_mutex_init(&n->lock, NULL);
+	return n;
+}
+
+struct vu_node *vu_node_new_root(struct vu_fs *fs)
+{
+	struct vu_node *root = vu_node_alloc("/");
+	struct stat st;
+
+	pthread_mutex_init(&fs->nodes_lock, NULL);
+	pthread_mutex_init(&fs->fdcache_lock, NULL);
+	fs->names = g_hash_table_new(vu_node_hash, vu_node_equal);
+	fs->fdcache = g_hash_table_new(vu_fdent_hash, vu_fdent_equal);
+	g_queue_init(&fs->lru);
+	g_queue_init(&fs->all_nodes);
+
+	root->type = S_IFDIR;
+	root->refs = 1;
+	root->nlookup = 1;
+	atomic_store(&root->top, 0);
+	atomic_store(&root->bottom, (int)fs->nlayers - 1);
+	/* The root reports the top layer's own inode, as the kernel does. */
+	if (fstat(fs->layers[0].fd, &st) == 0)
+		root->ino = st.st_ino;
+	else
+		root->ino = 1;
+	return root;
+}
+
+struct vu_node *vu_node_of(struct vu_fs *fs, fuse_ino_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return fs->root;
+	return (struct vu_node *)(uintptr_t)ino;
+}
+
+fuse_ino_t vu_node_ino(struct vu_fs *fs, struct vu_node *node)
+{
+	if (node == fs->root)
+		return FUSE_ROOT_ID;
+	return (fuse_ino_t)(uintptr_t)node;
+}
+
+/* Drop every cached fd of node; fdcache_lock held. */
+static void vu_node_drop_fds_locked(struct vu_fs *fs, struct vu_node *node)
+{
+	for (GSList *l = node->fdents; l; l = l->next) {
+		struct vu_fdent *e = l->data;
+
+		g_hash_table_remove(fs->fdcache, e);
+		g_queue_unlink(&fs->lru, &e->link);
+		if (e->users > 0) {
+			e->dead = true;
+		} else {
+			close(e->fd);
+			g_free(e);
+		}
+	}
+	g_slist_free(node->fdents);
+	node->fdents = NULL;
+}
+
+static void vu_node_free_locked(struct vu_fs *fs, struct vu_node *node)
+{
+	if (node->hashed)
+		g_hash_table_remove(fs->names, node);
+	g_queue_unlink(&fs->all_nodes, &node->all_link);
+	pthread_mutex_lock(&fs->fdcache_lock);
+	vu_node_drop_fds_locked(fs, node);
+	pthread_mutex_unlock(&fs->fdcache_lock);
+	vc_close_nointr(node->pinned_fd);
+	pthread_mutex_destroy(&node->lock);
+	g_free(node->name);
+	g_free(node);
+}
+
+/* Free node and then its ancestors while nothing references them; nodes_lock held. */
+static void vu_node_release_locked(struct vu_fs *fs, struct vu_node *node)
+{
+	while (node && node != fs->root && node->refs == 0 && node->nlookup == 0) {
+		struct vu_node *parent = node->parent;
+
+		vu_node_free_locked(fs, node);
+		node = parent;
+		if (node)
+			node->refs--;
+	}
+}
+
+struct vu_node *vu_node_find(struct vu_fs *fs, struct vu_node *parent, const char *name)
+{
+	struct vu_node key = {.parent = parent, .name = (char *)name};
+	struct vu_node *n;
+
+	pthread_mutex_lock(&fs->nodes_lock);
+	n = g_hash_table_lookup(fs->names, &key);
+	if (n)
+		n->refs++;
+	pthread_mutex_unlock(&fs->nodes_lock);
+	return n;
+}
+
+struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char *name,
+			    const struct vu_found *f, bool count_lookup)
+{
+	struct vu_node key = {.parent = parent, .name = (char *)name};
+	struct vu_node *n;
+
+	pthread_mutex_lock(&fs->nodes_lock);
+	n = g_hash_table_lookup(fs->names, &key);
+	if (n && (n->type != (f->st.st_mode & S_IFMT))) {
+		/* The object changed type behind our back: the old node is stale. */
+		g_hash_table_remove(fs->names, n);
+		n->hashed = false;
+		n = NULL;
+	}
+	if (!n) {
+		n = vu_node_alloc(name);
+		n->parent = parent;
+		parent->refs++;
+		n->type = f->st.st_mode & S_IFMT;
+		n->ino = f->ino;
+		atomic_store(&n->top, f->top);
+		atomic_store(&n->bottom, f->bottom);
+		atomic_store(&n->opaque_lower, f->lower_exists);
+		n->hashed = true;
+		g_hash_table_add(fs->names, n);
+		n->all_link.data = n;
+		g_queue_push_tail_link(&fs->all_nodes, &n->all_link);
+	}
+	if (count_lookup)
+		n->nlookup++;
+	else
+		n->refs++;
+	pthread_mutex_unlock(&fs->nodes_lock);
+	return n;
+}
+
+void vu_node_ref(struct vu_fs *fs, struct vu_node *node)
+{
+	pthread_mutex_lock(&fs->nodes_lock);
+	node->refs++;
+	pthread_mutex_unlock(&fs->nodes_lock);
+}
+
+void vu_node_unref(struct vu_fs *fs, struct vu_node *node)
+{
+	if (!node)
+		return;
+	pthread_mutex_lock(&fs->nodes_lock);
+	node->refs--;
+	vu_node_release_locked(fs, node);
+	pthread_mutex_unlock(&fs->nodes_lock);
+}
+
+void vu_node_forget(struct vu_fs *fs, struct vu_node *node, uint64_t n)
+{
+	if (node == fs->root)
+		return;
+	pthread_mutex_lock(&fs->nodes_lock);
+	node->nlookup = node->nlookup > n ? node->nlookup - n : 0;
+	vu_node_release_locked(fs, node);
+	pthread_mutex_unlock(&fs->nodes_lock);
+}
+
+struct vu_node *vu_node_parent(struct vu_fs *fs, struct vu_node *node, char **ret_name)
+{
+	struct vu_node *p;
+
+	pthread_mutex_lock(&fs->nodes_lock);
+	p = node->parent;
+	if (p)
+		p->refs++;
+	if (ret_name)
+		*ret_name = g_strdup(node->name);
+	pthread_mutex_unlock(&fs->nodes_lock);
+	return p;
+}
+
+void vu_node_unhash(struct vu_fs *fs, struct vu_node *node)
+{
+	pthread_mutex_lock(&fs->nodes_lock);
+	if (node->hashed) {
+		g_hash_table_remove(fs->names, node);
+		node->hashed = false;
+	}
+	pthread_mutex_unlock(&fs->nodes_lock);
+}
+
+/* Rename node to (newparent, newname); whatever node held that name must be unhashed first. */
+void vu_node_move(struct vu_fs *fs, struct vu_node *node, struct vu_node *newparent,
+		  const char *newname)
+{
+	struct vu_node *old;
+
+	pthread_mutex_lock(&fs->nodes_lock);
+	if (node->hashed)
+		g_hash_table_remove(fs->names, node);
+	old = node->parent;
+	newparent->refs++;
+	node->parent = newparent;
+	g_free(node->name);
+	node->name = g_strdup(newname);
+	if (!g_hash_table_contains(fs->names, node)) {
+		g_hash_table_add(fs->names, node);
+		node->hashed = true;
+	} else {
+		node->hashed = false;
+	}
+	old->refs--;
+	vu_node_release_locked(fs, old);
+	pthread_mutex_unlock(&fs->nodes_lock);
+}
+
+void vu_node_exchange(struct vu_fs *fs, struct vu_node *a, struct vu_node *b)
+{
+	struct vu_node *p;
+	char *name;
+
+	pthread_mutex_lock(&fs->nodes_lock);
+	if (a->hashed)
+		g_hash_table_remove(fs->names, a);
+	if (b->hashed)
+		g_hash_table_remove(fs->names, b);
+	p = a->parent;
+	a->parent = b->parent;
+	b->parent = p;
+	name = a->name;
+	a->name = b->name;
+	b->name = name;
+	g_hash_table_add(fs->names, a);
+	g_hash_table_add(fs->names, b);
+	a->hashed = b->hashed = true;
+	pthread_mutex_unlock(&fs->nodes_lock);
+}
+
+/* Evict least recently used, unused entries above the bound; fdcache_lock held. */
+static void vu_fdcache_trim_locked(struct vu_fs *fs)
+{
+	GList *l = fs->lru.tail;
+
+	while (g_hash_table_size(fs->fdcache) > fs->fdcache_max && l) {
+		struct vu_fdent *e = l->data;
+		GList *prev = l->prev;
+
+		if (e->users == 0) {
+			g_hash_table_remove(fs->fdcache, e);
+			g_queue_unlink(&fs->lru, &e->link);
+			e->node->fdents = g_slist_remove(e->node->fdents, e);
+			close(e->fd);
+			g_free(e);
+		}
+		l = prev;
+	}
+}
+
+static void vu_fdref_fill(struct vu_fs *fs, struct vu_fdent *e, struct vu_fdref *ret)
+{
+	ret->fs = fs;
+	ret->ent = e;
+	ret->fd = e->fd;
+	ret->flags = e->flags;
+}
+
+int vu_node_fd(struct vu_fs *fs, struct vu_node *node, int layer, struct vu_fdref *ret)
+{
+	struct vu_fdent key = {.node = node, .layer = layer};
+	g_autofree char *name = NULL;
+	struct vu_fdref pref = VU_FDREF_INIT;
+	struct vu_node *parent;
+	struct vu_fdent *e;
+	unsigned flags = 0;
+	int fd, r;
+
+	*ret = (struct vu_fdref)VU_FDREF_INIT;
+	ret->fs = fs;
+	if (layer < 0 || layer >= (int)fs->nlayers)
+		return -ENOENT;
+	if (node == fs->root) {
+		ret->fd = fs->layers[layer].fd;
+		if (!vu_is_upper(fs, layer))
+			vu_whiteout_dir_opaque(fs, layer, ret->fd, &ret->flags);
+		return 0;
+	}
+
+	pthread_mutex_lock(&fs->fdcache_lock);
+	e = g_hash_table_lookup(fs->fdcache, &key);
+	if (e) {
+		e->users++;
+		g_queue_unlink(&fs->lru, &e->link);
+		g_queue_push_head_link(&fs->lru, &e->link);
+		vu_fdref_fill(fs, e, ret);
+		pthread_mutex_unlock(&fs->fdcache_lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&fs->fdcache_lock);
+
+	pthread_mutex_lock(&fs->nodes_lock);
+	if (!node->hashed) {
+		/* Unlinked: only the fd pinned at unlink time still reaches the object. */
+		int pinned = node->pinned_fd;
+
+		pthread_mutex_unlock(&fs->nodes_lock);
+		if (pinned < 0 || layer != atomic_load(&node->top))
+			return -ENOENT;
+		ret->fd = pinned;
+		return 0;
+	}
+	parent = node->parent;
+	parent->refs++;
+	name = g_strdup(node->name);
+	pthread_mutex_unlock(&fs->nodes_lock);
+
+	r = vu_node_fd(fs, parent, layer, &pref);
+	if (r < 0) {
+		vu_node_unref(fs, parent);
+		return r;
+	}
+	fd = openat(pref.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	r = fd < 0 ? -errno : 0;
+	vu_fdref_put(&pref);
+	vu_node_unref(fs, parent);
+	if (r < 0)
+		return r;
+	if (S_ISDIR(node->type) && !vu_is_upper(fs, layer)) {
+		r = vu_whiteout_dir_opaque(fs, layer, fd, &flags);
+		(void)r;
+	}
+
+	pthread_mutex_lock(&fs->fdcache_lock);
+	e = g_hash_table_lookup(fs->fdcache, &key);
+	if (e) {
+		/* Another thread opened it meanwhile: use theirs. */
+		close(fd);
+	} else {
+		e = g_new0(struct vu_fdent, 1);
+		e->node = node;
+		e->layer = layer;
+		e->fd = fd;
+		e->flags = flags;
+		e->link.data = e;
+		g_hash_table_add(fs->fdcache, e);
+		node->fdents = g_slist_prepend(node->fdents, e);
+		g_queue_push_head_link(&fs->lru, &e->link);
+	}
+	e->users++;
+	vu_fdref_fill(fs, e, ret);
+	vu_fdcache_trim_locked(fs);
+	pthread_mutex_unlock(&fs->fdcache_lock);
+	return 0;
+}
+
+void vu_fdref_put(struct vu_fdref *ref)
+{
+	struct vu_fdent *e = ref->ent;
+
+	if (e) {
+		struct vu_fs *fs = ref->fs;
+
+		pthread_mutex_lock(&fs->fdcache_lock);
+		e->users--;
+		if (e->users == 0 && e->dead) {
+			close(e->fd);
+			g_free(e);
+		}
+		pthread_mutex_unlock(&fs->fdcache_lock);
+	}
+	ref->ent = NULL;
+	ref->fd = -1;
+}
+
+void vu_node_fd_forget(struct vu_fs *fs, struct vu_node *node, int layer)
+{
+	struct vu_fdent key = {.node = node, .layer = layer};
+	struct vu_fdent *e;
+
+	pthread_mutex_lock(&fs->fdcache_lock);
+	e = g_hash_table_lookup(fs->fdcache, &key);
+	if (e) {
+		g_hash_table_remove(fs->fdcache, e);
+		g_queue_unlink(&fs->lru, &e->link);
+		node->fdents = g_slist_remove(node->fdents, e);
+		if (e->users > 0) {
+			e->dead = true;
+		} else {
+			close(e->fd);
+			g_free(e);
+		}
+	}
+	pthread_mutex_unlock(&fs->fdcache_lock);
+}
+
+void vu_nodes_teardown(struct vu_fs *fs)
+{
+	GList *l;
+
+	if (!fs->names)
+		return;
+	/* After unmount nothing references nodes any more, whatever the kernel forgot to forget. */
+	while ((l = fs->all_nodes.head))
+		vu_node_free_locked(fs, l->data);
+	pthread_mutex_lock(&fs->fdcache_lock);
+	vu_node_drop_fds_locked(fs, fs->root);
+	pthread_mutex_unlock(&fs->fdcache_lock);
+	pthread_mutex_destroy(&fs->root->lock);
+	g_free(fs->root->name);
+	g_free(fs->root);
+	fs->root = NULL;
+	g_hash_table_destroy(fs->names);
+	fs->names = NULL;
+	g_hash_table_destroy(fs->fdcache);
+	fs->fdcache = NULL;
+}

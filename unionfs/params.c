@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The -o option table (fuse-overlayfs and podman compatible) and the checks of
+ * the layers it names. Everything is validated here, before a single file is
+ * created or the session exists: bad input means one message and exit 2.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <glib.h>
+
+#include "log.h"
+#include "parse-util.h"
+#include "path-util.h"
+#include "unionfs.h"
+
+struct vu_opts {
+	char *lowerdir;
+	char *upperdir;
+	char *workdir;
+	char *fsync;
+	char *timeout;
+	char *fd_cache;
+	int volatile_mode;
+	int ro;
+	int bad; /* an unknown option was seen (already reported) */
+};
+
+enum {
+	VU_KEY_CONTEXT,
+	VU_KEY_PASS,
+	VU_KEY_EMPTY,
+};
+
+static const struct fuse_opt vu_opt_table[] = {
+	{"lowerdir=%s", offsetof(struct vu_opts, lowerdir), 0},
+	{"upperdir=%s", offsetof(struct vu_opts, upperdir), 0},
+	{"workdir=%s", offsetof(struct vu_opts, workdir), 0},
+	{"fsync=%s", offsetof(struct vu_opts, fsync), 0},
+	{"timeout=%s", offsetof(struct vu_opts, timeout), 0},
+	{"fd_cache=%s", offsetof(struct vu_opts, fd_cache), 0},
+	{"volatile", offsetof(struct vu_opts, volatile_mode), 1},
+	{"ro", offsetof(struct vu_opts, ro), 1},
+	FUSE_OPT_KEY("ro", VU_KEY_PASS),
+	FUSE_OPT_KEY("context=", VU_KEY_CONTEXT),
+	FUSE_OPT_KEY("fscontext=", VU_KEY_CONTEXT),
+	FUSE_OPT_KEY("defcontext=", VU_KEY_CONTEXT),
+	FUSE_OPT_KEY("rootcontext=", VU_KEY_CONTEXT),
+	FUSE_OPT_KEY("", VU_KEY_EMPTY),
+	FUSE_OPT_END,
+};
+
+/* Mount options handed on to libfuse / the kernel as they are. */
+static const char *const vu_pass_opts[] = {
+	"rw",		"noatime",     "atime",
+	"relatime",	"strictatime", "nodiratime",
+	"allow_other",	"allow_root",  "default_permissions",
+	"suid",		"nosuid",      "dev",
+	"nodev",	"exec",	       "noexec",
+	"sync",		"async",       "dirsync",
+	"auto_unmount", "clone_fd",    NULL,
+};
+static const char *const vu_pass_prefixes[] = {
+	"fsname=", "subtype=", "max_idle_threads=", "max_threads=", "max_read=", NULL,
+};
+
+static int vu_opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct vu_opts *o = data;
+
+	switch (key) {
+	case VU_KEY_CONTEXT:
+		log_debug("ignoring SELinux option '%s'", arg);
+		return 0;
+	case VU_KEY_EMPTY:
+		return 0;
+	case VU_KEY_PASS:
+		return 1;
+	case FUSE_OPT_KEY_NONOPT:
+		return 1;
+	case FUSE_OPT_KEY_OPT:
+		if (arg[0] == '-')
+			return 1; /* -f, -d, --ready-fd=...: handled by vc_fuse_parse_cmdline */
+		for (size_t i = 0; vu_pass_opts[i]; i++)
+			if (strcmp(arg, vu_pass_opts[i]) == 0)
+				return 1;
+		for (size_t i = 0; vu_pass_prefixes[i]; i++)
+			if (g_str_has_prefix(arg, vu_pass_prefixes[i]))
+				return 1;
+		log_error("unknown option '%s'", arg);
+		o->bad = 1;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
+{
+	struct vu_opts o = {0};
+	int r = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->timeout = 1.0;
+	ret->fd_cache_max = 4096;
+	if (fuse_opt_parse(args, &o, vu_opt_table, vu_opt_proc) < 0) {
+		r = -EINVAL;
+		goto out;
+	}
+	if (o.bad) {
+		r = -EINVAL;
+		goto out;
+	}
+	if (o.lowerdir) {
+		r = vc_split_escaped(o.lowerdir, ':', &ret->lowers);
+		if (r < 0) {
+			log_error("lowerdir='%s': an empty layer path", o.lowerdir);
+			goto out;
+		}
+	}
+	ret->upper = o.upperdir ? g_strdup(o.upperdir) : NULL;
+	ret->work = o.workdir ? g_strdup(o.workdir) : NULL;
+	ret->volatile_mode = o.volatile_mode;
+	ret->ro = o.ro;
+	if (o.fsync) {
+		if (strcmp(o.fsync, "0") == 0) {
+			ret->no_fsync = true;
+		} else if (strcmp(o.fsync, "1") != 0) {
+			log_error("fsync='%s': expected 0 or 1", o.fsync);
+			r = -EINVAL;
+			goto out;
+		}
+	}
+	if (o.timeout) {
+		uint64_t v;
+
+		r = vc_parse_decimal_scaled(o.timeout, 1000, &v);
+		if (r < 0 || v > 86400000) {
+			log_error("timeout='%s': expected seconds between 0 and 86400", o.timeout);
+			r = -EINVAL;
+			goto out;
+		}
+		ret->timeout = v / 1000.0;
+	}
+	if (o.fd_cache) {
+		unsigned v;
+
+		r = vc_parse_uint(o.fd_cache, &v);
+		if (r < 0 || v < 64 || v > 16384) {
+			log_error("fd_cache='%s': expected a number between 64 and 16384",
+				  o.fd_cache);
+			r = -EINVAL;
+			goto out;
+		}
+		ret->fd_cache_max = v;
+	}
+out:
+	free(o.lowerdir);
+	free(o.upperdir);
+	free(o.workdir);
+	free(o.fsync);
+	free(o.timeout);
+	free(o.fd_cache);
+	return r;
+}
+
+/* Resolve a directory given on the command line; the message names the option and path. */
+static int vu_params_dir(const char *opt, const char *path, char **ret, dev_t *ret_dev)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+
+	if (!realpath(path, buf))
+		return log_error_errno(-errno, "%s '%s'", opt, path);
+	if (stat(buf, &st) < 0)
+		return log_error_errno(-errno, "%s '%s'", opt, path);
+	if (!S_ISDIR(st.st_mode))
+		return log_error_errno(-ENOTDIR, "%s '%s'", opt, path);
+	if (ret_dev)
+		*ret_dev = st.st_dev;
+	*ret = g_strdup(buf);
+	return 0;
+}
+
+static bool vu_params_overlap(const char *a, const char *b)
+{
+	return vc_path_is_inside(a, b) || vc_path_is_inside(b, a);
+}
+
+int vu_params_check(struct vu_params *p, const char *mountpoint)
+{
+	g_autofree char *upper = NULL, *work = NULL, *mnt = NULL;
+	dev_t udev = 0, wdev = 0;
+	int r;
+
+	if (!p->lowers || p->lowers->len == 0)
+		return log_error_errno(-EINVAL, "missing -o lowerdir=DIR[:DIR...]");
+	if (!mountpoint)
+		return log_error_errno(-EINVAL, "missing mount point");
+	if (!!p->upper != !!p->work)
+		return log_error_errno(-EINVAL, "upperdir and workdir must be given together");
+	r = vu_params_dir("mount point", mountpoint, &mnt, NULL);
+	if (r < 0)
+		return r;
+	for (guint i = 0; i < p->lowers->len; i++) {
+		char *real = NULL;
+
+		r = vu_params_dir("lowerdir", p->lowers->pdata[i], &real, NULL);
+		if (r < 0)
+			return r;
+		g_free(p->lowers->pdata[i]);
+		p->lowers->pdata[i] = real;
+	}
+	if (p->upper) {
+		r = vu_params_dir("upperdir", p->upper, &upper, &udev);
+		if (r < 0)
+			return r;
+		r = vu_params_dir("workdir", p->work, &work, &wdev);
+		if (r < 0)
+			return r;
+		if (vu_params_overlap(upper, work))
+			return log_error_errno(-EINVAL,
+					       "upperdir '%s' and workdir '%s' must not contain "
+					       "each other",
+					       p->upper, p->work);
+		if (udev != wdev)
+			return log_error_errno(-EXDEV,
+					       "workdir '%s' is on a different filesystem than "
+					       "upperdir '%s'",
+					       p->work, p->upper);
+		for (guint i = 0; i < p->lowers->len; i++) {
+			const char *l = p->lowers->pdata[i];
+
+			if (vu_params_overlap(upper, l))
+				return log_error_errno(-EINVAL,
+						       "upperdir '%s' overlaps lowerdir '%s'",
+						       p->upper, l);
+			if (vu_params_overlap(work, l))
+				return log_error_errno(
+					-EINVAL, "workdir '%s' overlaps lowerdir '%s'", p->work, l);
+		}
+		g_free(p->upper);
+		p->upper = g_steal_pointer(&upper);
+		g_free(p->work);
+		p->work = g_steal_pointer(&work);
+	}
+	return 0;
+}
+
+void vu_params_done(struct vu_params *p)
+{
+	if (p->lowers)
+		g_ptr_array_free(p->lowers, true);
+	p->lowers = NULL;
+	g_clear_pointer(&p->upper, g_free);
+	g_clear_pointer(&p->work, g_free);
+}
+
+void vu_params_help(void)
+{
+	printf("usage: veneer-unionfs -o lowerdir=L1[:L2...][,upperdir=U,workdir=W] [options] "
+	       "MOUNTPOINT\n\n"
+	       "Union filesystem options:\n"
+	       "    -o lowerdir=L1:L2:...  read-only layers, leftmost on top; '\\:' is a colon\n"
+	       "    -o upperdir=DIR        writable layer (kernel overlayfs on-disk format)\n"
+	       "    -o workdir=DIR         scratch dir on the upper's filesystem (with upperdir)\n"
+	       "    -o volatile            accepted for podman: no syncs are forced\n"
+	       "    -o fsync=0|1           0: fsync and fsyncdir return at once\n"
+	       "    -o ro                  read-only mount (also without upperdir)\n"
+	       "    -o rw                  read-write mount (the default with upperdir)\n"
+	       "    -o noatime             do not update access times\n"
+	       "    -o allow_other         let other users access the mount\n"
+	       "    -o default_permissions kernel permission checks (always on)\n"
+	       "    -o context=CTX         SELinux context: accepted and ignored\n"
+	       "    -o timeout=SECONDS     kernel entry/attribute cache time (default 1)\n"
+	       "    -o fd_cache=N          cached layer file descriptors (default 4096)\n\n");
+}

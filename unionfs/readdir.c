@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The merged listing of a directory: every layer of its range read top down,
+ * duplicates and whited-out names dropped, OCI ".wh." files hidden. Each open
+ * handle keeps its own snapshot, so offsets (telldir/seekdir) stay stable
+ * while the directory changes; rewinding to 0 takes a fresh snapshot.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "log.h"
+#include "unionfs.h"
+
+struct vu_dirent {
+	char *name;
+	unsigned char type; /* DT_* */
+	ino_t ino;
+};
+
+struct vu_dirh {
+	pthread_mutex_t lock; /* the kernel may read one handle from several threads */
+	GArray *entries;      /* of vu_dirent; protected by lock */
+	bool consumed;	      /* protected by lock: offset 0 again means rewinddir */
+};
+
+static void vu_dirent_clear(gpointer p)
+{
+	struct vu_dirent *e = p;
+
+	g_free(e->name);
+}
+
+static void vu_readdir_add(GArray *out, const char *name, unsigned char type, ino_t ino)
+{
+	struct vu_dirent e = {.name = g_strdup(name), .type = type, .ino = ino};
+
+	g_array_append_val(out, e);
+}
+
+/* One layer's entries; names it whites out are collected in wh for the layers below. */
+static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned flags,
+			    GHashTable *seen, GHashTable *wh, GArray *out)
+{
+	_cleanup_close_ int fd = -1;
+	struct dirent *de;
+	DIR *d;
+
+	fd = openat(pathfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d)
+		return -errno;
+	fd = -1;
+	while ((de = readdir(d))) {
+		const char *name = de->d_name;
+		unsigned char type = de->d_type;
+		struct stat st;
+
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		if (vu_whiteout_is_private_name(name)) {
+			if (strcmp(name, VU_OCI_OPAQUE) != 0)
+				g_hash_table_add(wh, g_strdup(name + strlen(VU_OCI_PREFIX)));
+			continue;
+		}
+		if (g_hash_table_contains(seen, name))
+			continue;
+		if (type == DT_UNKNOWN || type == DT_CHR ||
+		    (type == DT_REG && (flags & VU_FD_XWHITEOUTS))) {
+			if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			type = IFTODT(st.st_mode);
+			if (vu_whiteout_is(fs, layer, dirfd(d), flags, name, &st)) {
+				g_hash_table_add(wh, g_strdup(name));
+				continue;
+			}
+		}
+		g_hash_table_add(seen, g_strdup(name));
+		vu_readdir_add(out, name, type, de->d_ino);
+	}
+	closedir(d);
+	return 0;
+}
+
+int vu_readdir_merged(struct vu_fs *fs, struct vu_node *dir, GArray **ret)
+{
+	g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_autoptr(GArray) out = g_array_new(false, false, sizeof(struct vu_dirent));
+	int top = atomic_load(&dir->top), bottom = atomic_load(&dir->bottom);
+	int r;
+
+	g_array_set_clear_func(out, vu_dirent_clear);
+	for (int l = top; l <= bottom; l++) {
+		g_autoptr(GHashTable) wh = NULL;
+		struct vu_fdref d = VU_FDREF_INIT;
+		GHashTableIter it;
+		gpointer k;
+
+		r = vu_node_fd(fs, dir, l, &d);
+		if (r == -ENOENT || r == -ENOTDIR)
+			continue;
+		if (r < 0)
+			return r;
+		wh = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		r = vu_readdir_layer(fs, l, d.fd, d.flags, seen, wh, out);
+		vu_fdref_put(&d);
+		if (r < 0)
+			return r;
+		/* Whiteouts hide names of the layers below only. */
+		g_hash_table_iter_init(&it, wh);
+		while (g_hash_table_iter_next(&it, &k, NULL)) {
+			g_hash_table_iter_steal(&it);
+			g_hash_table_add(seen, k);
+		}
+	}
+	*ret = g_steal_pointer(&out);
+	return 0;
+}
+
+int vu_dir_is_empty(struct vu_fs *fs, struct vu_node *dir)
+{
+	g_autoptr(GArray) list = NULL;
+	int r = vu_readdir_merged(fs, dir, &list);
+
+	if (r < 0)
+		return r;
+	return list->len == 0;
+}
+
+static int vu_dirh_fill(struct vu_fs *fs, struct vu_node *node, struct vu_dirh *h)
+{
+	g_autoptr(GArray) list = NULL;
+	GArray *all;
+	int r;
+
+	r = vu_readdir_merged(fs, node, &list);
+	if (r < 0)
+		return r;
+	all = g_array_sized_new(false, false, sizeof(struct vu_dirent), list->len + 2);
+	g_array_set_clear_func(all, vu_dirent_clear);
+	vu_readdir_add(all, ".", DT_DIR, node->ino);
+	vu_readdir_add(all, "..", DT_DIR, node->parent ? node->parent->ino : node->ino);
+	/* Known nodes report their fixed st_ino (origin inodes after copy-up). */
+	for (guint i = 0; i < list->len; i++) {
+		struct vu_dirent *e = &g_array_index(list, struct vu_dirent, i);
+		struct vu_node *n = vu_node_find(fs, node, e->name);
+
+		if (n) {
+			e->ino = n->ino;
+			vu_node_unref(fs, n);
+		}
+		g_array_append_val(all, *e);
+		e->name = NULL;
+	}
+	if (h->entries)
+		g_array_unref(h->entries);
+	h->entries = all;
+	h->consumed = false;
+	return 0;
+}
+
+void vu_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct vu_node *node = vu_node_of(fs, ino);
+	struct vu_dirh *h = g_new0(struct vu_dirh, 1);
+	int r;
+
+	pthread_mutex_init(&h->lock, NULL);
+	r = vu_dirh_fill(fs, node, h);
+	if (r < 0) {
+		pthread_mutex_destroy(&h->lock);
+		g_free(h);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->cache_readdir = 0;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		g_array_unref(h->entries);
+		pthread_mutex_destroy(&h->lock);
+		g_free(h);
+	}
+}
+
+static void vu_readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			      struct fuse_file_info *fi, bool plus)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct vu_node *node = vu_node_of(fs, ino);
+	struct vu_dirh *h = (struct vu_dirh *)(uintptr_t)fi->fh;
+	g_autofree char *buf = g_malloc(size);
+	size_t pos = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&h->lock);
+	if (off == 0 && h->consumed)
+		r = vu_dirh_fill(fs, node, h);
+	if (r < 0)
+		goto out;
+	h->consumed = true;
+	for (guint i = off; i < h->entries->len; i++) {
+		struct vu_dirent *e = &g_array_index(h->entries, struct vu_dirent, i);
+		size_t n;
+
+		if (!plus) {
+			struct stat st = {.st_ino = e->ino, .st_mode = DTTOIF(e->type)};
+
+			n = fuse_add_direntry(req, buf + pos, size - pos, e->name, &st, i + 1);
+		} else if (i < 2) {
+			struct fuse_entry_param fe = {.attr.st_ino = e->ino,
+						      .attr.st_mode = DTTOIF(e->type)};
+
+			n = fuse_add_direntry_plus(req, buf + pos, size - pos, e->name, &fe, i + 1);
+		} else {
+			struct fuse_entry_param fe;
+			struct vu_node *child;
+			struct vu_found f;
+
+			if (vu_namei_child(fs, node, e->name, true, &child, &f) < 0)
+				continue; /* gone since the snapshot */
+			vu_fill_entry(fs, child, &f.st, &fe);
+			n = fuse_add_direntry_plus(req, buf + pos, size - pos, e->name, &fe, i + 1);
+			if (n > size - pos)
+				vu_node_forget(fs, child, 1);
+		}
+		if (n > size - pos)
+			break;
+		pos += n;
+	}
+out:
+	pthread_mutex_unlock(&h->lock);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_buf(req, buf, pos);
+}
+
+void vu_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		   struct fuse_file_info *fi)
+{
+	vu_readdir_common(req, ino, size, off, fi, false);
+}
+
+void vu_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	vu_readdir_common(req, ino, size, off, fi, true);
+}
+
+void vu_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vu_dirh *h = (struct vu_dirh *)(uintptr_t)fi->fh;
+
+	if (h->entries)
+		g_array_unref(h->entries);
+	pthread_mutex_destroy(&h->lock);
+	g_free(h);
+	fuse_reply_err(req, 0);
+}
+
+void vu_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct vu_node *node = vu_node_of(fs, ino);
+	struct vu_fdref d = VU_FDREF_INIT;
+	_cleanup_close_ int fd = -1;
+	int r = 0;
+
+	if (fs->params.no_fsync || fs->params.volatile_mode || !fs->has_upper ||
+	    atomic_load(&node->top) != 0) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	r = vu_node_fd(fs, node, 0, &d);
+	if (r == 0) {
+		fd = openat(d.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || (datasync ? fdatasync(fd) : fsync(fd)) < 0)
+			r = -errno;
+	}
+	vu_fdref_put(&d);
+	fuse_reply_err(req, -r);
+}

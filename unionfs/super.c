@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Layer setup and teardown: opens every layer (lowers through a private,
+ * non-recursive clone of their mount so that filesystems mounted under a layer
+ * stay invisible, as with the kernel), prepares and cleans <workdir>/work, and
+ * probes what the upper filesystem allows (0/0 whiteouts, trusted.* xattrs).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "log.h"
+#include "unionfs.h"
+
+char *vu_tmpname(struct vu_fs *fs)
+{
+	uint64_t n = atomic_fetch_add(&fs->tmp_seq, 1);
+
+	return g_strdup_printf("#vu%x.%" G_GINT64_MODIFIER "x", (unsigned)getpid(), (guint64)n);
+}
+
+/* Remove name (a file or a whole tree) below dirfd. */
+static int vu_super_rm_rf(int parentfd, const char *name, int depth)
+{
+	_cleanup_close_ int fd = -1;
+	DIR *d;
+	struct dirent *de;
+	int r = 0;
+
+	if (unlinkat(parentfd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return -errno;
+	if (depth > 256)
+		return -ELOOP;
+	fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d)
+		return -errno;
+	fd = -1; /* now owned by d */
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		r = vu_super_rm_rf(dirfd(d), de->d_name, depth + 1);
+		if (r < 0)
+			break;
+	}
+	closedir(d);
+	if (r < 0)
+		return r;
+	return unlinkat(parentfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+/* <workdir>/work holds temporaries only; whatever a crashed mount left there goes. */
+static int vu_super_clean_work(int workfd)
+{
+	_cleanup_close_ int fd = -1;
+	DIR *d;
+	struct dirent *de;
+	int r = 0;
+
+	fd = openat(workfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d)
+		return -errno;
+	fd = -1;
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		log_debug("removing stale '%s' from the workdir", de->d_name);
+		r = vu_super_rm_rf(dirfd(d), de->d_name, 0);
+		if (r < 0)
+			break;
+	}
+	closedir(d);
+	return r;
+}
+
+static void vu_super_probe(struct vu_fs *fs)
+{
+	g_autofree char *name = vu_tmpname(fs);
+	_cleanup_close_ int fd = -1;
+
+	fs->can_mknod = mknodat(fs->work_fd, name, S_IFCHR | 0600, makedev(0, 0)) == 0;
+	if (fs->can_mknod)
+		unlinkat(fs->work_fd, name, 0);
+	fd = openat(fs->work_fd, name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		fs->can_trusted = fsetxattr(fd, "trusted.overlay.probe", "y", 1, 0) == 0;
+		unlinkat(fs->work_fd, name, 0);
+	}
+	log_debug("probes: mknod 0/0 %s, trusted.* xattrs %s", fs->can_mknod ? "yes" : "no",
+		  fs->can_trusted ? "yes" : "no");
+}
+
+static int vu_super_open_layer(struct vu_fs *fs, struct vu_layer *l, const char *path, bool clone)
+{
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+
+	fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return log_error_errno(-errno, "could not open layer '%s'", path);
+	if (clone) {
+		/* Only this mount, not what is mounted below it: the kernel's view of a layer. */
+		int c = open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+
+		if (c >= 0) {
+			close(fd);
+			fd = c;
+		} else {
+			log_debug_errno(-errno, "no private clone of '%s'", path);
+		}
+	}
+	if (fstat(fd, &st) < 0)
+		return log_error_errno(-errno, "could not stat layer '%s'", path);
+	l->fd = TAKE_FD(fd);
+	l->dev = st.st_dev;
+	l->path = g_strdup(path);
+	return 0;
+}
+
+int vu_super_setup(struct vu_fs *fs)
+{
+	struct vu_params *p = &fs->params;
+	unsigned nl = p->lowers->len;
+	_cleanup_close_ int wfd = -1;
+	int r;
+
+	fs->has_upper = p->upper != NULL;
+	fs->nlayers = nl + (fs->has_upper ? 1 : 0);
+	fs->layers = g_new0(struct vu_layer, fs->nlayers);
+	for (unsigned i = 0; i < fs->nlayers; i++)
+		fs->layers[i].fd = -1;
+	fs->work_fd = -1;
+	fs->handle_fd = -1;
+	fs->timeout = p->timeout;
+	fs->fdcache_max = p->fd_cache_max;
+
+	if (fs->has_upper) {
+		r = vu_super_open_layer(fs, &fs->layers[0], p->upper, false);
+		if (r < 0)
+			return r;
+		wfd = open(p->work, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (wfd < 0)
+			return log_error_errno(-errno, "could not open workdir '%s'", p->work);
+		if (mkdirat(wfd, "work", 0700) < 0 && errno != EEXIST)
+			return log_error_errno(-errno, "could not create '%s/work'", p->work);
+		fs->work_fd = openat(wfd, "work", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fs->work_fd < 0)
+			return log_error_errno(-errno, "could not open '%s/work'", p->work);
+		r = vu_super_clean_work(fs->work_fd);
+		if (r < 0)
+			return log_error_errno(r, "could not clean '%s/work'", p->work);
+		vu_super_probe(fs);
+	}
+	for (unsigned i = 0; i < nl; i++) {
+		r = vu_super_open_layer(fs, &fs->layers[i + (fs->has_upper ? 1 : 0)],
+					p->lowers->pdata[i], true);
+		if (r < 0)
+			return r;
+	}
+	fs->samefs = true;
+	for (unsigned i = 1; i < fs->nlayers; i++)
+		if (fs->layers[i].dev != fs->layers[0].dev)
+			fs->samefs = false;
+	{
+		int lower0 = fs->has_upper ? 1 : 0;
+
+		fs->handle_fd =
+			openat(fs->layers[lower0].fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	fs->root = vu_node_new_root(fs);
+	return 0;
+}
+
+void vu_super_teardown(struct vu_fs *fs)
+{
+	vu_nodes_teardown(fs);
+	for (unsigned i = 0; fs->layers && i < fs->nlayers; i++) {
+		vc_close_nointr(fs->layers[i].fd);
+		g_free(fs->layers[i].path);
+	}
+	g_clear_pointer(&fs->layers, g_free);
+	vc_close_nointr(fs->work_fd);
+	fs->work_fd = -1;
+	vc_close_nointr(fs->handle_fd);
+	fs->handle_fd = -1;
+}

@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * veneer-unionfs private structures: the filesystem context (layers, node
+ * table, fd cache), the node that stands for one name in the merged tree, and
+ * the prototypes of every module grouped by file.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <glib.h>
+#include <fuse_lowlevel.h>
+
+#include "cleanup.h"
+#include "fuse-util.h"
+
+/* One layer: layers[0] is the upper when there is one, then lowers top to bottom. */
+struct vu_layer {
+	int fd; /* O_PATH directory fd of the layer root (a private non-recursive clone for lowers)
+		 */
+	char *path; /* as given on the command line, for messages */
+	dev_t dev;
+};
+
+/* Parsed command line, before any of it is acted upon. */
+struct vu_params {
+	GPtrArray *lowers; /* char*, top first */
+	char *upper;
+	char *work;
+	bool volatile_mode;
+	bool no_fsync;
+	bool ro;
+	double timeout;
+	unsigned fd_cache_max;
+};
+
+struct vu_fs {
+	/* Set up before the session starts, read-only afterwards. */
+	struct vu_params params;
+	struct vu_layer *layers;
+	unsigned nlayers;
+	bool has_upper;
+	int work_fd;	  /* O_PATH directory <workdir>/work, on the upper's mount */
+	int handle_fd;	  /* O_RDONLY root of the top lower: open_by_handle_at() wants no O_PATH */
+	bool samefs;	  /* every layer on one device: st_ino comes from the origin */
+	bool can_mknod;	  /* mknod of a 0/0 whiteout works in the workdir */
+	bool can_trusted; /* trusted.* xattrs can be set in the workdir */
+	bool can_clone;	  /* FICLONE worked in the probe */
+	double timeout;
+	struct vu_node *root;
+	atomic_uint_fast64_t tmp_seq; /* names of temporaries in the workdir */
+
+	/* Lock order: nodes_lock, then fdcache_lock. Node locks are taken before either. */
+	pthread_mutex_t nodes_lock;
+	GHashTable *names; /* (parent, name) -> node; protected by nodes_lock */
+	GQueue all_nodes;  /* every node but the root, for teardown; protected by nodes_lock */
+
+	pthread_mutex_t fdcache_lock;
+	GHashTable *fdcache;  /* (node, layer) -> vu_fdent; protected by fdcache_lock */
+	GQueue lru;	      /* of vu_fdent, most recent at head; protected by fdcache_lock */
+	unsigned fdcache_max; /* read-only after setup */
+};
+
+/* One name of the merged tree. Its FUSE inode number is its address (root: FUSE_ROOT_ID). */
+struct vu_node {
+	/* protected by fs->nodes_lock (rename, unlink and forget change them) */
+	struct vu_node *parent; /* holds a reference */
+	char *name;
+	bool hashed;	  /* present in fs->names */
+	uint64_t nlookup; /* kernel references */
+	unsigned refs;	  /* internal references: children, open handles, callers */
+	int pinned_fd;	  /* O_PATH fd kept once unlinked while still referenced */
+	GList all_link;	  /* in fs->all_nodes */
+
+	/* Serialises copy-up and other changes of where the node lives; parent before child. */
+	pthread_mutex_t lock;
+	atomic_int top;	   /* layer holding the visible object; written under lock */
+	atomic_int bottom; /* directories: the last layer merged in; written under lock */
+	atomic_bool
+		opaque_lower; /* a non-directory shadows lower names: whiteout needed on removal */
+	mode_t type;	      /* S_IFMT; fixed */
+	ino_t ino;	      /* st_ino reported; fixed for the node's life */
+
+	GSList *fdents; /* this node's cache entries; protected by fs->fdcache_lock */
+};
+
+/* A cached O_PATH fd of one node in one layer. */
+struct vu_fdent {
+	struct vu_node *node; /* key; fixed */
+	int layer;	      /* key; fixed */
+	int fd;		      /* fixed */
+	unsigned flags;	      /* VU_FD_*; fixed */
+	unsigned users;	      /* protected by fdcache_lock */
+	bool dead;	      /* evicted while in use; protected by fdcache_lock */
+	GList link;	      /* in fs->lru; protected by fdcache_lock */
+};
+
+enum {
+	VU_FD_XWHITEOUTS = 1 << 0, /* directory in a lower marked overlay.opaque=x */
+};
+
+/* A borrowed fd; vu_fdref_put gives it back. */
+struct vu_fdref {
+	struct vu_fs *fs;
+	struct vu_fdent *ent; /* NULL when fd is not cached (layer roots, pinned fds) */
+	int fd;
+	unsigned flags;
+};
+
+/* What a lookup found for one name in a directory. */
+struct vu_found {
+	int top; /* -1: nothing visible */
+	int bottom;
+	struct stat st;	    /* of the object in layer top */
+	ino_t ino;	    /* st_ino to report */
+	bool lower_exists;  /* the name is visible in some layer below top (a whiteout is needed) */
+	int upper_whiteout; /* VU_WH_* found in the upper, for create-over-whiteout */
+};
+
+enum {
+	VU_WH_NONE = 0,
+	VU_WH_CHR, /* char device 0/0 */
+	VU_WH_OCI, /* .wh.NAME next to it */
+	VU_WH_XATTR,
+};
+
+enum {
+	VU_WH_NOREPLACE,   /* nothing is at the name in the upper */
+	VU_WH_REPLACE,	   /* replace the upper non-directory atomically */
+	VU_WH_REPLACE_DIR, /* replace an emptied upper directory */
+};
+
+#define VU_OCI_PREFIX ".wh."
+#define VU_OCI_OPAQUE ".wh..wh..opq"
+
+static inline bool vu_is_upper(const struct vu_fs *fs, int layer)
+{
+	return fs->has_upper && layer == 0;
+}
+
+/* params.c */
+int vu_params_parse(struct fuse_args *args, struct vu_params *ret);
+int vu_params_check(struct vu_params *p, const char *mountpoint);
+void vu_params_done(struct vu_params *p);
+void vu_params_help(void);
+
+/* super.c */
+int vu_super_setup(struct vu_fs *fs);
+void vu_super_teardown(struct vu_fs *fs);
+char *vu_tmpname(struct vu_fs *fs);
+
+/* node.c */
+struct vu_node *vu_node_new_root(struct vu_fs *fs);
+struct vu_node *vu_node_of(struct vu_fs *fs, fuse_ino_t ino);
+fuse_ino_t vu_node_ino(struct vu_fs *fs, struct vu_node *node);
+struct vu_node *vu_node_find(struct vu_fs *fs, struct vu_node *parent, const char *name);
+struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char *name,
+			    const struct vu_found *f, bool count_lookup);
+void vu_node_ref(struct vu_fs *fs, struct vu_node *node);
+void vu_node_unref(struct vu_fs *fs, struct vu_node *node);
+void vu_node_forget(struct vu_fs *fs, struct vu_node *node, uint64_t n);
+struct vu_node *vu_node_parent(struct vu_fs *fs, struct vu_node *node, char **ret_name);
+void vu_node_unhash(struct vu_fs *fs, struct vu_node *node);
+void vu_node_move(struct vu_fs *fs, struct vu_node *node, struct vu_node *newparent,
+		  const char *newname);
+void vu_node_exchange(struct vu_fs *fs, struct vu_node *a, struct vu_node *b);
+int vu_node_fd(struct vu_fs *fs, struct vu_node *node, int layer, struct vu_fdref *ret);
+void vu_fdref_put(struct vu_fdref *ref);
+void vu_node_fd_forget(struct vu_fs *fs, struct vu_node *node, int layer);
+void vu_nodes_teardown(struct vu_fs *fs);
+#define _cleanup_fdref_ __attribute__((cleanup(vu_fdref_put)))
+#define VU_FDREF_INIT                                         \
+	{                                                     \
+		.fs = NULL, .ent = NULL, .fd = -1, .flags = 0 \
+	}
+
+/* namei.c */
+int vu_namei_lookup(struct vu_fs *fs, struct vu_node *parent, const char *name,
+		    struct vu_found *ret);
+int vu_namei_child(struct vu_fs *fs, struct vu_node *parent, const char *name, bool count,
+		   struct vu_node **ret_node, struct vu_found *ret_found);
+bool vu_namei_lower_visible(struct vu_fs *fs, struct vu_node *parent, const char *name);
+
+/* inode.c */
+int vu_inode_stat(struct vu_fs *fs, struct vu_node *node, struct stat *ret);
+void vu_fill_entry(struct vu_fs *fs, struct vu_node *node, const struct stat *st,
+		   struct fuse_entry_param *e);
+int vu_origin_ino(struct vu_fs *fs, int upperfd, ino_t *ret);
+void vu_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void vu_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void vu_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void vu_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void vu_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		   struct fuse_file_info *fi);
+void vu_op_readlink(fuse_req_t req, fuse_ino_t ino);
+void vu_op_access(fuse_req_t req, fuse_ino_t ino, int mask);
+void vu_op_statfs(fuse_req_t req, fuse_ino_t ino);
+
+/* dir.c */
+void vu_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void vu_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void vu_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void vu_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void vu_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void vu_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void vu_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		  const char *newname, unsigned int flags);
+int vu_dir_prepare_create(struct vu_fs *fs, struct vu_node *parent, const char *name,
+			  struct vu_found *ret_found);
+int vu_dir_install(struct vu_fs *fs, struct vu_node *parent, const char *name, const char *tmpname,
+		   const struct vu_found *found, bool is_dir);
+void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, uid_t *uid, gid_t *gid,
+		  mode_t *mode);
+
+/* readdir.c */
+void vu_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void vu_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		   struct fuse_file_info *fi);
+void vu_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi);
+void vu_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void vu_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+int vu_readdir_merged(struct vu_fs *fs, struct vu_node *dir, GArray **ret);
+int vu_dir_is_empty(struct vu_fs *fs, struct vu_node *dir);
+
+/* copy_up.c */
+int vu_copy_up(struct vu_fs *fs, struct vu_node *node, bool with_data);
+
+/* file.c */
+void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		  struct fuse_file_info *fi);
+void vu_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void vu_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
+		     struct fuse_file_info *fi);
+void vu_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void vu_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void vu_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void vu_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+		     struct fuse_file_info *fi);
+void vu_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
+void vu_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			   struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			   struct fuse_file_info *fi_out, size_t len, int flags);
+int vu_file_fd(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node);
+
+/* whiteout.c */
+bool vu_whiteout_is(struct vu_fs *fs, int layer, int dirfd, unsigned dirflags, const char *name,
+		    const struct stat *st);
+bool vu_whiteout_oci_exists(int dirfd, const char *name);
+bool vu_whiteout_is_private_name(const char *name);
+int vu_whiteout_dir_opaque(struct vu_fs *fs, int layer, int dirfd, unsigned *ret_flags);
+int vu_whiteout_make(struct vu_fs *fs, int dirfd, const char *name, int how);
+int vu_whiteout_remove(struct vu_fs *fs, int dirfd, const char *name, int kind);
+int vu_whiteout_set_opaque(struct vu_fs *fs, int fd);
+int vu_whiteout_clear_upper_dir(struct vu_fs *fs, int dirfd);
+
+/* xattr.c */
+bool vu_xattr_is_private(const char *name);
+int vu_xattr_set(int fd, bool o_path, const char *name, const void *value, size_t len, int flags);
+int vu_xattr_copy(int srcfd, int dstfd);
+void vu_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		    size_t size, int flags);
+void vu_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void vu_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void vu_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+static inline struct vu_fs *vu_fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}

@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Extended attributes through the mount: reads from the layer holding the
+ * object, changes after a copy-up; overlay-private names (trusted.overlay.*,
+ * user.overlay.*) are never shown and cannot be set. Layer objects are held as
+ * O_PATH fds, reached by the (following) *xattr calls on /proc/self/fd/N.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "log.h"
+#include "unionfs.h"
+
+#define VU_TRUSTED_OVL "trusted.overlay."
+#define VU_ESCAPED_OVL "trusted.overlay.overlay."
+
+bool vu_xattr_is_private(const char *name)
+{
+	return g_str_has_prefix(name, VU_TRUSTED_OVL) || g_str_has_prefix(name, "user.overlay.");
+}
+
+/*
+ * The kernel's escaping: "trusted.overlay.X" set through the mount is stored as
+ * "trusted.overlay.overlay.X", so nested overlays can keep their own markers.
+ */
+static bool vu_xattr_is_escaped(const char *real)
+{
+	return g_str_has_prefix(real, VU_ESCAPED_OVL);
+}
+
+static char *vu_xattr_real_name(const char *name)
+{
+	if (g_str_has_prefix(name, VU_TRUSTED_OVL))
+		return g_strconcat(VU_ESCAPED_OVL, name + strlen(VU_TRUSTED_OVL), NULL);
+	if (vu_xattr_is_private(name))
+		return NULL;
+	return g_strdup(name);
+}
+
+/* The *xattr calls on an O_PATH fd; o_path is accepted for vc_fsetxattr's signature. */
+int vu_xattr_set(int fd, bool o_path, const char *name, const void *value, size_t len, int flags)
+{
+	char p[VC_PROC_FD_PATH_MAX];
+
+	vc_proc_fd_path(fd, p);
+	return setxattr(p, name, value, len, flags) < 0 ? -errno : 0;
+}
+
+static ssize_t vu_xattr_get(int fd, const char *name, void *buf, size_t len)
+{
+	char p[VC_PROC_FD_PATH_MAX];
+	ssize_t n;
+
+	vc_proc_fd_path(fd, p);
+	n = getxattr(p, name, buf, len);
+	return n < 0 ? -errno : n;
+}
+
+static ssize_t vu_xattr_list(int fd, char *buf, size_t len)
+{
+	char p[VC_PROC_FD_PATH_MAX];
+	ssize_t n;
+
+	vc_proc_fd_path(fd, p);
+	n = listxattr(p, buf, len);
+	return n < 0 ? -errno : n;
+}
+
+/* name list of fd with the ERANGE retry loop */
+static ssize_t vu_xattr_list_alloc(int fd, char **ret)
+{
+	for (int tries = 0; tries < 8; tries++) {
+		g_autofree char *buf = NULL;
+		ssize_t n = vu_xattr_list(fd, NULL, 0);
+
+		if (n < 0)
+			return n;
+		buf = g_malloc(n + 1);
+		n = vu_xattr_list(fd, buf, n);
+		if (n == -ERANGE)
+			continue;
+		if (n < 0)
+			return n;
+		*ret = g_steal_pointer(&buf);
+		return n;
+	}
+	return -ERANGE;
+}
+
+static ssize_t vu_xattr_get_alloc(int fd, const char *name, char **ret)
+{
+	for (int tries = 0; tries < 8; tries++) {
+		g_autofree char *buf = NULL;
+		ssize_t n = vu_xattr_get(fd, name, NULL, 0);
+
+		if (n < 0)
+			return n;
+		buf = g_malloc(n + 1);
+		n = vu_xattr_get(fd, name, buf, n);
+		if (n == -ERANGE)
+			continue;
+		if (n < 0)
+			return n;
+		*ret = g_steal_pointer(&buf);
+		return n;
+	}
+	return -ERANGE;
+}
+
+int vu_xattr_copy(int srcfd, int dstfd)
+{
+	g_autofree char *names = NULL;
+	ssize_t len = vu_xattr_list_alloc(srcfd, &names);
+
+	if (len == -EOPNOTSUPP || len == -ENOTSUP)
+		return 0;
+	if (len < 0)
+		return (int)len;
+	for (char *n = names; n < names + len; n += strlen(n) + 1) {
+		g_autofree char *v = NULL;
+		ssize_t vl;
+		int r;
+
+		if (vu_xattr_is_private(n) && !vu_xattr_is_escaped(n))
+			continue;
+		vl = vu_xattr_get_alloc(srcfd, n, &v);
+		if (vl == -ENODATA)
+			continue;
+		if (vl < 0)
+			return (int)vl;
+		r = vu_xattr_set(dstfd, true, n, v, vl, 0);
+		/* Names the upper cannot store (e.g. user.* on a symlink) are dropped, as the
+		 * kernel does. */
+		if (r < 0 && r != -EOPNOTSUPP && r != -EPERM)
+			return r;
+	}
+	return 0;
+}
+
+void vu_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct vu_node *node = vu_node_of(fs, ino);
+	struct vu_fdref d = VU_FDREF_INIT;
+	g_autofree char *buf = NULL;
+	g_autofree char *real = vu_xattr_real_name(name);
+	ssize_t n;
+	int r;
+
+	if (!real) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	name = real;
+	r = vu_node_fd(fs, node, atomic_load(&node->top), &d);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (size == 0) {
+		n = vu_xattr_get(d.fd, name, NULL, 0);
+		vu_fdref_put(&d);
+		if (n < 0)
+			fuse_reply_err(req, -n);
+		else
+			fuse_reply_xattr(req, n);
+		return;
+	}
+	buf = g_malloc(size);
+	n = vu_xattr_get(d.fd, name, buf, size);
+	vu_fdref_put(&d);
+	if (n < 0)
+		fuse_reply_err(req, -n);
+	else
+		fuse_reply_buf(req, buf, n);
+}
+
+void vu_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+	struct vu_node *node = vu_node_of(fs, ino);
+	struct vu_fdref d = VU_FDREF_INIT;
+	g_autofree char *names = NULL;
+	g_autoptr(GString) out = g_string_new(NULL);
+	ssize_t len;
+	int r;
+
+	r = vu_node_fd(fs, node, atomic_load(&node->top), &d);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	len = vu_xattr_list_alloc(d.fd, &names);
+	vu_fdref_put(&d);
+	if (len < 0) {
+		fuse_reply_err(req, -len);
+		return;
+	}
+	for (char *n = names; n < names + len; n += strlen(n) + 1) {
+		if (vu_xattr_is_escaped(n)) {
+			g_string_append(out, VU_TRUSTED_OVL);
+			g_string_append_len(out, n + strlen(VU_ESCAPED_OVL),
+					    strlen(n) - strlen(VU_ESCAPED_OVL) + 1);
+		} else if (!vu_xattr_is_private(n)) {
+			g_string_append_len(out, n, strlen(n) + 1);
+		}
+	}
+	if (size == 0)
+		fuse_reply_xattr(req, out->len);
+	else if (size < out->len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, out->str, out->len);
+}
+
+static int vu_xattr_change(struct vu_fs *fs, struct vu_node *node, const char *name,
+			   const char *value, size_t size, int flags, bool remove)
+{
+	struct vu_fdref d = VU_FDREF_INIT;
+	char p[VC_PROC_FD_PATH_MAX];
+	g_autofree char *real = vu_xattr_real_name(name);
+	int r;
+
+	if (!real)
+		return -EPERM;
+	name = real;
+	if (!fs->has_upper)
+		return -EROFS;
+	r = vu_copy_up(fs, node, true);
+	if (r < 0)
+		return r;
+	r = vu_node_fd(fs, node, 0, &d);
+	if (r < 0)
+		return r;
+	vc_proc_fd_path(d.fd, p);
+	if (remove)
+		r = removexattr(p, name) < 0 ? -errno : 0;
+	else
+		r = setxattr(p, name, value, size, flags) < 0 ? -errno : 0;
+	vu_fdref_put(&d);
+	return r;
+}
+
+void vu_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		    size_t size, int flags)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+
+	fuse_reply_err(req,
+		       -vu_xattr_change(fs, vu_node_of(fs, ino), name, value, size, flags, false));
+}
+
+void vu_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct vu_fs *fs = vu_fs_of(req);
+
+	fuse_reply_err(req, -vu_xattr_change(fs, vu_node_of(fs, ino), name, NULL, 0, 0, true));
+}
