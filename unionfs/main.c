@@ -103,8 +103,12 @@ int main(int argc, char **argv)
 
 	if (fuse_opt_add_arg(&args, "-odefault_permissions,fsname=veneer-unionfs") < 0)
 		goto out;
-	/* Like a kernel mount, the union is shared by every user when root mounts it. */
-	if (geteuid() == 0 && fuse_opt_add_arg(&args, "-oallow_other") < 0)
+	/*
+	 * Like a kernel mount, root's union is shared by every user and honours set-id bits
+	 * and devices (a container rootfs needs both); a later nosuid/nodev still wins.
+	 */
+	if (geteuid() == 0 && (fuse_opt_add_arg(&args, "-oallow_other") < 0 ||
+			       fuse_opt_insert_arg(&args, 1, "-osuid,dev") < 0))
 		goto out;
 	if ((!fs.params.upper || fs.params.ro) && fuse_opt_add_arg(&args, "-oro") < 0)
 		goto out;
