@@ -1,0 +1,105 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Cross-mount: veneer-unionfs and kernel overlayfs read each other's upper.
+
+One side mounts the layers, changes the tree in every way that writes to the
+upper (copy-ups, whiteouts, opaque dirs, renames, hard links, xattrs) and
+unmounts; the other side mounts the same lowers with that upper and must show
+the very tree the writer showed, which must also equal what the kernel shows
+after doing the same changes itself.
+"""
+import os
+
+import pytest
+
+from unionfs_layers import make_layers, mutate, write_file
+from veneer_harness import snapshot
+
+
+def _times(root):
+    """relpath -> mtime of everything below root (both mounts read one upper)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            out[os.path.relpath(p, root)] = os.lstat(p).st_mtime_ns
+    return out
+
+
+def _diff(a, b):
+    return {p: (a.get(p), b.get(p)) for p in set(a) | set(b) if a.get(p) != b.get(p)}
+
+
+@pytest.fixture
+def layers(harness, unionfs_bin, need_fuse, need_overlay):
+    return make_layers(harness)
+
+
+def _reference(h, lowers):
+    """The tree the kernel shows after making the changes itself."""
+    m = h.mount_overlay(lowers, h.mkdir("ref-upper"), h.mkdir("ref-work"), mnt=h.path("ref"))
+    mutate(m.path)
+    snap = snapshot(m.path)
+    h.umount(m)
+    return snap
+
+
+def _mount(h, kind, lowers, upper, work, mnt):
+    if kind == "kernel":
+        return h.mount_overlay(lowers, upper, work, mnt=mnt)
+    return h.mount_unionfs(lowers, upper, work, mnt=mnt)
+
+
+@pytest.mark.parametrize("writer,reader", [("veneer", "kernel"), ("kernel", "veneer")])
+def test_upper_written_by_one_read_by_the_other(harness, layers, writer, reader):
+    h = harness
+    ref = _reference(h, layers)
+    upper = h.mkdir("upper")
+    m = _mount(h, writer, layers, upper, h.mkdir("work1"), h.path("m1"))
+    mutate(m.path)
+    written = snapshot(m.path)
+    written_times = _times(m.path)
+    rc = h.umount(m)
+    assert rc == 0, f"{writer} exited with {rc}"
+    assert not _diff(ref, written), f"{writer} differs from the kernel reference"
+
+    m = _mount(h, reader, layers, upper, h.mkdir("work2"), h.path("m2"))
+    read = snapshot(m.path)
+    assert not _diff(written, read), f"{reader} shows the {writer} upper differently"
+    assert not _diff(written_times, _times(m.path)), f"{reader} shows other mtimes"
+    assert written_times["usr/share/doc/f10.txt"] == 10**18
+    # The reader can go on from there: a further change lands as usual.
+    os.unlink(f"{m.path}/new/sym")
+    write_file(f"{m.path}/src/only", "rewritten\n")
+    after = snapshot(m.path)
+    h.umount(m)
+    assert "new/sym" not in after and after["src/only"][4] == 10
+
+    # ... and the writer reads that back.
+    m = _mount(h, writer, layers, upper, h.mkdir("work3"), h.path("m3"))
+    assert not _diff(after, snapshot(m.path)), f"{writer} shows the {reader} changes differently"
+
+
+def test_upper_on_disk_format_matches_the_kernel(harness, layers):
+    """After the same changes both uppers hold the same names and markers."""
+    h = harness
+    uppers = {}
+    for kind in ("kernel", "veneer"):
+        upper = h.mkdir(f"{kind}-upper")
+        m = _mount(h, kind, layers, upper, h.mkdir(f"{kind}-work"), h.path(f"{kind}-mnt"))
+        mutate(m.path)
+        h.umount(m)
+        out = {}
+        for dirpath, dirnames, filenames in os.walk(upper):
+            for n in dirnames + filenames:
+                p = os.path.join(dirpath, n)
+                st = os.lstat(p)
+                opaque = None
+                try:
+                    opaque = os.getxattr(p, "trusted.overlay.opaque", follow_symlinks=False)
+                except OSError:
+                    pass
+                out[os.path.relpath(p, upper)] = (st.st_mode & 0o170000, st.st_rdev, opaque)
+        uppers[kind] = out
+    assert not _diff(uppers["kernel"], uppers["veneer"])
+    assert uppers["veneer"]["usr/share/doc/f06.txt"] == (0o020000, 0, None)  # whiteout 0/0
+    assert uppers["veneer"]["src"][2] == b"y"                               # opaque
