@@ -103,3 +103,40 @@ def test_upper_on_disk_format_matches_the_kernel(harness, layers):
     assert not _diff(uppers["kernel"], uppers["veneer"])
     assert uppers["veneer"]["usr/share/doc/f06.txt"] == (0o020000, 0, None)  # whiteout 0/0
     assert uppers["veneer"]["src"][2] == b"y"                               # opaque
+
+
+COPIED_UP = ["usr/share/doc/f02.txt", "etc/secret", "usr/share/doc/f04.txt",
+             "usr/share/doc/f05.txt", "data/xattr", "usr/share/doc/f09.txt", "etc/f09-link",
+             "usr/share/doc/f10.txt", "etc/f08-moved"]
+LOWER_OF = {"etc/f09-link": "usr/share/doc/f09.txt", "etc/f08-moved": "usr/share/doc/f08.txt"}
+
+
+def _lower_ino(lowers, rel):
+    for layer in lowers:
+        p = os.path.join(layer, LOWER_OF.get(rel, rel))
+        if os.path.lexists(p):
+            return os.lstat(p).st_ino
+    raise AssertionError(rel)
+
+
+@pytest.mark.parametrize("writer,reader", [("veneer", "veneer"), ("kernel", "veneer"),
+                                           ("veneer", "kernel")])
+def test_copied_up_files_keep_the_lower_inode(harness, layers, writer, reader):
+    """st_ino of a copied-up file is its origin's, across remount and cross-mount."""
+    h = harness
+    lowers = layers
+    want = {rel: _lower_ino(lowers, rel) for rel in COPIED_UP}
+    upper = h.mkdir("upper")
+
+    def mount(kind, n):
+        if kind == "kernel":
+            return h.mount_overlay(lowers, upper, h.mkdir(f"work{n}"), mnt=h.path(f"m{n}"))
+        return h.mount_unionfs(lowers, upper, h.mkdir(f"work{n}"), mnt=h.path(f"m{n}"))
+    m = mount(writer, 1)
+    mutate(m.path)
+    got = {rel: os.lstat(os.path.join(m.path, rel)).st_ino for rel in COPIED_UP}
+    h.umount(m)
+    assert got == want, f"{writer} while mounted"
+    m = mount(reader, 2)
+    got = {rel: os.lstat(os.path.join(m.path, rel)).st_ino for rel in COPIED_UP}
+    assert got == want, f"{reader} reading the upper {writer} wrote"

@@ -238,3 +238,12 @@ def test_stale_workdir_files_are_cleaned(harness, fs):
     assert _state(outside) == outside_before, "cleaning followed a symlink out of the workdir"
     assert os.listdir(os.path.join(fs, "u")) == []
     assert harness.umount(m) == 0
+
+
+def test_debug_flag_logs_every_request(harness, fs):
+    m = harness.mount_unionfs([os.path.join(fs, "l1")], mnt=os.path.join(fs, "mnt"),
+                              args=["-d"])
+    assert os.path.exists(os.path.join(m.path, "from-l1"))
+    assert harness.umount(m) == 0
+    out = m.daemon.output()
+    assert "LOOKUP" in out and "GETATTR" in out, out[-2000:]
