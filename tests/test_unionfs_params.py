@@ -85,7 +85,8 @@ def _o(root, lower=("l1",), upper="u", work="w", extra=()):
     "missing-lower", "lower-is-file", "missing-upper", "upper-is-file", "missing-work",
     "upper-is-lower", "upper-inside-lower", "upper-is-work", "upper-inside-work",
     "no-lowerdir", "upper-without-work", "unknown-option", "unknown-flag-option",
-    "missing-mountpoint", "mountpoint-is-file",
+    "missing-mountpoint", "mountpoint-is-file", "empty-lower", "bad-fsync", "bad-fd-cache",
+    "bad-timeout",
 ])
 def test_bad_input_is_refused(harness, unionfs_bin, fs, case):
     mnt = os.path.join(fs, "mnt")
@@ -106,6 +107,10 @@ def test_bad_input_is_refused(harness, unionfs_bin, fs, case):
         "unknown-flag-option": (_o(fs, extra=["nosuchflag"]), "nosuchflag"),
         "missing-mountpoint": (_o(fs), j("nomnt")),
         "mountpoint-is-file": (_o(fs), j("file")),
+        "empty-lower": ("lowerdir=" + j("l1") + "::" + j("l2"), "lowerdir"),
+        "bad-fsync": (_o(fs, extra=["fsync=2"]), "fsync"),
+        "bad-fd-cache": (_o(fs, extra=["fd_cache=1"]), "fd_cache"),
+        "bad-timeout": (_o(fs, extra=["timeout=soon"]), "timeout"),
     }
     opts, bad = table[case]
     if case == "upper-inside-work":
@@ -247,3 +252,25 @@ def test_debug_flag_logs_every_request(harness, fs):
     assert harness.umount(m) == 0
     out = m.daemon.output()
     assert "LOOKUP" in out and "GETATTR" in out, out[-2000:]
+
+
+def test_500_lower_layers(harness, fs):
+    """The issue's minimum: 500 lowers on one command line, the leftmost wins."""
+    layers = []
+    for i in range(500):
+        d = os.path.join(fs, "layers", f"l{i}")
+        os.makedirs(d)
+        with open(os.path.join(d, f"only-{i}"), "w") as f:
+            f.write(f"{i}\n")
+        with open(os.path.join(d, "shared"), "w") as f:
+            f.write(f"{i}\n")
+        layers.append(d)
+    m = harness.mount_unionfs(layers, os.path.join(fs, "u"), os.path.join(fs, "w"),
+                              mnt=os.path.join(fs, "mnt"))
+    names = os.listdir(m.path)
+    assert len(names) == 501 and "shared" in names
+    with open(os.path.join(m.path, "shared")) as f:
+        assert f.read() == "0\n"
+    with open(os.path.join(m.path, "only-499")) as f:
+        assert f.read() == "499\n"
+    assert harness.umount(m) == 0

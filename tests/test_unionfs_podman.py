@@ -130,10 +130,18 @@ class Podman:
                   self.runc_root, cfg, home, xdg):
             os.makedirs(d, exist_ok=True)
         os.chmod(xdg, 0o700)
+        # "runc" names a wrapper that keeps runc's state in our dir: podman's
+        # own cleanup (conmon's exit command) calls runc without --runtime-flag.
+        runc = shutil.which("runc") or "/usr/sbin/runc"
+        wrapper = os.path.join(self.base, "runc-wrapper")
+        with open(wrapper, "w") as f:
+            f.write(f'#!/bin/sh\nexec {runc} --root "{self.runc_root}" "$@"\n')
+        os.chmod(wrapper, 0o755)
         with open(os.path.join(cfg, "containers.conf"), "w") as f:
             f.write('[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
                     'runtime = "runc"\n'
                     f'events_logfile_path = "{self.tmpdir}/events.log"\n'
+                    f'[engine.runtimes]\nrunc = ["{wrapper}"]\n'
                     '[containers]\nnetns = "none"\n')
         with open(os.path.join(cfg, "storage.conf"), "w") as f:
             f.write(f'[storage]\ndriver = "overlay"\nrunroot = "{self.runroot}"\n'
@@ -151,14 +159,15 @@ class Podman:
                    XDG_DATA_HOME=os.path.join(home, ".local/share"),
                    CONTAINERS_CONF=os.path.join(cfg, "containers.conf"),
                    CONTAINERS_STORAGE_CONF=os.path.join(cfg, "storage.conf"),
-                   CONTAINERS_REGISTRIES_CONF=os.path.join(cfg, "registries.conf"))
+                   CONTAINERS_REGISTRIES_CONF=os.path.join(cfg, "registries.conf"),
+                   TMPDIR=self.tmpdir)
         self.env = env
         self.argv = ["unshare", "--mount", "--propagation", "private", "--",
                      "sh", "-c", PRIVATE_NS, "sh", self.cache,
                      "podman", "--root", self.root, "--runroot", self.runroot,
                      "--tmpdir", self.tmpdir, "--storage-driver", "overlay",
                      "--storage-opt", f"overlay.mount_program={mount_program}",
-                     "--runtime", "runc", "--runtime-flag", f"root={self.runc_root}",
+                     "--runtime", "runc",
                      "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
         self.run_opts = ULIMITS + ["--cgroup-parent", "/" + self.cgroup_parent]
         harness.defer(self.teardown)
