@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tarfile
 import tempfile
 import time
 
@@ -51,6 +52,7 @@ for p in /bin/vi /bin/sh /data/a /data/dir /data/gone/f; do
   if [ -e "$p" ] || [ -L "$p" ]; then echo "present $p"; else echo "absent $p"; fi
 done
 awk '$2 == "/" { print "rootfs " $3 }' /proc/mounts
+find / -xdev | sort | sed 's/^/tree /'
 """
 
 EXPECTED = [
@@ -90,6 +92,10 @@ else
 fi
 exec "$@"
 """
+
+# What podman and runc add to every container's root.
+RUNTIME_FILES = {"/etc/hostname", "/etc/hosts", "/etc/mtab", "/etc/resolv.conf", "/run",
+                 "/run/.containerenv"}
 
 
 def _pids_mentioning(text):
@@ -241,6 +247,7 @@ def podman(harness, unionfs_bin, need_fuse):
     subprocess.run([os.path.join(REPO, "tests", "fixtures", "busybox-rootfs.sh"), tar],
                    check=True, capture_output=True)
     pm("import", tar, BASE_IMAGE)
+    pm.rootfs_tar = tar
     return pm
 
 
@@ -255,7 +262,16 @@ def test_podman_build_and_run(podman, harness):
     rootfs = [ln for ln in lines if ln.startswith("rootfs ")]
     assert rootfs and rootfs[0].startswith("rootfs fuse"), \
         f"the container's / is not a FUSE mount: {rootfs} (mount_program unused?)"
-    assert [ln for ln in lines if not ln.startswith("rootfs ")] == EXPECTED
+    assert [ln for ln in lines if not ln.startswith(("rootfs ", "tree "))] == EXPECTED
+    # The whole root: the busybox image less /bin/vi, plus /data and what the
+    # runtime puts in every container.
+    tree = {ln[5:] for ln in lines if ln.startswith("tree ")}
+    with tarfile.open(podman.rootfs_tar) as t:
+        image = {"/" + os.path.normpath(n).lstrip("./") for n in t.getnames()}
+    data = {ln.split("|")[0] for ln in EXPECTED if ln.startswith("/data")}
+    want = (image - {"/bin/vi"}) | data
+    assert not want - tree, f"missing from the container: {sorted(want - tree)}"
+    assert tree - want <= RUNTIME_FILES, f"unexpected in the container: {sorted(tree - want)}"
 
     # The running container sees the image through veneer too: a write in it
     # copies up, and leaves the image untouched for the next container.
