@@ -152,6 +152,13 @@ def main(argv):
         versions += [(t, proc_version(t, os.path.join(build, "procfs", "veneer-procfs")))
                      for t in ptargets]
         versions.append(("fio", version_of_cmd(["fio", "--version"])))
+        versions.append(("veneer source", version_of_cmd(
+            ["git", "-C", REPO, "log", "-1", "--format=%h %cd %s", "--date=iso"]) + (
+            " (+ uncommitted changes in the work tree)" if version_of_cmd(
+                ["git", "-C", REPO, "status", "--porcelain", "--", "unionfs", "procfs",
+                 "common"]) not in ("", "exit 0") else "")))
+        versions.append(("veneer build", f"{build} (buildtype "
+                         f"{_buildtype(build)})"))
         cmd = "bench/run " + " ".join(shlex.quote(x) for x in argv)
         write_results(results_path, cmd.strip(), lines, versions, sizes.describe(), notes)
         log(f"wrote {results_path}")
@@ -159,6 +166,18 @@ def main(argv):
         log(f"{len(incomplete)} rows have no value")
         return 1
     return 0
+
+
+def _buildtype(build):
+    try:
+        with open(os.path.join(build, "meson-info", "intro-buildoptions.json")) as f:
+            import json
+            for o in json.load(f):
+                if o["name"] in ("buildtype",):
+                    return o["value"]
+    except (OSError, ValueError):
+        pass
+    return "?"
 
 
 def version_of_cmd(argv):
@@ -183,6 +202,7 @@ def run_union(ut, res, rows, t, lowers, plain, fn, wid, rep, reps):
     t0 = time.monotonic()
     vals, err = None, None
     try:
+        os.sync()  # earlier runs' dirty data must not be written back during this one
         run = ut.mount(t, lowers, plain)
         try:
             vals = fn(run)

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 
-from reaper import Daemon, proc_cpu_seconds, remove_cgroup, wait_mounted
+from reaper import Daemon, remove_cgroup, tree_cpu_seconds, wait_mounted
 from union_workloads import Row
 
 PROC_TARGETS = ["veneer-procfs", "lxcfs"]
@@ -158,7 +158,7 @@ class ProcBench:
                     raise RuntimeError(f"reader container: {ln}")
             out = {}
             for f in PROC_FILES:
-                cpu0 = proc_cpu_seconds(d.pid)
+                cpu0 = tree_cpu_seconds(d.pid)
                 os.write(go_w, b"g" * n)
                 rate = 0.0
                 reads = 0
@@ -170,7 +170,7 @@ class ProcBench:
                     cnt, ns = int(parts[0]), int(parts[1])
                     reads += cnt
                     rate += cnt / (ns / 1e9)
-                cpu = proc_cpu_seconds(d.pid) - cpu0
+                cpu = tree_cpu_seconds(d.pid) - cpu0
                 if not d.alive():
                     raise RuntimeError(f"{target} exited: {d.output(300)}")
                 out[f"P.{f}.{n}.rate"] = rate

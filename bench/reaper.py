@@ -211,6 +211,66 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _stat_fields(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    return data[data.rindex(")") + 2:].split()
+
+
+def descendants(pid):
+    """pid and every process below it (a daemon may serve from a worker child)."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            ppid = int(_stat_fields(d)[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def tree_cpu_seconds(pid):
+    """CPU of a daemon's whole process tree, including its reaped children."""
+    total = 0
+    for p in descendants(pid):
+        try:
+            f = _stat_fields(p)
+        except OSError:
+            continue
+        total += int(f[11]) + int(f[12])
+        if p == pid:
+            total += int(f[13]) + int(f[14])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def tree_status_kib(pid, key):
+    """Sum of a /proc/PID/status field over the daemon's process tree."""
+    total = 0
+    for p in descendants(pid):
+        try:
+            total += proc_status_kib(p, key)
+        except (OSError, KeyError):
+            pass
+    return total
+
+
+def tree_fd_count(pid):
+    total = 0
+    for p in descendants(pid):
+        try:
+            total += proc_fd_count(p)
+        except OSError:
+            pass
+    return total
+
+
 def proc_status_kib(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:

@@ -122,7 +122,9 @@ def legend():
         "/proc rows: each container is a reader in its own pid+mount namespace and its own "
         "cgroup (memory 512 MiB, cpu quota 2 CPUs), with the daemon's files bind-mounted "
         "over its /proc; all containers loop open/read/close on the file concurrently; "
-        "daemon CPU is utime+stime from /proc/PID/stat.",
+        "daemon CPU is utime+stime from /proc/PID/stat of the daemon and its children "
+        "(veneer-procfs serves from a worker child), sampled around each phase; "
+        "daemon RSS and fds (workload 10) are likewise summed over the daemon's processes.",
     ]
 
 

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from reaper import proc_fd_count, proc_status_kib
+from reaper import tree_fd_count, tree_status_kib
 
 MIB = 1 << 20
 
@@ -309,7 +309,7 @@ class Workloads:
         def sample():
             while not stop.is_set():
                 try:
-                    peak_fds[0] = max(peak_fds[0], proc_fd_count(run.pid))
+                    peak_fds[0] = max(peak_fds[0], tree_fd_count(run.pid))
                 except OSError:
                     return
                 stop.wait(0.05)
@@ -330,6 +330,6 @@ class Workloads:
         check(n == want, f"find listed {n} entries, expected {want}")
         out = {"10.walk": t}
         if run.pid:
-            out["10.rss"] = proc_status_kib(run.pid, "VmHWM") / 1024
-            out["10.fds"] = max(peak_fds[0], proc_fd_count(run.pid))
+            out["10.rss"] = tree_status_kib(run.pid, "VmHWM") / 1024
+            out["10.fds"] = max(peak_fds[0], tree_fd_count(run.pid))
         return out
