@@ -63,17 +63,27 @@ static void vr_opt_escape(GString *out, const char *s, bool colon)
 	}
 }
 
-/* The child between fork and exec of a daemon: a clean signal state, no tty, our fds closed. */
-static void vr_exec_daemon(char **argv, int keep_fd)
+/*
+ * The child between fork and exec of a daemon: a clean signal state, its own
+ * session, stdin from /dev/null; a shared daemon that outlives this launcher
+ * (detach) must not hold our stdout/stderr either.
+ */
+static void vr_exec_daemon(char **argv, int keep_fd, bool detach)
 {
 	sigset_t none;
+	int null;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	setsid();
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null >= 0 && null != STDIN_FILENO)
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
 		dup2(null, STDIN_FILENO);
+		if (detach) {
+			dup2(null, STDOUT_FILENO);
+			dup2(null, STDERR_FILENO);
+		}
+	}
 	if (keep_fd >= 0)
 		fcntl(keep_fd, F_SETFD, 0);
 	execv(argv[0], argv);
@@ -126,7 +136,7 @@ int vr_unionfs_start(struct vr_ctx *ctx)
 	}
 	if (pid == 0) {
 		close(pfd[0]);
-		vr_exec_daemon(argv, pfd[1]);
+		vr_exec_daemon(argv, pfd[1], false);
 	}
 	close(pfd[1]);
 	ctx->union_pid = pid;
@@ -238,7 +248,7 @@ static int vr_procfs_start(const struct vr_config *cfg)
 	if (pid < 0)
 		return log_error_errno(-errno, "cannot fork");
 	if (pid == 0)
-		vr_exec_daemon(argv, -1);
+		vr_exec_daemon(argv, -1, true);
 	/* Without -f it forks only once the mount is up: its exit means ready. */
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR)

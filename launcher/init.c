@@ -190,6 +190,10 @@ static void vr_init_exec(struct vr_ctx *ctx, GPtrArray *env, int err_fd)
 		sigprocmask(SIG_BLOCK, &ttou, NULL);
 		(void)tcsetpgrp(STDIN_FILENO, getpid());
 	}
+	/* A clean signal state, whatever the caller ignored (nohup, a shell's background job). */
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (cfg->have_user) {

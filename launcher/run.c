@@ -159,8 +159,8 @@ static int64_t vr_now_ms(void)
 }
 
 /*
- * Forward signals to the init until it exits. SIGTERM/SIGINT also start a
- * grace period after which (or at the second one) the container is killed,
+ * Forward signals to the init until it exits. The first SIGTERM/SIGINT also
+ * starts a grace period (--stop-timeout) after which the container is killed,
  * so veneer-run always gets to its clean-up. A dead union daemon kills the
  * container too: its root file system is gone.
  */
@@ -210,12 +210,8 @@ static int vr_run_wait(struct vr_ctx *ctx)
 			if (read(sfd, &si, sizeof(si)) != sizeof(si))
 				continue;
 			kill(ctx->init_pid, (int)si.ssi_signo);
-			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-				if (deadline >= 0)
-					kill(ctx->init_pid, SIGKILL);
-				else
-					deadline = vr_now_ms() + ctx->cfg->stop_timeout * 1000LL;
-			}
+			if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && deadline < 0)
+				deadline = vr_now_ms() + ctx->cfg->stop_timeout * 1000LL;
 		}
 		if (ctx->union_pidfd >= 0 && p[2].revents) {
 			log_error("veneer-unionfs (pid %d) exited: stopping the container",

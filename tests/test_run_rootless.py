@@ -1,0 +1,137 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""veneer-run --rootless, run by an unprivileged user created for the test.
+
+The union daemon mounts from inside the launcher's user namespace, which needs
+read-write access to /dev/fuse (crw-rw-rw- as Debian ships it); when the
+machine has it tighter the test opens it up for its duration and restores it.
+"""
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from veneer_harness import (
+    SANITIZER_MARKERS,
+    build_path,
+    require,
+    sanitizer_env,
+)
+
+
+def _kill_user_processes(uid):
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            try:
+                if os.stat(f"/proc/{e}").st_uid == uid:
+                    os.kill(int(e), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _user_processes(uid):
+    out = []
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{e}").st_uid != uid:
+                continue
+            with open(f"/proc/{e}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    out.append(int(e))
+        except OSError:
+            pass
+    return out
+
+
+@pytest.fixture
+def rootless(harness, run_bin, need_fuse):
+    require(os.access(build_path("unionfs/veneer-unionfs"), os.X_OK),
+            "veneer-unionfs is not built")
+    require(shutil.which("useradd") is not None, "useradd (passwd) is not installed")
+    user = f"vrtest{os.getpid() % 100000}"
+    subprocess.run(["userdel", user], capture_output=True)
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", user], check=True)
+    pw = pwd.getpwnam(user)
+    mode = os.stat("/dev/fuse").st_mode & 0o777
+    # A world-traversable place of the user's own for the state and layers.
+    top = tempfile.mkdtemp(prefix="veneer-rootless-", dir="/tmp")
+    os.chmod(top, 0o755)
+    home = os.path.join(top, "home")
+    os.mkdir(home)
+    os.chown(home, pw.pw_uid, pw.pw_gid)
+    try:
+        if mode & 0o006 != 0o006:
+            os.chmod("/dev/fuse", 0o666)
+        yield pw, home
+    finally:
+        os.chmod("/dev/fuse", mode)
+        _kill_user_processes(pw.pw_uid)
+        subprocess.run(["userdel", user], capture_output=True)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def _run_as(pw, argv, **kw):
+    env = sanitizer_env({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/",
+                         "LANG": "C.UTF-8"})
+    r = subprocess.run(argv, user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], env=env,
+                       capture_output=True, text=True, timeout=120, cwd="/",
+                       stdin=subprocess.DEVNULL, **kw)
+    for m in SANITIZER_MARKERS:
+        assert m not in r.stderr, r.stderr
+    return r
+
+
+def test_rootless_as_unprivileged_user(rootless, run_bin):
+    pw, home = rootless
+    state = os.path.join(home, "state")
+    upper = os.path.join(home, "upper")
+    base = [run_bin, "--state-dir", state, "--unionfs", build_path("unionfs/veneer-unionfs"),
+            "--no-procfs"]
+
+    r = _run_as(pw, base + ["--upper", upper, "--hostname", "rl", "--", "sh", "-c",
+                            "id -u; id -g; cat /proc/self/uid_map; hostname; "
+                            "echo rootless > /veneer-rootless.txt; ls -ln /veneer-rootless.txt; "
+                            "free -m | awk '/^Mem:/ {print $2}'"])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "0" and lines[1] == "0"
+    assert lines[2].split() == ["0", str(pw.pw_uid), "1"]
+    assert lines[3] == "rl"
+    assert lines[4].split()[2:4] == ["0", "0"]
+    # Written as "root" inside, owned by the user outside.
+    st = os.stat(os.path.join(upper, "veneer-rootless.txt"))
+    assert st.st_uid == pw.pw_uid
+    with open(os.path.join(upper, "veneer-rootless.txt")) as f:
+        assert f.read() == "rootless\n"
+    assert os.listdir(state) == []
+
+    # A limit that cannot be applied is refused before anything is created ...
+    r = _run_as(pw, base + ["--memory", "64M", "--", "true"])
+    assert r.returncode == 123, r.stderr
+    assert "--memory" in r.stderr and "--ignore-limits" in r.stderr
+    assert os.listdir(state) == []
+    # ... or, when asked, dropped with a warning naming it.
+    r = _run_as(pw, base + ["--memory", "64M", "--ignore-limits", "--", "echo", "ran"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "ran\n"
+    assert "--memory is NOT applied" in r.stderr
+    # Only the caller is mapped.
+    r = _run_as(pw, base + ["-u", "1000", "--", "true"])
+    assert r.returncode == 123 and "rootless" in r.stderr
+    # --net host: no sysfs of its own, the host's read-only one.
+    r = _run_as(pw, base + ["--net", "host", "--", "sh", "-c",
+                            "ls /sys/class/net | grep -c lo; touch /sys/x 2>/dev/null || echo RO"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "RO"]
+
+    end = time.time() + 10
+    while _user_processes(pw.pw_uid) and time.time() < end:
+        time.sleep(0.1)
+    assert _user_processes(pw.pw_uid) == []
+    assert os.listdir(state) == []
