@@ -1,18 +1,230 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * veneer-procfs entry point (skeleton: being built under issue #4).
+ * veneer-procfs: main(), the option table and its validation, and the
+ * worker's start: attach to (or create) the holder of the mount (holder.c),
+ * bring the libfuse session up on the inherited connection, run the loop.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fuse.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "procfs.h"
+
+static const struct fuse_opt vp_opt_table[] = {
+	{"cgroup_root=%s", offsetof(struct vp_opts, cgroup_root), 0},
+	{"cpu_quota=%d", offsetof(struct vp_opts, cpu_quota), 0},
+	{"threads=%u", offsetof(struct vp_opts, threads), 0},
+	{"respawn_delay=%u", offsetof(struct vp_opts, respawn_delay_ms), 0},
+	FUSE_OPT_END,
+};
+
+static void vp_usage(void)
+{
+	printf("usage: veneer-procfs [options] [mountpoint]\n"
+	       "\n"
+	       "Serves /proc files that show each container its own cgroup limits. The default\n"
+	       "mount point is " VP_DEFAULT_MOUNTPOINT ". Run again with the same mount point to\n"
+	       "restart or upgrade the worker: the mount and the containers' bind mounts stay.\n"
+	       "\n"
+	       "veneer-procfs options:\n"
+	       "    -o cgroup_root=DIR     cgroup hierarchies are mounted below DIR "
+	       "(default " VP_DEFAULT_CGROUP_ROOT ")\n"
+	       "    -o cpu_quota=0|1       CPU count also limited by ceil(quota/period) (default "
+	       "1)\n"
+	       "    -o threads=N           request threads (default 4, at most 64)\n"
+	       "    -o respawn_delay=MS    the holder starts a new worker after MS ms without one\n"
+	       "                           (default 1000; 0: never)\n"
+	       "\n");
+	vc_fuse_print_common_help();
+}
+
+static int vp_opts_validate(struct vp_opts *o)
+{
+	g_autofree char *mp = NULL;
+	struct stat st;
+
+	if (o->cpu_quota != 0 && o->cpu_quota != 1)
+		return log_error_errno(-EINVAL, "cpu_quota must be 0 or 1, not %d", o->cpu_quota);
+	if (o->threads == 0 || o->threads > 64)
+		return log_error_errno(-EINVAL, "threads must be 1..64, not %u", o->threads);
+	if (o->respawn_delay_ms > 3600000)
+		return log_error_errno(-EINVAL, "respawn_delay must be at most 3600000 ms");
+	if (!o->cgroup_root || o->cgroup_root[0] != '/')
+		return log_error_errno(-EINVAL, "cgroup_root must be an absolute path: '%s'",
+				       o->cgroup_root ? o->cgroup_root : "");
+	if (stat(o->cgroup_root, &st) < 0 || !S_ISDIR(st.st_mode))
+		return log_error_errno(-ENOTDIR, "cgroup_root '%s' is not a directory",
+				       o->cgroup_root);
+	{
+		_cleanup_cgroup_layout_ struct vc_cgroup_layout *l = NULL;
+		int r = vc_cgroup_layout_load(o->cgroup_root, &l);
+
+		if (r < 0)
+			return log_error_errno(
+				r, "no cgroup hierarchy is mounted below cgroup_root '%s'",
+				o->cgroup_root);
+	}
+	mp = g_strdup(o->cl.mountpoint ? o->cl.mountpoint : VP_DEFAULT_MOUNTPOINT);
+	if (!o->cl.mountpoint && g_mkdir_with_parents(mp, 0755) < 0)
+		return log_error_errno(-errno, "could not create the mount point '%s'", mp);
+	/*
+	 * Canonicalise the parent only: the mount point itself may be our own mount
+	 * with no worker answering yet (a restart), and touching it would wait for us.
+	 */
+	{
+		g_autofree char *full = g_canonicalize_filename(mp, NULL);
+		g_autofree char *dir = g_path_get_dirname(full);
+		g_autofree char *base = g_path_get_basename(full);
+		g_autofree char *rdir = realpath(dir, NULL);
+
+		if (!rdir)
+			return log_error_errno(-errno, "mount point '%s'", mp);
+		if (strcmp(base, "/") == 0)
+			return log_error_errno(-EINVAL, "mount point '%s': not on /", mp);
+		o->mountpoint = g_build_filename(rdir, base, NULL);
+	}
+	if (geteuid() != 0)
+		return log_error_errno(-EPERM,
+				       "veneer-procfs mounts with mount(2): run it as root");
+	return 0;
+}
+
+/* Make the fresh libfuse session answer the connection's FUSE_INIT (live or replayed). */
+static int vp_session_init(struct fuse_session *se, struct vp_attach *a)
+{
+	struct fuse_buf buf = {.mem = NULL};
+	size_t len;
+	int r;
+
+	if (a->init) {
+		/* Replay: our session negotiates; the kernel drops the duplicate reply. */
+		fuse_session_process_buf(se,
+					 &(struct fuse_buf){.mem = a->init, .size = a->init_len});
+		return 0;
+	}
+	do
+		r = fuse_session_receive_buf(se, &buf);
+	while (r == -EINTR);
+	if (r <= 0) {
+		free(buf.mem);
+		return log_error_errno(r < 0 ? r : -ENODEV, "no FUSE_INIT from the kernel");
+	}
+	if ((size_t)r < sizeof(struct fuse_in_header) ||
+	    ((struct fuse_in_header *)buf.mem)->opcode != FUSE_INIT ||
+	    (size_t)r > VP_MSG_MAX_PAYLOAD) {
+		free(buf.mem);
+		return log_error_errno(-EPROTO, "the first request was not a usable FUSE_INIT");
+	}
+	len = (size_t)r;
+	r = vp_holder_send_init(a->ctl, buf.mem, len);
+	if (r < 0)
+		log_warning_errno(r, "could not hand FUSE_INIT to the holder");
+	fuse_session_process_buf(se, &(struct fuse_buf){.mem = buf.mem, .size = len});
+	free(buf.mem);
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
-			printf("veneer-procfs %s\n", VENEER_VERSION);
-			return 0;
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct vp_opts opts = {.cpu_quota = 1, .threads = 4, .respawn_delay_ms = 1000};
+	struct vp_attach att = {.ctl = -1, .fuse_fd = -1};
+	struct fuse_session *se = NULL;
+	struct vp_fs fs;
+	bool fs_up = false;
+	char fdpath[32];
+	int r, ret = VC_EXIT_FAILURE;
+
+	vc_log_init("veneer-procfs");
+	vc_log_route_fuse();
+	if (fuse_opt_parse(&args, &opts, vp_opt_table, NULL) < 0 ||
+	    vc_fuse_parse_cmdline(&args, &opts.cl) < 0) {
+		fprintf(stderr, "veneer-procfs: bad command line (see --help)\n");
+		ret = VC_EXIT_USAGE;
+		goto out_args;
+	}
+	if (opts.cl.show_help) {
+		vp_usage();
+		ret = VC_EXIT_OK;
+		goto out_args;
+	}
+	if (opts.cl.show_version) {
+		printf("veneer-procfs %s\n", VENEER_VERSION);
+		ret = VC_EXIT_OK;
+		goto out_args;
+	}
+	for (int i = 1; i < args.argc; i++) {
+		if (args.argv[i][0] != '-') {
+			log_error("unexpected argument '%s'", args.argv[i]);
+			ret = VC_EXIT_USAGE;
+			goto out_args;
 		}
 	}
-	fprintf(stderr, "veneer-procfs: not built yet\n");
-	return 1;
+	if (!opts.cgroup_root)
+		opts.cgroup_root = strdup(VP_DEFAULT_CGROUP_ROOT);
+	if (vp_opts_validate(&opts) < 0) {
+		ret = VC_EXIT_USAGE;
+		goto out_args;
+	}
+	/* The session is created (and its options checked) before anything is mounted. */
+	if (opts.cl.debug)
+		fuse_opt_add_arg(&args, "-d");
+	se = fuse_session_new(&args, &vp_ops, sizeof(vp_ops), &fs);
+	if (!se) {
+		log_error("bad FUSE options (see --help)");
+		ret = VC_EXIT_USAGE;
+		goto out_args;
+	}
+	/* Before any thread exists: this may fork the holder. */
+	r = vp_holder_attach(&opts, &att);
+	if (r < 0)
+		goto out_session;
+	if (!opts.cl.foreground) {
+		if (fuse_daemonize(0) != 0) {
+			log_error("could not daemonize");
+			goto out_session;
+		}
+		vc_log_set_target(VC_LOG_SYSLOG);
+	}
+	if (vp_fs_init(&fs, &opts) < 0)
+		goto out_fs;
+	fs_up = true;
+	/* libfuse takes a "/dev/fd/N" mount point as an already mounted connection. */
+	snprintf(fdpath, sizeof(fdpath), "/dev/fd/%d", att.fuse_fd);
+	if (fuse_session_mount(se, fdpath) != 0) {
+		log_error("could not use the FUSE connection fd %d", att.fuse_fd);
+		goto out_fs;
+	}
+	att.fuse_fd = -1; /* the session closes it */
+	if (vp_session_init(se, &att) < 0)
+		goto out_fs;
+	if (opts.cl.ready_fd >= 0) {
+		if (write(opts.cl.ready_fd, "READY\n", 6) != 6)
+			log_warning_errno(-errno, "could not signal readiness on fd %d",
+					  opts.cl.ready_fd);
+		close(opts.cl.ready_fd);
+	}
+	r = vp_loop_run(se, &att, &opts);
+	ret = r < 0 ? VC_EXIT_FAILURE : VC_EXIT_OK;
+out_fs:
+	if (fs_up)
+		vp_fs_done(&fs);
+out_session:
+	/* Also closes the connection fd: our copy only, the holder keeps its own. */
+	fuse_session_destroy(se);
+	vp_attach_clear(&att);
+out_args:
+	vc_fuse_cmdline_done(&opts.cl);
+	free(opts.cgroup_root);
+	g_free(opts.mountpoint);
+	fuse_opt_free_args(&args);
+	return ret;
 }

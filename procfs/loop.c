@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The worker's request loop, with a journal: a fixed pool of threads each
+ * reads a request, copies it into its slot of a shared memfd before handling
+ * it and clears the slot after the reply. If the worker dies, the holder
+ * gives the memfd to the next worker, which replays the slots that are still
+ * set (holder.c). Replaying is safe because every operation here is
+ * idempotent on a read-only tree, and a reply to a request that was already
+ * answered is dropped by the kernel (unknown unique id). The main thread
+ * waits for a signal, the holder's RETIRE, or the end of the connection.
+ */
+#include <errno.h>
+#include <linux/fuse.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "procfs.h"
+
+#define VP_JOURNAL_MAGIC 0x766a726eU /* "vjrn" */
+#define VP_JOURNAL_SLOT 8192
+#define VP_JOURNAL_SLOTS 64
+
+struct vp_journal_slot {
+	_Atomic uint32_t len; /* 0: empty; stored last (release) when the slot is filled */
+	uint32_t pad;
+	char data[VP_JOURNAL_SLOT - 8];
+};
+
+struct vp_journal {
+	uint32_t magic;
+	uint32_t nslots;
+	uint64_t pad;
+	struct vp_journal_slot slots[VP_JOURNAL_SLOTS];
+};
+
+struct vp_loop;
+
+struct vp_loop_thread {
+	struct vp_loop *loop;
+	pthread_t tid;
+	unsigned slot;
+	struct fuse_buf buf; /* owned by the thread while it runs, freed after join */
+};
+
+struct vp_loop {
+	struct fuse_session *se;
+	struct vp_journal *journal; /* shared memory; slot i written only by thread i */
+	int exit_efd;		    /* a thread writes here when the connection ends */
+	unsigned nthreads;
+	struct vp_loop_thread *threads;
+};
+
+static void vp_loop_wake(int sig)
+{
+}
+
+static bool vp_loop_journaled(const struct fuse_in_header *in, size_t len)
+{
+	/* Interrupts refer to requests of the dead worker; INIT/DESTROY are never replayed. */
+	return len <= sizeof(((struct vp_journal_slot *)0)->data) && in->opcode != FUSE_INTERRUPT &&
+	       in->opcode != FUSE_INIT && in->opcode != FUSE_DESTROY;
+}
+
+static void *vp_loop_thread_main(void *data)
+{
+	struct vp_loop_thread *t = data;
+	struct vp_loop *l = t->loop;
+	struct vp_journal_slot *slot = &l->journal->slots[t->slot];
+
+	while (!fuse_session_exited(l->se)) {
+		int r = fuse_session_receive_buf(l->se, &t->buf);
+
+		if (r == -EINTR || r == -EAGAIN)
+			continue;
+		if (r <= 0)
+			break; /* 0: exited (ENODEV = unmounted); < 0: error */
+		if (vp_loop_journaled(t->buf.mem, (size_t)r)) {
+			memcpy(slot->data, t->buf.mem, (size_t)r);
+			atomic_store_explicit(&slot->len, (uint32_t)r, memory_order_release);
+		}
+		fuse_session_process_buf(l->se,
+					 &(struct fuse_buf){.mem = t->buf.mem, .size = (size_t)r});
+		atomic_store_explicit(&slot->len, 0, memory_order_release);
+	}
+	if (l->exit_efd >= 0) {
+		uint64_t one = 1;
+
+		(void)!write(l->exit_efd, &one, sizeof(one));
+	}
+	return NULL;
+}
+
+/* Answer what a dead worker left in its journal. */
+static void vp_loop_replay(struct fuse_session *se, int memfd)
+{
+	struct vp_journal *j = mmap(NULL, sizeof(*j), PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	unsigned n = 0;
+
+	if (j == MAP_FAILED) {
+		log_warning_errno(-errno, "could not map a journal to replay");
+		return;
+	}
+	if (j->magic == VP_JOURNAL_MAGIC) {
+		for (unsigned i = 0; i < VP_JOURNAL_SLOTS && i < j->nslots; i++) {
+			uint32_t len = atomic_load_explicit(&j->slots[i].len, memory_order_acquire);
+			g_autofree char *copy = NULL;
+
+			if (len == 0 || len > sizeof(j->slots[i].data))
+				continue;
+			copy = g_memdup2(j->slots[i].data, len);
+			atomic_store_explicit(&j->slots[i].len, 0, memory_order_release);
+			fuse_session_process_buf(se, &(struct fuse_buf){.mem = copy, .size = len});
+			n++;
+		}
+	}
+	munmap(j, sizeof(*j));
+	if (n)
+		log_notice("replayed %u request(s) a previous worker left unanswered", n);
+}
+
+static int vp_loop_journal_new(struct vp_journal **ret_map, int *ret_fd)
+{
+	_cleanup_close_ int fd = memfd_create("veneer-procfs-journal", MFD_CLOEXEC);
+	struct vp_journal *j;
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, sizeof(*j)) < 0)
+		return -errno;
+	j = mmap(NULL, sizeof(*j), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (j == MAP_FAILED)
+		return -errno;
+	j->magic = VP_JOURNAL_MAGIC;
+	j->nslots = VP_JOURNAL_SLOTS;
+	*ret_map = j;
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+/* Handle one holder message; returns false when we should stop. */
+static bool vp_loop_ctl_event(struct vp_loop *l, struct vp_attach *a)
+{
+	char buf[VP_MSG_MAX_PAYLOAD];
+	int fds[VP_MSG_MAX_FDS];
+	enum vp_msg_type type;
+	unsigned nfds;
+	size_t len;
+	int r = vp_ctl_recv(a->ctl, &type, buf, &len, fds, &nfds);
+
+	if (r <= 0) {
+		log_warning("the holder is gone: this worker keeps serving, but a restart "
+			    "can no longer take over the mount");
+		close(a->ctl);
+		a->ctl = -1;
+		return true;
+	}
+	if (type == VP_MSG_REPLAY)
+		for (unsigned i = 0; i < nfds; i++)
+			vp_loop_replay(l->se, fds[i]);
+	for (unsigned i = 0; i < nfds; i++)
+		close(fds[i]);
+	if (type == VP_MSG_RETIRE) {
+		log_info("a newer worker took over: retiring");
+		return false;
+	}
+	return true;
+}
+
+int vp_loop_run(struct fuse_session *se, struct vp_attach *a, struct vp_opts *opts)
+{
+	struct vp_loop l = {.se = se, .exit_efd = -1};
+	_cleanup_close_ int sfd = -1, jfd = -1;
+	sigset_t mask;
+	unsigned started = 0;
+	int r = 0;
+
+	l.nthreads = opts->cl.singlethread ? 1 : CLAMP(opts->threads, 1, VP_JOURNAL_SLOTS);
+	r = vp_loop_journal_new(&l.journal, &jfd);
+	if (r < 0)
+		return log_error_errno(r, "could not create the request journal");
+	l.exit_efd = eventfd(0, EFD_CLOEXEC);
+	if (l.exit_efd < 0) {
+		r = log_error_errno(-errno, "could not create an eventfd");
+		goto out_journal;
+	}
+	/* Signals go to the main thread's signalfd; request threads inherit the block. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	{
+		struct sigaction sa = {.sa_handler = vp_loop_wake}; /* no SA_RESTART */
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGUSR1, &sa, NULL);
+	}
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0) {
+		r = log_error_errno(-errno, "could not create a signalfd");
+		goto out_efd;
+	}
+	/* What earlier workers left unanswered, before taking new requests. */
+	for (guint i = 0; a->orphans && i < a->orphans->len; i++)
+		vp_loop_replay(se, g_array_index(a->orphans, int, i));
+	l.threads = g_new0(struct vp_loop_thread, l.nthreads);
+	for (unsigned i = 0; i < l.nthreads; i++) {
+		l.threads[i].loop = &l;
+		l.threads[i].slot = i;
+		r = -pthread_create(&l.threads[i].tid, NULL, vp_loop_thread_main, &l.threads[i]);
+		if (r < 0) {
+			log_error_errno(r, "could not start request thread %u", i);
+			goto out_threads;
+		}
+		started++;
+	}
+	/* Serving: the holder may now retire older workers and keeps our journal. */
+	if (a->ctl >= 0) {
+		r = vp_holder_send_journal(a->ctl, jfd);
+		if (r < 0)
+			log_warning_errno(r, "could not hand our journal to the holder");
+	}
+	for (;;) {
+		struct pollfd p[3] = {
+			{.fd = sfd, .events = POLLIN},
+			{.fd = l.exit_efd, .events = POLLIN},
+			{.fd = a->ctl, .events = POLLIN},
+		};
+
+		if (poll(p, a->ctl >= 0 ? 3 : 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		if (p[0].revents) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == sizeof(si))
+				log_info("signal %u: the worker exits, the mount stays with its "
+					 "holder",
+					 si.ssi_signo);
+			break;
+		}
+		if (p[1].revents)
+			break; /* the connection ended */
+		if (a->ctl >= 0 && p[2].revents && !vp_loop_ctl_event(&l, a))
+			break;
+	}
+	r = 0;
+out_threads:
+	/*
+	 * Stop the threads without pthread_cancel: a signal with a no-op handler
+	 * (no SA_RESTART) makes a blocked read() fail with EINTR, and the thread sees
+	 * the session exited. Re-sent until joined, in case it arrived just before
+	 * the read. A thread busy with a request finishes it first.
+	 */
+	fuse_session_exit(se);
+	for (unsigned i = 0; i < started; i++) {
+		struct timespec ts;
+
+		for (;;) {
+			pthread_kill(l.threads[i].tid, SIGUSR1);
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			if (pthread_timedjoin_np(l.threads[i].tid, NULL, &ts) == 0)
+				break;
+		}
+		free(l.threads[i].buf.mem);
+	}
+	g_free(l.threads);
+out_efd:
+	close(l.exit_efd);
+out_journal:
+	munmap(l.journal, sizeof(*l.journal));
+	return r;
+}

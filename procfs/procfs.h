@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * veneer-procfs private structures and prototypes, grouped by the file that
+ * owns them. One context struct (struct vp_fs) per worker process; the
+ * connection holder (holder.c) is a separate process with its own state.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <glib.h>
+#include <fuse_lowlevel.h>
+
+#include "cgroup-util.h"
+#include "fuse-util.h"
+#include "render.h"
+
+#define VP_DEFAULT_MOUNTPOINT "/var/lib/veneer/procfs"
+#define VP_DEFAULT_CGROUP_ROOT "/sys/fs/cgroup"
+
+struct vp_opts {
+	char *cgroup_root;	   /* -o cgroup_root= */
+	int cpu_quota;		   /* -o cpu_quota=0|1: apply ceil(quota/period) to the CPU count */
+	unsigned threads;	   /* -o threads=N request threads */
+	unsigned respawn_delay_ms; /* -o respawn_delay=MS, 0: the holder never respawns */
+	char *mountpoint;	   /* canonical, absolute */
+	struct vc_fuse_cmdline cl; /* -f, -d, --ready-fd, ... */
+};
+
+/* nodes.c: the static inode table. */
+enum vp_file {
+	VP_F_NONE = -1, /* a directory */
+	VP_F_MEMINFO,
+	VP_F_CPUINFO,
+	VP_F_STAT,
+	VP_F_UPTIME,
+	VP_F_LOADAVG,
+	VP_F_SWAPS,
+	VP_F_DISKSTATS,
+	VP_F_CPU_ONLINE,
+	VP_F_CPU_POSSIBLE,
+	VP_F_CPU_PRESENT,
+};
+
+struct vp_node {
+	fuse_ino_t ino;
+	fuse_ino_t parent;
+	const char *name;
+	mode_t mode;
+	enum vp_file file;
+};
+
+const struct vp_node *vp_node_get(fuse_ino_t ino);
+const struct vp_node *vp_node_lookup(fuse_ino_t parent, const char *name);
+/* The i-th child of dir (for readdir); NULL past the end. */
+const struct vp_node *vp_node_child(fuse_ino_t dir, unsigned i);
+void vp_node_stat(const struct vp_node *n, struct stat *st);
+
+/* sampler.c: background load sampling of the containers that read loadavg. */
+struct vp_sampler;
+int vp_sampler_start(int procfd, struct vp_sampler **ret);
+void vp_sampler_stop(struct vp_sampler *s);
+/* The load of the tasks below dir (registers dir for sampling on first use). */
+int vp_sampler_get(struct vp_sampler *s, const char *dir, bool v2, unsigned ns_depth,
+		   struct vp_loadavg *ret);
+
+/* One open file: the rendered snapshot. */
+struct vp_handle {
+	gatomicrefcount ref;
+	fuse_ino_t ino;
+	GMutex lock;
+	GString *buf; /* protected by lock */
+	bool served;  /* protected by lock: a read was answered since the last render */
+};
+
+struct vp_fs {
+	struct vp_opts *opts;		 /* read-only after start */
+	int procfd;			 /* O_PATH /proc, read-only after start */
+	int sysfd;			 /* O_PATH /sys, read-only after start */
+	uint64_t host_pidns;		 /* our own pid namespace, read-only */
+	struct vc_cgroup_layout *layout; /* read-only after start */
+	struct vp_sampler *sampler;	 /* thread-safe itself */
+
+	/* Lock order: ns_lock and handle_lock are leaves; never held together. */
+	GMutex ns_lock;
+	GHashTable *ns_cache; /* protected by ns_lock: pid-ns inode -> struct vp_nsinit */
+	GMutex handle_lock;
+	GHashTable *handles; /* protected by handle_lock: fh -> struct vp_handle */
+	uint64_t next_fh;    /* protected by handle_lock */
+};
+
+/* container.c: the calling process -> its container. */
+struct vp_container {
+	bool host;	     /* in our own pid namespace: init is our pid 1 */
+	pid_t init;	     /* init of the caller's pid namespace */
+	uint64_t init_start; /* its starttime (ticks after boot) */
+	GPtrArray *cgroups;  /* parsed /proc/<init>/cgroup */
+};
+
+int vp_container_resolve(struct vp_fs *fs, pid_t caller, struct vp_container *ret);
+void vp_container_clear(struct vp_container *c);
+
+/* file.c: render one file for a caller; the FUSE operations. */
+int vp_render(struct vp_fs *fs, enum vp_file file, pid_t caller, GString *out);
+extern const struct fuse_lowlevel_ops vp_ops;
+int vp_fs_init(struct vp_fs *fs, struct vp_opts *opts);
+void vp_fs_done(struct vp_fs *fs);
+
+/* holder.c: the process that owns the /dev/fuse connection across worker restarts. */
+struct vp_attach {
+	int ctl;     /* the control connection to the holder */
+	int fuse_fd; /* our copy of /dev/fuse */
+	char *init;  /* the recorded FUSE_INIT request; NULL: answer it live */
+	size_t init_len;
+	GArray *orphans; /* int: journals of dead workers to replay */
+};
+
+/* Attach to the holder of mountpoint, creating holder and mount when there is none. */
+int vp_holder_attach(struct vp_opts *opts, struct vp_attach *ret);
+/* Hand the live FUSE_INIT request to the holder, and our journal memfd. */
+int vp_holder_send_init(int ctl, const void *init, size_t len);
+int vp_holder_send_journal(int ctl, int memfd);
+void vp_attach_clear(struct vp_attach *a);
+
+/* loop.c: the journaled request loop. */
+int vp_loop_run(struct fuse_session *se, struct vp_attach *a, struct vp_opts *opts);
+
+/* holder.c: the control protocol (SOCK_SEQPACKET, one message per packet). */
+enum vp_msg_type {
+	VP_MSG_ATTACH = 1, /* worker -> holder: I want to serve */
+	VP_MSG_WELCOME, /* holder -> worker: fds [fuse, orphan journals...], payload INIT or empty
+			 */
+	VP_MSG_INIT,	/* worker -> holder: the FUSE_INIT request it answered live */
+	VP_MSG_JOURNAL, /* worker -> holder: fd [its journal memfd]; the worker is serving */
+	VP_MSG_RETIRE,	/* holder -> worker: a newer worker serves, exit without unmounting */
+	VP_MSG_REPLAY,	/* holder -> worker: fds [journals of a worker that died] */
+};
+
+#define VP_MSG_MAX_FDS 16
+#define VP_MSG_MAX_PAYLOAD 4096
+
+int vp_ctl_send(int fd, enum vp_msg_type type, const void *payload, size_t len, const int *fds,
+		unsigned nfds);
+/* ret_fds must hold VP_MSG_MAX_FDS; received fds are O_CLOEXEC. 0 on EOF with *ret_type 0. */
+int vp_ctl_recv(int fd, enum vp_msg_type *ret_type, void *payload, size_t *ret_len, int *ret_fds,
+		unsigned *ret_nfds);

@@ -1,0 +1,256 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""veneer-procfs end to end: real cgroup v1 children, real pid+mount namespaces,
+real tools (free, top, getconf, nproc, python) reading the served files through
+bind mounts over /proc, like a container runtime sets them up."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from procfs_util import (MiB, Container, free_b, limited_cgroups, meminfo_kb, mount_procfs,
+                         procfs_bin, start_procfs)
+from veneer_harness import mounted_at, require
+
+PY = "/usr/bin/python3"
+
+
+@pytest.fixture
+def procfs_env(harness, need_fuse, procfs_bin):
+    require(os.path.isdir("/sys/fs/cgroup/memory") and os.path.isdir("/sys/fs/cgroup/cpuset"),
+            "needs cgroup v1 memory and cpuset hierarchies")
+    return harness
+
+
+def test_help_and_bad_options(procfs_env, tmp_path):
+    r = subprocess.run([procfs_bin(), "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    for opt in ("cgroup_root=", "cpu_quota=", "threads=", "respawn_delay=", "--ready-fd"):
+        assert opt in r.stdout
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    for bad, word in ((["-o", "cpu_quota=7"], "cpu_quota"),
+                      (["-o", "cgroup_root=/nonexistent"], "/nonexistent"),
+                      (["-o", "cgroup_root=/tmp"], "/tmp"),
+                      (["-o", "threads=0"], "threads"),
+                      (["-o", "bogus_option"], "")):
+        r = subprocess.run([procfs_bin(), "-f", *bad, str(mnt)], capture_output=True,
+                           text=True, timeout=20)
+        assert r.returncode == 2, (bad, r.stderr)
+        assert word in r.stderr
+        assert not mounted_at(str(mnt))
+    r = subprocess.run([procfs_bin(), "-f", str(tmp_path / "missing")], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode != 0 and "missing" in r.stderr
+
+
+def test_limited_container_tools(procfs_env):
+    h = procfs_env
+    m = mount_procfs(h)
+    cg = limited_cgroups(h, mem=256 * MiB, quota=0.5, cpus="1")
+    c = Container(h, m.path, cg, charge_tmpfs=True)
+
+    before = free_b(c.run("free -b"))
+    assert before["total"] == 268435456
+    top = c.run("top -b -n1 -w 512")
+    assert re.search(r"MiB Mem :\s+256\.0 total", top), top
+    top1 = c.run("top -b -n1 -w 512 -1")
+    assert len(re.findall(r"^%Cpu\d+\s*:", top1, re.M)) == 1, top1
+    assert c.run("grep -c ^processor /proc/cpuinfo").strip() == "1"
+    cpuinfo = c.run("cat /proc/cpuinfo")
+    assert re.search(r"^processor\s*: 0$", cpuinfo, re.M)
+    stat = c.run("cat /proc/stat")
+    assert len(re.findall(r"^cpu\d+ ", stat, re.M)) == 1
+    cpu_line = [int(x) for x in re.search(r"^cpu  (.*)$", stat, re.M).group(1).split()]
+    cpu0_line = [int(x) for x in re.search(r"^cpu0 (.*)$", stat, re.M).group(1).split()]
+    assert cpu_line == cpu0_line
+    for line in ("intr ", "ctxt ", "btime ", "processes "):
+        assert re.search("^" + line, stat, re.M)
+    assert c.run("getconf _NPROCESSORS_ONLN").strip() == "1"
+    assert c.run("nproc --all").strip() == "1"
+    assert c.run(f"{PY} -c 'import os; print(os.cpu_count())'").strip() == "1"
+    for f in ("online", "possible", "present"):
+        assert c.run(f"cat /sys/devices/system/cpu/{f}") == "0\n"
+    up, idle = (float(x) for x in c.run("cat /proc/uptime").split())
+    assert 0 <= up < 5 and 0 <= idle <= up * 1 + 0.01
+    load = c.run("cat /proc/loadavg").split()
+    assert [float(x) for x in load[:3]] == pytest.approx([0, 0, 0], abs=0.3)
+    running, total = (int(x) for x in load[3].split("/"))
+    assert 1 <= total < 20
+    assert 0 < int(load[4]) < 100, "the last field must be a pid inside the container"
+    swaps = c.run("cat /proc/swaps").splitlines()
+    assert swaps[0].startswith("Filename")
+
+    # Charge 100 MiB to the cgroup (tmpfs pages stay charged to the writer's cgroup).
+    c.run("dd if=/dev/zero of=/mnt/charge bs=1M count=100 status=none")
+    after = free_b(c.run("free -b"))
+    assert after["total"] == 268435456
+    grown = after["used"] - before["used"]
+    assert 95 * MiB <= grown <= 115 * MiB, (before, after)
+    mi = c.run("cat /proc/meminfo")
+    assert meminfo_kb(mi, "Shmem") >= 100 * 1024
+    assert meminfo_kb(mi, "MemAvailable") <= meminfo_kb(mi, "MemTotal")
+
+
+def test_quota_only_follows_quota(procfs_env):
+    h = procfs_env
+    m = mount_procfs(h)
+    ncpu = os.cpu_count()
+    require(ncpu >= 2, "needs two CPUs to tell a quota from the host")
+    cg = limited_cgroups(h, mem=None, quota=0.5, cpus=None)
+    c = Container(h, m.path, cg)
+    assert c.run("grep -c ^processor /proc/cpuinfo").strip() == "1"
+    assert len(re.findall(r"^cpu\d+ ", c.run("cat /proc/stat"), re.M)) == 1
+    assert c.run("cat /sys/devices/system/cpu/online") == "0\n"
+    # No memory limit: meminfo is the host's.
+    assert meminfo_kb(c.run("cat /proc/meminfo"), "MemTotal") == \
+        meminfo_kb(open("/proc/meminfo").read(), "MemTotal")
+
+
+def test_quota_rule_can_be_turned_off(procfs_env):
+    h = procfs_env
+    require(os.cpu_count() >= 2, "needs two CPUs")
+    m = mount_procfs(h, opts=["-o", "cpu_quota=0"])
+    cg = limited_cgroups(h, quota=0.5)
+    c = Container(h, m.path, cg)
+    assert c.run("grep -c ^processor /proc/cpuinfo").strip() == str(os.cpu_count())
+    with open("/sys/devices/system/cpu/online") as f:
+        assert c.run("cat /sys/devices/system/cpu/online") == f.read()
+
+
+def test_small_reads_repeated_reads_and_rewind(procfs_env):
+    h = procfs_env
+    m = mount_procfs(h)
+    cg = limited_cgroups(h, mem=300 * MiB, cpus="0")
+    c = Container(h, m.path, cg)
+    for f in ("meminfo", "cpuinfo", "stat", "swaps"):
+        whole = c.run(f"cat /proc/{f}")
+        by7 = c.run(f"dd if=/proc/{f} bs=7 status=none")
+        by1 = c.run(f"dd if=/proc/{f} bs=1 status=none")
+        if f in ("meminfo", "stat"):  # counters move between opens: compare keys
+            keys = lambda t: [line.split()[0] for line in t.splitlines()]
+            assert keys(by7) == keys(whole) == keys(by1)
+        else:
+            assert by7 == whole == by1
+    for _ in range(20):
+        assert meminfo_kb(c.run("cat /proc/meminfo"), "MemTotal") == 300 * 1024
+    # One open, reads at offsets, then a rewind renders a fresh snapshot.
+    out = c.run(f"{PY} -c \"import os\n"
+                "fd = os.open('/proc/meminfo', os.O_RDONLY)\n"
+                "a = os.pread(fd, 5, 0) + os.pread(fd, 100000, 5)\n"
+                "b = os.pread(fd, 100000, 0)\n"
+                "print(a.split()[1].decode(), b.split()[1].decode())\"")
+    assert out.split() == [str(300 * 1024)] * 2
+
+
+def test_concurrent_readers_in_different_containers(procfs_env):
+    h = procfs_env
+    m = mount_procfs(h)
+    cs = []
+    for i in range(8):
+        cg = limited_cgroups(h, mem=(128 + 16 * i) * MiB)
+        cs.append((128 + 16 * i, Container(h, m.path, cg)))
+    procs = []
+    for mib, c in cs:
+        join = "".join(f"echo $$ > {d}/cgroup.procs; " for d in c.cgroups.values())
+        loop = "for i in $(seq 30); do grep ^MemTotal /proc/meminfo; done"
+        procs.append((mib, subprocess.Popen(
+            ["sh", "-c", join + f'exec nsenter -t {c.init} -m -p -- sh -c "$0"', loop],
+            stdout=subprocess.PIPE, text=True)))
+    for mib, p in procs:
+        out, _ = p.communicate(timeout=60)
+        vals = {int(line.split()[1]) for line in out.splitlines()}
+        assert p.returncode == 0 and vals == {mib * 1024}, (mib, vals)
+
+
+def _read_meminfo_total(c, timeout=20):
+    return meminfo_kb(c.run("cat /proc/meminfo", timeout=timeout), "MemTotal")
+
+
+def test_restart_after_sigkill_keeps_bind_mounts_working(procfs_env):
+    h = procfs_env
+    mnt = h.path("procfs")
+    # respawn_delay=0: only the explicit start below may bring a worker back.
+    m = mount_procfs(h, mnt, opts=["-o", "respawn_delay=0"])
+    cg = limited_cgroups(h, mem=200 * MiB, cpus="0")
+    c = Container(h, mnt, cg)
+    assert _read_meminfo_total(c) == 200 * 1024
+    m.daemon.stop(signal.SIGKILL)  # the daemon's whole process group
+    assert m.daemon.proc.returncode == -signal.SIGKILL
+    assert mounted_at(mnt), "the mount must outlive the worker"
+    d2 = start_procfs(h, mnt, opts=["-o", "respawn_delay=0"])
+    m.daemon = d2
+    assert _read_meminfo_total(c) == 200 * 1024
+    assert c.run("grep -c ^processor /proc/cpuinfo").strip() == "1"
+    # And again, with a reader waiting while no worker runs: it is answered after the start.
+    d2.stop(signal.SIGKILL)
+    join = "".join(f"echo $$ > {d}/cgroup.procs; " for d in c.cgroups.values())
+    waiting = subprocess.Popen(
+        ["sh", "-c", join + f'exec nsenter -t {c.init} -m -p -- sh -c "$0"',
+         "grep ^MemTotal /proc/meminfo"], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    assert waiting.poll() is None, "without a worker the read waits"
+    m.daemon = start_procfs(h, mnt, opts=["-o", "respawn_delay=0"])
+    out, _ = waiting.communicate(timeout=20)
+    assert waiting.returncode == 0 and int(out.split()[1]) == 200 * 1024
+
+
+def test_crash_respawn_and_upgrade_handover(procfs_env):
+    h = procfs_env
+    mnt = h.path("procfs")
+    m = mount_procfs(h, mnt, opts=["-o", "respawn_delay=300"])
+    cg = limited_cgroups(h, mem=220 * MiB)
+    c = Container(h, mnt, cg)
+    assert _read_meminfo_total(c) == 220 * 1024
+    # Crash with nobody restarting it: the holder starts a worker by itself.
+    m.daemon.stop(signal.SIGKILL)
+    assert _read_meminfo_total(c) == 220 * 1024
+    # Upgrade: a new instance attaches, the running worker retires (exits 0).
+    d2 = start_procfs(h, mnt, opts=["-o", "respawn_delay=300"])
+    m.daemon = d2
+    d3 = start_procfs(h, mnt, opts=["-o", "respawn_delay=300"])
+    assert d2.wait(15) == 0, d2.output()
+    m.daemon = d3
+    assert _read_meminfo_total(c) == 220 * 1024
+    assert d3.alive()
+
+
+def _keys(text, sep=None):
+    return [line.split(sep)[0].strip() for line in text.splitlines() if line.strip()]
+
+
+def test_host_fallback_root_cgroup(procfs_env):
+    h = procfs_env
+    m = mount_procfs(h)
+    # A process in the root cgroup of every hierarchy, in our pid namespace.
+    join = "".join(f"echo $$ > /sys/fs/cgroup/{c}/cgroup.procs; " for c in
+                   ("memory", "cpu", "cpuacct", "cpuset", "blkio", "pids"))
+
+    def read(path):
+        r = subprocess.run(["sh", "-c", join + f"cat {path}"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    p = m.path
+    for f in ("cpuinfo", "swaps"):
+        served, host = read(f"{p}/proc/{f}"), read(f"/proc/{f}")
+        strip = lambda t: re.sub(r"cpu MHz.*", "", t)
+        assert strip(served) == strip(host)
+    for f in ("online", "possible", "present"):
+        assert read(f"{p}/sys/devices/system/cpu/{f}") == read(f"/sys/devices/system/cpu/{f}")
+    served, host = read(f"{p}/proc/meminfo"), read("/proc/meminfo")
+    assert _keys(served, ":") == _keys(host, ":")
+    for k in ("MemTotal", "SwapTotal", "CommitLimit", "Hugepagesize"):
+        assert meminfo_kb(served, k) == meminfo_kb(host, k)
+    served, host = read(f"{p}/proc/stat"), read("/proc/stat")
+    assert _keys(served) == _keys(host)
+    assert re.search(r"^btime .*", served, re.M).group(0) == \
+        re.search(r"^btime .*", host, re.M).group(0)
+    served, host = read(f"{p}/proc/uptime"), read("/proc/uptime")
+    assert float(served.split()[0]) == pytest.approx(float(host.split()[0]), abs=2)
+    served, host = read(f"{p}/proc/diskstats"), read("/proc/diskstats")
+    assert [line.split()[:3] for line in served.splitlines()] == \
+        [line.split()[:3] for line in host.splitlines()]
+    assert len(read(f"{p}/proc/loadavg").split()) == 5
