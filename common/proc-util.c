@@ -161,11 +161,10 @@ int vc_proc_pidns_ino(int procfd, pid_t pid, uint64_t *ret)
 	return 0;
 }
 
-/* Is p the init of its own pid namespace (last NSpid entry is 1)? */
-static int vc_proc_is_ns_init(int procfd, pid_t p, pid_t *ret_ppid)
+/* NSpid and PPid of p. */
+static int vc_proc_ns_info(int procfd, pid_t p, GArray **ret_nspid, pid_t *ret_ppid)
 {
 	g_autofree char *status = NULL;
-	g_autoptr(GArray) nspid = NULL;
 	int r;
 
 	r = vc_proc_read(procfd, p, "status", &status, NULL);
@@ -174,10 +173,7 @@ static int vc_proc_is_ns_init(int procfd, pid_t p, pid_t *ret_ppid)
 	r = vc_proc_parse_ppid(status, ret_ppid);
 	if (r < 0)
 		return r;
-	r = vc_proc_parse_nspid(status, &nspid);
-	if (r < 0)
-		return r;
-	return g_array_index(nspid, pid_t, nspid->len - 1) == 1;
+	return vc_proc_parse_nspid(status, ret_nspid);
 }
 
 static int vc_proc_scan_ns_init(int procfd, uint64_t ns, pid_t *ret_init)
@@ -200,9 +196,12 @@ static int vc_proc_scan_ns_init(int procfd, uint64_t ns, pid_t *ret_init)
 
 		if (vc_parse_i64(de->d_name, &v) < 0 || v <= 0)
 			continue;
+		g_autoptr(GArray) nspid = NULL;
+
 		if (vc_proc_pidns_ino(procfd, (pid_t)v, &ino) < 0 || ino != ns)
 			continue;
-		if (vc_proc_is_ns_init(procfd, (pid_t)v, &ppid) == 1) {
+		if (vc_proc_ns_info(procfd, (pid_t)v, &nspid, &ppid) >= 0 &&
+		    g_array_index(nspid, pid_t, nspid->len - 1) == 1) {
 			*ret_init = (pid_t)v;
 			return 0;
 		}
@@ -212,28 +211,43 @@ static int vc_proc_scan_ns_init(int procfd, uint64_t ns, pid_t *ret_init)
 
 int vc_proc_find_ns_init(int procfd, pid_t pid, pid_t *ret_init)
 {
-	uint64_t ns, ino;
-	pid_t p = pid;
+	g_autoptr(GArray) first = NULL;
+	uint64_t ns;
+	pid_t p = pid, ppid;
+	guint depth;
 	int r;
 
-	r = vc_proc_pidns_ino(procfd, pid, &ns);
+	r = vc_proc_ns_info(procfd, pid, &first, &ppid);
 	if (r < 0)
 		return r;
-	/* The parent chain of a process started inside the namespace reaches its init. */
-	for (unsigned depth = 0; depth < 4096 && p > 0; depth++) {
-		pid_t ppid = 0;
+	depth = first->len;
+	if (g_array_index(first, pid_t, depth - 1) == 1) {
+		*ret_init = pid;
+		return 0;
+	}
+	/*
+	 * The parent chain of a process started inside the namespace reaches its
+	 * init. A parent is in the same namespace exactly when its NSpid has the same
+	 * length: a child's namespace is its parent's or a descendant of it. This
+	 * needs no ptrace access to the ancestors' ns links.
+	 */
+	for (unsigned hops = 0; hops < 4096 && ppid > 0; hops++) {
+		g_autoptr(GArray) nspid = NULL;
+		pid_t next;
 
-		r = vc_proc_is_ns_init(procfd, p, &ppid);
-		if (r < 0)
-			return p == pid ? r : vc_proc_scan_ns_init(procfd, ns, ret_init);
-		if (r == 1) {
+		p = ppid;
+		if (vc_proc_ns_info(procfd, p, &nspid, &next) < 0 || nspid->len != depth)
+			break;
+		if (g_array_index(nspid, pid_t, depth - 1) == 1) {
 			*ret_init = p;
 			return 0;
 		}
-		if (ppid <= 0 || vc_proc_pidns_ino(procfd, ppid, &ino) < 0 || ino != ns)
-			break;
-		p = ppid;
+		ppid = next;
 	}
+	/* Joined with setns(): its parents are outside. Find the init by scanning. */
+	r = vc_proc_pidns_ino(procfd, pid, &ns);
+	if (r < 0)
+		return r;
 	return vc_proc_scan_ns_init(procfd, ns, ret_init);
 }
 

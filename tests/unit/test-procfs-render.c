@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Unit tests for veneer-procfs' pure side: cgroup2 values read from fixture
+ * trees (kernel formats; limits set to max, nested limits, missing files) and
+ * the renderers fed with real /proc files of a 2-CPU host (fixtures/proc).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <string.h>
+#include <glib.h>
+
+#include "fd-util.h"
+#include "parse-util.h"
+#include "render.h"
+
+static const guint host_online[] = {0, 1};
+
+static char *fixture_text(const char *rel)
+{
+	g_autofree char *p = g_build_filename(g_getenv("VENEER_FIXTURES"), rel, NULL);
+	char *text = NULL;
+
+	g_assert_cmpint(vc_read_file_at(AT_FDCWD, p, &text, NULL), ==, 0);
+	return text;
+}
+
+static struct vc_cgroup_layout *v2_layout(void)
+{
+	g_autofree char *root = g_build_filename(g_getenv("VENEER_FIXTURES"), "cgroup2", NULL);
+	struct vc_cgroup_layout *l = vc_cgroup_layout_new();
+
+	vc_cgroup_layout_add(l, VC_CGROUP_V2, NULL, root, "/");
+	return l;
+}
+
+static GPtrArray *proc_cgroup(const char *path)
+{
+	g_autofree char *text = g_strdup_printf("0::%s\n", path);
+	GPtrArray *pc = NULL;
+
+	g_assert_cmpint(vc_cgroup_parse_proc(text, &pc), ==, 0);
+	return pc;
+}
+
+static uint64_t kb(const char *text, const char *key)
+{
+	uint64_t v = 0;
+
+	g_assert_cmpint(vc_kv_lookup_u64(text, key, &v), ==, 0);
+	return v;
+}
+
+/* Keys and their order of two meminfo-like texts. */
+static void assert_same_keys(const char *a, const char *b)
+{
+	g_auto(GStrv) la = g_strsplit(a, "\n", -1);
+	g_auto(GStrv) lb = g_strsplit(b, "\n", -1);
+
+	g_assert_cmpuint(g_strv_length(la), ==, g_strv_length(lb));
+	for (guint i = 0; la[i]; i++) {
+		const char *ca = strchr(la[i], ':'), *cb = strchr(lb[i], ':');
+
+		g_assert_true((ca == NULL) == (cb == NULL));
+		if (!ca)
+			continue;
+		g_assert_cmpint(ca - la[i], ==, cb - lb[i]);
+		g_assert_cmpint(strncmp(la[i], lb[i], (size_t)(ca - la[i])), ==, 0);
+		/* same line length: the numbers stay right-aligned in their columns */
+		if (strlen(la[i]) < 30)
+			g_assert_cmpuint(strlen(la[i]), ==, strlen(lb[i]));
+	}
+}
+
+static void test_mem_nested_limit(void)
+{
+	_cleanup_cgroup_layout_ struct vc_cgroup_layout *l = v2_layout();
+	g_autoptr(GPtrArray) pc = proc_cgroup("/lxc/c1");
+	g_autofree char *host = fixture_text("proc/meminfo");
+	g_autoptr(GString) out = g_string_new("");
+	uint64_t host_total, host_swap;
+	struct vp_mem m;
+
+	g_assert_cmpint(vp_meminfo_host_totals(host, &host_total, &host_swap), ==, 0);
+	g_assert_cmpint(vp_cgroup_read_mem(l, pc, host_total, host_swap, &m), ==, 0);
+	g_assert_true(m.limited);
+	g_assert_cmpuint(m.limit, ==, 536870912); /* c1's max -> the parent's 512 MiB */
+	g_assert_cmpuint(m.usage, ==, 104857600);
+	g_assert_cmpuint(m.shmem, ==, 10485760);
+	g_assert_cmpuint(m.swap_limit, ==, 0);
+	g_assert_cmpint(vp_render_meminfo(host, &m, out), ==, 0);
+	assert_same_keys(out->str, host);
+	g_assert_cmpuint(kb(out->str, "MemTotal"), ==, 524288);
+	g_assert_cmpuint(kb(out->str, "MemFree"), ==, (536870912 - 104857600) / 1024);
+	/* available = free + file LRU + reclaimable slab */
+	g_assert_cmpuint(kb(out->str, "MemAvailable"), ==,
+			 (536870912 - 104857600 + 41943040 + 2097152) / 1024);
+	g_assert_cmpuint(kb(out->str, "Cached"), ==, 52428800 / 1024);
+	g_assert_cmpuint(kb(out->str, "Shmem"), ==, 10240);
+	g_assert_cmpuint(kb(out->str, "Active(anon)"), ==, 20480);
+	g_assert_cmpuint(kb(out->str, "SReclaimable"), ==, 2048);
+	g_assert_cmpuint(kb(out->str, "SwapTotal"), ==, 0);
+	/* a field that cannot be scoped keeps the host's value */
+	g_assert_cmpuint(kb(out->str, "Hugepagesize"), ==, kb(host, "Hugepagesize"));
+	g_assert_cmpuint(kb(out->str, "VmallocTotal"), ==, kb(host, "VmallocTotal"));
+}
+
+static void test_mem_own_limit_missing_stat(void)
+{
+	_cleanup_cgroup_layout_ struct vc_cgroup_layout *l = v2_layout();
+	g_autoptr(GPtrArray) pc = proc_cgroup("/lxc/c2");
+	g_autofree char *host = fixture_text("proc/meminfo");
+	g_autoptr(GString) out = g_string_new("");
+	uint64_t host_total, host_swap;
+	struct vp_mem m;
+
+	g_assert_cmpint(vp_meminfo_host_totals(host, &host_total, &host_swap), ==, 0);
+	g_assert_cmpint(vp_cgroup_read_mem(l, pc, host_total, host_swap, &m), ==, 0);
+	g_assert_true(m.limited);
+	g_assert_cmpuint(m.limit, ==, 268435456);
+	g_assert_cmpuint(m.usage, ==, 1048576);
+	g_assert_cmpuint(m.cache, ==, 0); /* no memory.stat */
+	g_assert_cmpint(vp_render_meminfo(host, &m, out), ==, 0);
+	g_assert_cmpuint(kb(out->str, "MemTotal"), ==, 262144);
+	g_assert_cmpuint(kb(out->str, "MemAvailable"), ==, 262144 - 1024);
+}
+
+static void test_mem_max_everywhere(void)
+{
+	_cleanup_cgroup_layout_ struct vc_cgroup_layout *l = v2_layout();
+	g_autoptr(GPtrArray) pc = proc_cgroup("/unlimited");
+	g_autoptr(GPtrArray) nowhere = proc_cgroup("/does/not/exist");
+	g_autoptr(GPtrArray) c1 = proc_cgroup("/lxc/c1");
+	struct vp_mem m;
+
+	g_assert_cmpint(vp_cgroup_read_mem(l, pc, 8ULL << 30, 0, &m), ==, 0);
+	g_assert_false(m.limited);
+	g_assert_cmpuint(m.limit, ==, 8ULL << 30);
+	/* A limit above the host's memory is no limit either: clipped to the host. */
+	g_assert_cmpint(vp_cgroup_read_mem(l, c1, 256 << 20, 0, &m), ==, 0);
+	g_assert_false(m.limited);
+	g_assert_cmpuint(m.limit, ==, 256 << 20);
+	/* A cgroup whose files are all missing: nothing limited, no error. */
+	g_assert_cmpint(vp_cgroup_read_mem(l, nowhere, 8ULL << 30, 0, &m), ==, 0);
+	g_assert_false(m.limited);
+}
+
+static void test_cpu_quota_and_cpuset(void)
+{
+	_cleanup_cgroup_layout_ struct vc_cgroup_layout *l = v2_layout();
+	g_autoptr(GPtrArray) pc = proc_cgroup("/lxc/c1");
+	g_autoptr(GPtrArray) c2 = proc_cgroup("/lxc/c2");
+	struct vp_cpu c;
+
+	/* cpuset "1", quota 1.5 -> ceil = 2, min(1, 2) = 1 */
+	g_assert_cmpint(vp_cgroup_read_cpu(l, pc, host_online, 2, true, &c), ==, 0);
+	g_assert_true(c.limited);
+	g_assert_cmpuint(c.count, ==, 1);
+	g_assert_cmpuint(c.cpuset->len, ==, 1);
+	g_assert_cmpuint(g_array_index(c.cpuset, guint, 0), ==, 1);
+	g_assert_cmpuint(c.quota_us, ==, 150000);
+	g_assert_cmpuint(c.period_us, ==, 100000);
+	g_assert_false(c.have_percpu);
+	g_assert_cmpuint(c.total_user_ns, ==, 1500000000ULL);
+	g_assert_cmpuint(c.total_system_ns, ==, 500000000ULL);
+	vp_cpu_clear(&c);
+
+	/* c2: no cpuset files (inherits 0-1 from lxc), quota max -> the host's CPUs */
+	g_assert_cmpint(vp_cgroup_read_cpu(l, c2, host_online, 2, true, &c), ==, 0);
+	g_assert_false(c.limited);
+	g_assert_cmpuint(c.count, ==, 2);
+	vp_cpu_clear(&c);
+}
+
+static void test_cpu_compute(void)
+{
+	struct vp_cpu c = {.quota_us = 50000, .period_us = 100000};
+
+	/* quota only: 0.5 -> 1 CPU of the host's 2 */
+	vp_cpu_compute(&c, host_online, 2, true);
+	g_assert_cmpuint(c.count, ==, 1);
+	g_assert_true(c.limited);
+	/* the quota rule turned off */
+	vp_cpu_compute(&c, host_online, 2, false);
+	g_assert_cmpuint(c.count, ==, 2);
+	g_assert_false(c.limited);
+	/* 2.01 CPUs -> 3, but only 2 in the set */
+	c.quota_us = 201000;
+	vp_cpu_compute(&c, host_online, 2, true);
+	g_assert_cmpuint(c.count, ==, 2);
+	vp_cpu_clear(&c);
+}
+
+static void test_render_cpuinfo_stat_online(void)
+{
+	g_autofree char *cpuinfo = fixture_text("proc/cpuinfo");
+	g_autofree char *stat = fixture_text("proc/stat");
+	g_autoptr(GString) ci = g_string_new(""), st = g_string_new(""), on = g_string_new("");
+	g_autoptr(GArray) tot = NULL, idle = NULL;
+	struct vp_cpu c = {.quota_us = UINT64_MAX, .period_us = 100000};
+	uint64_t user1 = 3000000000ULL, sys1 = 1000000000ULL;
+	unsigned cpu0, u, n, s, id;
+	char *p;
+
+	c.cpuset = g_array_new(FALSE, FALSE, sizeof(guint));
+	g_array_append_val(c.cpuset, host_online[1]);
+	c.have_percpu = true;
+	c.user_ns = g_array_new(FALSE, TRUE, sizeof(uint64_t));
+	c.system_ns = g_array_new(FALSE, TRUE, sizeof(uint64_t));
+	g_array_set_size(c.user_ns, 2);
+	g_array_set_size(c.system_ns, 2);
+	g_array_index(c.user_ns, uint64_t, 1) = user1;
+	g_array_index(c.system_ns, uint64_t, 1) = sys1;
+	vp_cpu_compute(&c, host_online, 2, true);
+	g_assert_cmpuint(c.count, ==, 1);
+
+	/* cpuinfo: host CPU 1's block, renumbered 0 */
+	g_assert_cmpint(vp_render_cpuinfo(cpuinfo, &c, ci), ==, 0);
+	g_assert_true(g_str_has_prefix(ci->str, "processor\t: 0\n"));
+	g_assert_null(strstr(ci->str, "processor\t: 1"));
+	p = strstr(cpuinfo, "processor\t: 1\n");
+	g_assert_nonnull(p);
+	g_assert_cmpstr(ci->str + strlen("processor\t: 0\n"), ==, p + strlen("processor\t: 1\n"));
+
+	/* stat: one cpuN line from the accounting, the total agrees, the rest is the host's */
+	g_assert_cmpint(vp_render_stat(stat, &c, st), ==, 0);
+	g_assert_nonnull(strstr(st->str, "\ncpu0 "));
+	g_assert_null(strstr(st->str, "\ncpu1 "));
+	g_assert_cmpint(
+		sscanf(strstr(st->str, "\ncpu0 ") + 1, "cpu%u %u %u %u %u", &cpu0, &u, &n, &s, &id),
+		==, 5);
+	g_assert_cmpuint(u, ==, 300); /* 3 s at USER_HZ 100 */
+	g_assert_cmpuint(s, ==, 100);
+	vp_stat_parse_host(stat, &tot, &idle);
+	g_assert_cmpuint(id, ==, g_array_index(tot, uint64_t, 1) - 400);
+	g_assert_true(g_str_has_prefix(st->str, "cpu  300 0 100 "));
+	g_assert_nonnull(strstr(st->str, "\nintr "));
+	g_assert_nonnull(strstr(st->str, "\nbtime "));
+	g_assert_true(g_str_has_suffix(st->str, "\n"));
+	g_assert_null(strstr(st->str, "\n\n"));
+
+	g_assert_cmpint(vp_render_cpu_range(&c, on), ==, 0);
+	g_assert_cmpstr(on->str, ==, "0\n");
+	c.count = 3;
+	g_string_truncate(on, 0);
+	vp_render_cpu_range(&c, on);
+	g_assert_cmpstr(on->str, ==, "0-2\n");
+	vp_cpu_clear(&c);
+}
+
+static void test_render_uptime_loadavg(void)
+{
+	g_autoptr(GString) out = g_string_new("");
+	struct vp_cpu c = {.count = 2, .total_user_ns = 1000000000ULL};
+	struct vp_loadavg l = {{0}, 1, 7, 42};
+
+	g_assert_cmpint(vp_render_uptime(1234, 100, &c, out), ==, 0);
+	g_assert_cmpstr(out->str, ==, "12.34 23.68\n"); /* idle = 2 * 12.34 - 1.00 */
+	g_string_truncate(out, 0);
+	g_assert_cmpint(vp_render_loadavg(&l, out), ==, 0);
+	g_assert_cmpstr(out->str, ==, "0.00 0.00 0.00 1/7 42\n");
+	/* One runnable task for a minute (12 samples): 1-min average near 1 - 1/e */
+	for (int i = 0; i < 12; i++)
+		vp_loadavg_fold(l.avg, 1);
+	g_string_truncate(out, 0);
+	vp_render_loadavg(&l, out);
+	g_assert_true(g_str_has_prefix(out->str, "0.6"));
+}
+
+static void test_render_io_swaps(void)
+{
+	_cleanup_cgroup_layout_ struct vc_cgroup_layout *l = v2_layout();
+	g_autofree char *host = fixture_text("proc/diskstats");
+	g_autofree char *swaps = fixture_text("proc/swaps");
+	g_autoptr(GArray) devs = NULL;
+	g_autoptr(GString) out = g_string_new(""), sw = g_string_new("");
+	struct vp_mem m = {.swap_limit = 64 << 20, .swap_usage = 1 << 20};
+	g_autofree char *fake = NULL;
+	g_autoptr(GPtrArray) c1 = proc_cgroup("/lxc/c1");
+	g_autoptr(GPtrArray) c2 = proc_cgroup("/lxc/c2");
+	bool limited;
+
+	g_assert_cmpint(vp_cgroup_read_io(l, c1, &devs, &limited), ==, 0);
+	g_assert_true(limited);
+	g_assert_cmpuint(devs->len, ==, 2);
+	/* A host line for device 8:0 in the kernel's format, plus the fixture's. */
+	fake = g_strconcat(host, "   8       0 sda 5 0 80 3 1 0 8 1 0 4 4 0 0 0 0 0 0\n", NULL);
+	g_assert_cmpint(vp_render_diskstats(fake, devs, out), ==, 0);
+	/* 253:0 is in the fixture host's file, 8:0 in the appended line; both did I/O */
+	g_assert_cmpstr(out->str, ==,
+			" 253       0 zram0 1 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+			"   8       0 sda 10 0 2048 0 1 0 8 0 0 0 0 0 0 0 0 0 0\n");
+	g_clear_pointer(&devs, g_array_unref);
+	/* missing io.stat: no devices, still limited (not the root) */
+	g_assert_cmpint(vp_cgroup_read_io(l, c2, &devs, &limited), ==, 0);
+	g_assert_cmpuint(devs->len, ==, 0);
+
+	g_assert_cmpint(vp_render_swaps(swaps, &m, sw), ==, 0);
+	g_assert_true(g_str_has_prefix(sw->str, "Filename"));
+	g_assert_nonnull(strstr(sw->str, "\t65536\t"));
+	g_assert_nonnull(strstr(sw->str, "\t1024\t"));
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/procfs/mem/nested-limit", test_mem_nested_limit);
+	g_test_add_func("/procfs/mem/own-limit-missing-stat", test_mem_own_limit_missing_stat);
+	g_test_add_func("/procfs/mem/max-everywhere", test_mem_max_everywhere);
+	g_test_add_func("/procfs/cpu/quota-and-cpuset", test_cpu_quota_and_cpuset);
+	g_test_add_func("/procfs/cpu/compute", test_cpu_compute);
+	g_test_add_func("/procfs/render/cpuinfo-stat-online", test_render_cpuinfo_stat_online);
+	g_test_add_func("/procfs/render/uptime-loadavg", test_render_uptime_loadavg);
+	g_test_add_func("/procfs/render/io-swaps", test_render_io_swaps);
+	return g_test_run();
+}
