@@ -4,7 +4,8 @@
 A private podman (own storage root, run root, tmp dir, config files, HOME)
 imports a busybox image built locally from Debian's busybox-static, runs a
 multi-step `podman build` whose steps create, delete, rename and chmod files
-in each other's layers, and checks the tree `podman run` shows. With a mount
+in each other's layers (and COPY from the context), and checks the tree
+`podman run` shows. With a mount
 program, containers/storage computes each layer diff by walking veneer's
 merged view against the parent's, and stores the layers with OCI `.wh.NAME` and
 `.wh..wh..opq` whiteouts, which veneer then reads as lower layers.
@@ -35,6 +36,7 @@ RUN rm -rf /data/gone && mv /data/a /data/a2 && chmod 751 /data/sub && \
     echo more >> /data/sub/k && rm /bin/vi && mv /data/dir /data/dir2
 RUN mkdir /data/gone && echo new > /data/gone/g && ln -s a2 /data/link && \
     ln /data/b /data/bhard && chmod 640 /data/a2
+COPY copied /data/sub/copied
 """
 
 # One line per path below /data: name|type|mode|nlink (files only)|content or link target.
@@ -69,6 +71,8 @@ EXPECTED = [
     "/data/gone/g|f|644|1|new~",
     "/data/link|l|777||a2",
     "/data/sub|d|751||",
+    "/data/sub/copied|d|755||",  # COPY makes the destination dir 0755
+    "/data/sub/copied/run.sh|f|755|1|#!/bin/sh~",
     "/data/sub/k|f|644|1|keep~more~",
     "absent /bin/vi",
     "present /bin/sh",
@@ -255,6 +259,11 @@ def test_podman_build_and_run(podman, harness):
     ctx = harness.mkdir("context")
     with open(os.path.join(ctx, "Containerfile"), "w") as f:
         f.write(CONTAINERFILE)
+    os.makedirs(os.path.join(ctx, "copied"))
+    os.chmod(os.path.join(ctx, "copied"), 0o750)
+    with open(os.path.join(ctx, "copied", "run.sh"), "w") as f:
+        f.write("#!/bin/sh\n")
+    os.chmod(os.path.join(ctx, "copied", "run.sh"), 0o755)
     podman("build", "--pull=never", "--network", "none", *podman.run_opts, "-t", IMAGE, ctx)
 
     r = podman("run", "--rm", "--network", "none", *podman.run_opts, IMAGE, "sh", "-c", LIST_SCRIPT)
@@ -267,7 +276,8 @@ def test_podman_build_and_run(podman, harness):
     # runtime puts in every container.
     tree = {ln[5:] for ln in lines if ln.startswith("tree ")}
     with tarfile.open(podman.rootfs_tar) as t:
-        image = {"/" + os.path.normpath(n).lstrip("./") for n in t.getnames()}
+        image = {"/" + os.path.normpath(n) if os.path.normpath(n) != "." else "/"
+                 for n in t.getnames()}
     data = {ln.split("|")[0] for ln in EXPECTED if ln.startswith("/data")}
     want = (image - {"/bin/vi"}) | data
     assert not want - tree, f"missing from the container: {sorted(want - tree)}"
@@ -277,8 +287,8 @@ def test_podman_build_and_run(podman, harness):
     # copies up, and leaves the image untouched for the next container.
     r = podman("run", "--rm", "--network", "none", *podman.run_opts, IMAGE, "sh", "-c",
                "echo changed > /data/b && rm /data/sub/k && cat /data/bhard /data/b && "
-               "ls /data/sub | wc -l")
-    assert r.stdout.split() == ["two", "changed", "0"]
+               "ls /data/sub")
+    assert r.stdout.split() == ["two", "changed", "copied"]
     r = podman("run", "--rm", "--network", "none", *podman.run_opts, IMAGE, "cat", "/data/b",
                "/data/sub/k")
     assert r.stdout == "two\nkeep\nmore\n"
