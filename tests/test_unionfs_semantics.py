@@ -618,3 +618,99 @@ def test_five_hundred_lowers(harness):
     assert read(d.v.p("deepest")) == b"bottom"
     d.run(lambda s: (write(s.p("deepest"), "changed"), sorted(os.listdir(s.p("common")))))
     d.check()
+
+
+def test_d_ino_matches_st_ino(harness):
+    """readdir's d_ino agrees with stat's st_ino, before and after copy-up, as on the kernel."""
+    def build(l0, l1):
+        os.makedirs(f"{l0}/m")
+        os.makedirs(f"{l1}/m/sub")
+        write(f"{l1}/m/f", "x")
+        write(f"{l1}/m/g", "x")
+        os.makedirs(f"{l1}/m/sub2")
+
+    d = Diff(harness, 2, build)
+
+    def inos(s):
+        with os.scandir(s.p("m")) as it:
+            return sorted((e.name, e.inode() == os.stat(e.path, follow_symlinks=False).st_ino)
+                          for e in it)
+
+    d.run(inos)
+    d.run(lambda s: (os.chmod(s.p("m", "f"), 0o600), os.mkdir(s.p("m", "sub", "x")),
+                     os.rename(s.p("m", "g"), s.p("m", "g2"))) and None)
+    d.run(inos)
+    d.remount()
+    assert all(ok for _, ok in d.run(inos))
+    d.check()
+
+
+def test_copy_up_keeps_times(harness):
+    def build(l0, l1):
+        for n in ("a", "b", "c"):
+            write(f"{l1}/{n}", n)
+            os.utime(f"{l1}/{n}", ns=(1400000000123456789, 1500000000987654321))
+        os.makedirs(f"{l1}/d")
+        os.utime(f"{l1}/d", ns=(1400000000000000001, 1500000000000000001))
+
+    d = Diff(harness, 2, build)
+    d.run(lambda s: (os.chmod(s.p("a"), 0o600), os.setxattr(s.p("b"), "user.x", b"1"),
+                     os.chown(s.p("c"), 5, 5), os.chmod(s.p("d"), 0o700)) and None)
+    d.run(lambda s: [os.stat(s.p(n)).st_mtime_ns for n in ("a", "b", "c", "d")])
+    d.check()
+
+
+def test_stale_workdir_is_cleaned_at_mount(harness):
+    d = Diff(harness, 1, lambda l0: write(f"{l0}/f", "x"))
+    d.umount()
+    stale = os.path.join(d.v.work, "work", "#vu-crashed")
+    os.makedirs(os.path.join(stale, "deep"))
+    write(os.path.join(stale, "deep", "partial"), "half a copy-up")
+    os.mknod(os.path.join(d.v.work, "work", "wh"), stat.S_IFCHR, os.makedev(0, 0))
+    d.mount()
+    assert os.listdir(os.path.join(d.v.work, "work")) == []
+    d.check()
+
+
+def test_non_root_creators_and_permissions(harness):
+    """Owners of new objects, set-group-ID dirs and EACCES for an unprivileged caller."""
+    def build(l0, l1):
+        os.makedirs(f"{l1}/pub")
+        os.chmod(f"{l1}/pub", 0o1777)
+        os.makedirs(f"{l1}/sg")
+        os.chown(f"{l1}/sg", 0, 4242)
+        os.chmod(f"{l1}/sg", 0o2777)
+        write(f"{l1}/rootfile", "r", 0o644)
+        write(f"{l1}/pub/theirs", "t", 0o666)
+        os.chown(f"{l1}/pub/theirs", 2000, 2000)
+
+    d = Diff(harness, 2, build)
+
+    def as_user(s):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                os.setgroups([])
+                os.setresgid(1000, 1000, 1000)
+                os.setresuid(1000, 1000, 1000)
+                res = errnos((write, s.p("pub", "mine"), "m"), (os.mkdir, s.p("pub", "md")),
+                             (os.symlink, "x", s.p("pub", "ml")), (os.mkfifo, s.p("pub", "mf")),
+                             (write, s.p("sg", "f"), "g"), (os.mkdir, s.p("sg", "sub")),
+                             (write, s.p("rootfile"), "no"), (os.unlink, s.p("pub", "theirs")),
+                             (os.chmod, s.p("rootfile"), 0o777), (write, s.p("pub", "theirs"), "y"),
+                             (os.rename, s.p("pub", "mine"), s.p("pub", "mine2")))
+                os.write(w, repr(res).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        out = b""
+        while chunk := os.read(r, 4096):
+            out += chunk
+        os.close(r)
+        os.waitpid(pid, 0)
+        return out.decode()
+
+    d.run(as_user)
+    d.check()

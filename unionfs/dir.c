@@ -273,7 +273,12 @@ static int vu_dir_remove(struct vu_fs *fs, struct vu_node *parent, const char *n
 	r = vu_node_fd(fs, parent, 0, &pd);
 	if (r < 0)
 		return r;
+	/*
+	 * Pinned and unhashed before the name changes on disk: a racing open of this node
+	 * must reach the object the kernel resolved, never the whiteout replacing it.
+	 */
 	vu_dir_pin(fs, node);
+	vu_node_unhash(fs, node);
 	if (atomic_load(&node->top) != 0) {
 		r = vu_whiteout_make(fs, pd.fd, name, VU_WH_NOREPLACE);
 	} else if (is_dir) {
@@ -291,8 +296,8 @@ static int vu_dir_remove(struct vu_fs *fs, struct vu_node *parent, const char *n
 		r = -errno;
 	}
 	vu_fdref_put(&pd);
-	if (r == 0)
-		vu_node_unhash(fs, node);
+	if (r < 0)
+		vu_node_rehash(fs, node);
 	return r;
 }
 
@@ -359,7 +364,7 @@ static bool vu_dir_in_lower(struct vu_node *n)
 static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name, struct vu_node *np,
 			 const char *newname, unsigned flags)
 {
-	struct vu_fdref od = VU_FDREF_INIT, nd = VU_FDREF_INIT;
+	struct vu_fdref od = VU_FDREF_INIT, nd = VU_FDREF_INIT, sd = VU_FDREF_INIT;
 	struct vu_node *src = NULL, *dst = NULL;
 	struct vu_found df;
 	bool src_lower;
@@ -419,13 +424,21 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 		goto out;
 
 	if (flags & RENAME_EXCHANGE) {
+		struct vu_fdref xd = VU_FDREF_INIT;
+
 		r = vu_dir_keep_opaque(fs, src, np);
 		if (r == 0)
 			r = vu_dir_keep_opaque(fs, dst, op);
+		/* Both held across the exchange, so racing opens find them by fd. */
+		if (r == 0)
+			r = vu_node_fd(fs, src, 0, &sd);
+		if (r == 0)
+			r = vu_node_fd(fs, dst, 0, &xd);
 		if (r == 0 && renameat2(od.fd, name, nd.fd, newname, RENAME_EXCHANGE) < 0)
 			r = -errno;
 		if (r == 0)
 			vu_node_exchange(fs, src, dst);
+		vu_fdref_put(&xd);
 		goto out;
 	}
 
@@ -449,24 +462,32 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 		r = vu_dir_keep_opaque(fs, src, np);
 	if (r < 0)
 		goto out;
-	if (dst)
+	if (dst) {
 		vu_dir_pin(fs, dst);
+		vu_node_unhash(fs, dst);
+	}
+	/* Held across the rename: the old name turns into a whiteout under racing opens. */
+	r = vu_node_fd(fs, src, 0, &sd);
+	if (r < 0)
+		goto out_rehash;
 	if (src_lower && fs->can_mknod) {
 		/* The kernel's own trick: the source becomes a whiteout in the same step. */
 		if (renameat2(od.fd, name, nd.fd, newname, RENAME_WHITEOUT) < 0)
 			r = -errno;
-	} else {
-		if (renameat2(od.fd, name, nd.fd, newname, 0) < 0)
-			r = -errno;
-		if (r == 0 && src_lower)
-			r = vu_whiteout_make(fs, od.fd, name, VU_WH_NOREPLACE);
+	} else if (renameat2(od.fd, name, nd.fd, newname, 0) < 0) {
+		r = -errno;
 	}
 	if (r < 0)
-		goto out;
-	if (dst)
-		vu_node_unhash(fs, dst);
+		goto out_rehash;
 	vu_node_move(fs, src, np, newname);
+	if (src_lower && !fs->can_mknod)
+		r = vu_whiteout_make(fs, od.fd, name, VU_WH_NOREPLACE);
+	goto out;
+out_rehash:
+	if (dst)
+		vu_node_rehash(fs, dst);
 out:
+	vu_fdref_put(&sd);
 	vu_fdref_put(&od);
 	vu_fdref_put(&nd);
 	vu_node_unref(fs, src);

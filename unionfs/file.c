@@ -18,6 +18,7 @@
 struct vu_fileh {
 	pthread_mutex_t lock; /* protects fd and layer against the reopen after copy-up */
 	int fd;
+	int old_fd; /* the lower fd replaced after a copy-up; other threads may still use it */
 	int layer;
 	int flags;
 	struct vu_node *node; /* referenced while open */
@@ -60,7 +61,7 @@ int vu_file_fd(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node
 
 			if (pos > 0)
 				lseek(nfd, pos, SEEK_SET);
-			close(h->fd);
+			h->old_fd = h->fd;
 			h->fd = nfd;
 			h->layer = 0;
 		}
@@ -77,6 +78,7 @@ static void vu_file_attach(struct vu_fs *fs, struct fuse_file_info *fi, struct v
 
 	pthread_mutex_init(&h->lock, NULL);
 	h->fd = fd;
+	h->old_fd = -1;
 	h->layer = layer;
 	h->flags = fi->flags;
 	h->node = node;
@@ -93,6 +95,7 @@ static void vu_file_detach(struct vu_fs *fs, struct fuse_file_info *fi)
 	struct vu_fileh *h = (struct vu_fileh *)(uintptr_t)fi->fh;
 
 	close(h->fd);
+	vc_close_nointr(h->old_fd);
 	vu_node_unref(fs, h->node);
 	pthread_mutex_destroy(&h->lock);
 	g_free(h);

@@ -163,6 +163,7 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 		/* The object changed type behind our back: the old node is stale. */
 		g_hash_table_remove(fs->names, n);
 		n->hashed = false;
+		n->gen++;
 		n = NULL;
 	}
 	if (!n) {
@@ -235,6 +236,19 @@ void vu_node_unhash(struct vu_fs *fs, struct vu_node *node)
 		g_hash_table_remove(fs->names, node);
 		node->hashed = false;
 	}
+	node->gen++;
+	pthread_mutex_unlock(&fs->nodes_lock);
+}
+
+/* Undo vu_node_unhash after a failed removal, unless the name was taken meanwhile. */
+void vu_node_rehash(struct vu_fs *fs, struct vu_node *node)
+{
+	pthread_mutex_lock(&fs->nodes_lock);
+	if (!node->hashed && !g_hash_table_contains(fs->names, node)) {
+		g_hash_table_add(fs->names, node);
+		node->hashed = true;
+	}
+	node->gen++;
 	pthread_mutex_unlock(&fs->nodes_lock);
 }
 
@@ -248,6 +262,7 @@ void vu_node_move(struct vu_fs *fs, struct vu_node *node, struct vu_node *newpar
 	if (node->hashed)
 		g_hash_table_remove(fs->names, node);
 	old = node->parent;
+	node->gen++;
 	newparent->refs++;
 	node->parent = newparent;
 	g_free(node->name);
@@ -282,6 +297,8 @@ void vu_node_exchange(struct vu_fs *fs, struct vu_node *a, struct vu_node *b)
 	g_hash_table_add(fs->names, a);
 	g_hash_table_add(fs->names, b);
 	a->hashed = b->hashed = true;
+	a->gen++;
+	b->gen++;
 	pthread_mutex_unlock(&fs->nodes_lock);
 }
 
@@ -320,7 +337,8 @@ int vu_node_fd(struct vu_fs *fs, struct vu_node *node, int layer, struct vu_fdre
 	struct vu_fdref pref = VU_FDREF_INIT;
 	struct vu_node *parent;
 	struct vu_fdent *e;
-	unsigned flags = 0;
+	unsigned flags = 0, gen;
+	bool stale;
 	int fd, r;
 
 	*ret = (struct vu_fdref)VU_FDREF_INIT;
@@ -346,6 +364,7 @@ int vu_node_fd(struct vu_fs *fs, struct vu_node *node, int layer, struct vu_fdre
 	}
 	pthread_mutex_unlock(&fs->fdcache_lock);
 
+retry:
 	pthread_mutex_lock(&fs->nodes_lock);
 	if (!node->hashed) {
 		/* Unlinked: only the fd pinned at unlink time still reaches the object. */
@@ -359,7 +378,9 @@ int vu_node_fd(struct vu_fs *fs, struct vu_node *node, int layer, struct vu_fdre
 	}
 	parent = node->parent;
 	parent->refs++;
+	g_free(name);
 	name = g_strdup(node->name);
+	gen = node->gen;
 	pthread_mutex_unlock(&fs->nodes_lock);
 
 	r = vu_node_fd(fs, parent, layer, &pref);
@@ -371,6 +392,15 @@ int vu_node_fd(struct vu_fs *fs, struct vu_node *node, int layer, struct vu_fdre
 	r = fd < 0 ? -errno : 0;
 	vu_fdref_put(&pref);
 	vu_node_unref(fs, parent);
+	/* Renamed or unlinked while we opened by name: what we got may be something else. */
+	pthread_mutex_lock(&fs->nodes_lock);
+	stale = node->gen != gen;
+	pthread_mutex_unlock(&fs->nodes_lock);
+	if (stale) {
+		if (fd >= 0)
+			close(fd);
+		goto retry;
+	}
 	if (r < 0)
 		return r;
 	if (S_ISDIR(node->type) && !vu_is_upper(fs, layer)) {

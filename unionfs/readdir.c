@@ -20,6 +20,7 @@ struct vu_dirent {
 	char *name;
 	unsigned char type; /* DT_* */
 	ino_t ino;
+	bool from_upper; /* a directory whose d_ino may still become its top lower's */
 };
 
 struct vu_dirh {
@@ -42,6 +43,26 @@ static void vu_readdir_add(GArray *out, const char *name, unsigned char type, in
 	g_array_append_val(out, e);
 }
 
+/*
+ * d_ino as stat() will report st_ino: a merged directory shows its top lower's
+ * inode, a copied-up file its origin's (on one filesystem, as the kernel does).
+ */
+static void vu_readdir_fix_ino(struct vu_fs *fs, GArray *out, GHashTable *seen, const char *name,
+			       unsigned char type, ino_t ino)
+{
+	gpointer v;
+	struct vu_dirent *e;
+
+	if (!fs->samefs || type != DT_DIR || !g_hash_table_lookup_extended(seen, name, NULL, &v) ||
+	    GPOINTER_TO_UINT(v) == 0)
+		return;
+	e = &g_array_index(out, struct vu_dirent, GPOINTER_TO_UINT(v) - 1);
+	if (e->from_upper && e->type == DT_DIR) {
+		e->ino = ino;
+		e->from_upper = false;
+	}
+}
+
 /* One layer's entries; names it whites out are collected in wh for the layers below. */
 static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned flags,
 			    GHashTable *seen, GHashTable *wh, GArray *out)
@@ -61,6 +82,7 @@ static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned fl
 		const char *name = de->d_name;
 		unsigned char type = de->d_type;
 		struct stat st;
+		ino_t ino;
 
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 			continue;
@@ -69,8 +91,10 @@ static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned fl
 				g_hash_table_add(wh, g_strdup(name + strlen(VU_OCI_PREFIX)));
 			continue;
 		}
-		if (g_hash_table_contains(seen, name))
+		if (g_hash_table_contains(seen, name)) {
+			vu_readdir_fix_ino(fs, out, seen, name, type, de->d_ino);
 			continue;
+		}
 		if (type == DT_UNKNOWN || type == DT_CHR ||
 		    (type == DT_REG && (flags & VU_FD_XWHITEOUTS))) {
 			if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -81,8 +105,13 @@ static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned fl
 				continue;
 			}
 		}
-		g_hash_table_add(seen, g_strdup(name));
-		vu_readdir_add(out, name, type, de->d_ino);
+		ino = de->d_ino;
+		if (vu_is_upper(fs, layer) && fs->samefs && type != DT_DIR)
+			vu_origin_ino_at(fs, dirfd(d), name, &ino);
+		vu_readdir_add(out, name, type, ino);
+		g_array_index(out, struct vu_dirent, out->len - 1).from_upper =
+			vu_is_upper(fs, layer);
+		g_hash_table_insert(seen, g_strdup(name), GUINT_TO_POINTER(out->len));
 	}
 	closedir(d);
 	return 0;
@@ -116,7 +145,10 @@ int vu_readdir_merged(struct vu_fs *fs, struct vu_node *dir, GArray **ret)
 		g_hash_table_iter_init(&it, wh);
 		while (g_hash_table_iter_next(&it, &k, NULL)) {
 			g_hash_table_iter_steal(&it);
-			g_hash_table_add(seen, k);
+			if (!g_hash_table_contains(seen, k))
+				g_hash_table_insert(seen, k, GUINT_TO_POINTER(0));
+			else
+				g_free(k);
 		}
 	}
 	*ret = g_steal_pointer(&out);
@@ -145,7 +177,12 @@ static int vu_dirh_fill(struct vu_fs *fs, struct vu_node *node, struct vu_dirh *
 	all = g_array_sized_new(false, false, sizeof(struct vu_dirent), list->len + 2);
 	g_array_set_clear_func(all, vu_dirent_clear);
 	vu_readdir_add(all, ".", DT_DIR, node->ino);
-	vu_readdir_add(all, "..", DT_DIR, node->parent ? node->parent->ino : node->ino);
+	{
+		struct vu_node *parent = vu_node_parent(fs, node, NULL);
+
+		vu_readdir_add(all, "..", DT_DIR, parent ? parent->ino : node->ino);
+		vu_node_unref(fs, parent);
+	}
 	/* Known nodes report their fixed st_ino (origin inodes after copy-up). */
 	for (guint i = 0; i < list->len; i++) {
 		struct vu_dirent *e = &g_array_index(list, struct vu_dirent, i);

@@ -71,6 +71,7 @@ struct vu_node {
 	struct vu_node *parent; /* holds a reference */
 	char *name;
 	bool hashed;	  /* present in fs->names */
+	unsigned gen;	  /* bumped whenever parent, name or hashed change */
 	uint64_t nlookup; /* kernel references */
 	unsigned refs;	  /* internal references: children, open handles, callers */
 	int pinned_fd;	  /* O_PATH fd kept once unlinked while still referenced */
@@ -165,6 +166,7 @@ void vu_node_unref(struct vu_fs *fs, struct vu_node *node);
 void vu_node_forget(struct vu_fs *fs, struct vu_node *node, uint64_t n);
 struct vu_node *vu_node_parent(struct vu_fs *fs, struct vu_node *node, char **ret_name);
 void vu_node_unhash(struct vu_fs *fs, struct vu_node *node);
+void vu_node_rehash(struct vu_fs *fs, struct vu_node *node);
 void vu_node_move(struct vu_fs *fs, struct vu_node *node, struct vu_node *newparent,
 		  const char *newname);
 void vu_node_exchange(struct vu_fs *fs, struct vu_node *a, struct vu_node *b);
@@ -190,6 +192,7 @@ int vu_inode_stat(struct vu_fs *fs, struct vu_node *node, struct stat *ret);
 void vu_fill_entry(struct vu_fs *fs, struct vu_node *node, const struct stat *st,
 		   struct fuse_entry_param *e);
 int vu_origin_ino(struct vu_fs *fs, int upperfd, ino_t *ret);
+int vu_origin_ino_at(struct vu_fs *fs, int dirfd, const char *name, ino_t *ret);
 void vu_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void vu_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void vu_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
