@@ -254,3 +254,82 @@ def test_host_fallback_root_cgroup(procfs_env):
     assert [line.split()[:3] for line in served.splitlines()] == \
         [line.split()[:3] for line in host.splitlines()]
     assert len(read(f"{p}/proc/loadavg").split()) == 5
+
+
+def _journal_fd(pid):
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if "veneer-procfs-journal" in os.readlink(f"/proc/{pid}/fd/{fd}"):
+                return fd
+        except FileNotFoundError:
+            pass
+    raise AssertionError("the worker has no journal memfd")
+
+
+def _all_stopped(pid):
+    for t in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{t}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+                return False
+    return True
+
+
+def test_request_in_flight_when_worker_dies_is_answered(procfs_env):
+    """Freeze the worker until it is caught holding a request it has read but not
+    answered (its journal slot is set), SIGKILL it there, start a new worker: the
+    blocked reader gets its answer (replayed), not a hang or an error."""
+    import struct
+    h = procfs_env
+    mnt = h.path("procfs")
+    opts = ["-o", "respawn_delay=0,threads=1"]
+    m = mount_procfs(h, mnt, opts=opts)
+    cg = limited_cgroups(h, mem=240 * MiB)
+    c = Container(h, mnt, cg)
+    log = h.path("reader.log")
+    join = "".join(f"echo $$ > {d}/cgroup.procs; " for d in c.cgroups.values())
+    reader = subprocess.Popen(
+        ["sh", "-c", join + f'exec nsenter -t {c.init} -m -p -- {PY} -c "$0"',
+         "import sys\n"
+         f"out = open({log!r}, 'a', buffering=1)\n"
+         "while True:\n"
+         "    with open('/proc/meminfo') as f:\n"
+         "        out.write(f.readline())\n"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+    def stop_reader():
+        os.killpg(reader.pid, signal.SIGKILL)
+        reader.wait()
+        reader.stderr.close()
+    h.defer(stop_reader)
+    while not os.path.exists(log) or os.path.getsize(log) == 0:
+        assert reader.poll() is None
+        time.sleep(0.01)
+    w = m.daemon.proc.pid
+    jfd = _journal_fd(w)
+    caught = False
+    for attempt in range(1000):
+        os.kill(w, signal.SIGSTOP)
+        while not _all_stopped(w):
+            time.sleep(0.0005)
+        with open(f"/proc/{w}/fd/{jfd}", "rb") as f:
+            head = f.read(24)
+        if struct.unpack_from("I", head, 16)[0] != 0:
+            caught = True
+            break
+        os.kill(w, signal.SIGCONT)
+        time.sleep(0.001 * (attempt % 3))
+    assert caught, "never caught the worker inside a request"
+    m.daemon.stop(signal.SIGKILL)
+    before = os.path.getsize(log)
+    time.sleep(0.3)
+    assert os.path.getsize(log) == before, "no worker: the reader must be waiting"
+    m.daemon = start_procfs(h, mnt, opts=opts)
+    deadline = time.time() + 20
+    while os.path.getsize(log) <= before + 100 and time.time() < deadline:
+        time.sleep(0.05)
+    assert os.path.getsize(log) > before + 100, "the reader did not resume"
+    assert reader.poll() is None, reader.stderr.read()
+    assert "replayed 1 request" in m.daemon.output()
+    with open(log) as f:
+        values = {line.split()[1] for line in f if line.strip()}
+    assert values == {str(240 * 1024)}
