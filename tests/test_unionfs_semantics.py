@@ -714,3 +714,118 @@ def test_non_root_creators_and_permissions(harness):
 
     d.run(as_user)
     d.check()
+
+
+USERNS_SCRIPT = r"""
+import json, os, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from veneer_harness import snapshot
+binary, base = sys.argv[2], sys.argv[3]
+out = {}
+for side in ("k", "v"):
+    b = os.path.join(base, side)
+    m = os.path.join(b, "mnt")
+    if side == "k":
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                        f"lowerdir={b}/l0,upperdir={b}/upper,workdir={b}/work,userxattr", m],
+                       check=True)
+    else:
+        subprocess.run([binary, "-o", f"lowerdir={b}/l0,upperdir={b}/upper,workdir={b}/work", m],
+                       check=True)
+    os.unlink(f"{m}/a")
+    for n in os.listdir(f"{m}/d"):
+        os.unlink(f"{m}/d/{n}")
+    os.rmdir(f"{m}/d")
+    os.mkdir(f"{m}/d")
+    with open(f"{m}/d/new", "w") as f:
+        f.write("n")
+    os.chmod(f"{m}/b", 0o600)
+    out[side] = {p: list(map(str, e[:6])) for p, e in snapshot(m, xattrs=False).items()}
+    subprocess.run(["umount", m], check=True)
+print(json.dumps(out))
+"""
+
+
+def test_user_namespace_writes_user_overlay_xattrs(harness, unionfs_bin):
+    """Without trusted.* (a user namespace) opaque dirs are marked user.overlay.opaque=y,
+    as the kernel does with userxattr; the result reads back the same from outside."""
+    import json
+    import subprocess
+
+    def build(l0):
+        write(f"{l0}/a", "a")
+        write(f"{l0}/b", "b")
+        os.makedirs(f"{l0}/d")
+        write(f"{l0}/d/x", "x")
+
+    d = Diff(harness, 1, build)
+    d.umount()
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    r = subprocess.run(["unshare", "-Urm", "/usr/bin/python3", "-c", USERNS_SCRIPT, tests_dir,
+                        unionfs_bin, harness.tmp], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    inside = json.loads(r.stdout)
+    assert inside["k"] == inside["v"]
+    from unionfs_diff import upper_snapshot
+    uk, uv = upper_snapshot(d.k.upper), upper_snapshot(d.v.upper)
+    assert uk == uv
+    assert ("user.overlay.opaque", b"y") in uv["d"][6]
+    d.mount()
+    assert sorted(os.listdir(d.v.p("d"))) == ["new"]
+
+
+def test_symlinks_in_layers_are_never_followed(harness):
+    """A symlink in a lower where the upper layer has a directory never leads out of the layer."""
+    def build(l0, l1, l2):
+        os.makedirs(f"{l0}/x")
+        write(f"{l0}/x/mine", "m")
+        os.symlink("/etc", f"{l1}/x")
+        os.makedirs(f"{l2}/x")
+        write(f"{l2}/x/below", "b")
+        os.symlink("/etc", f"{l0}/y")
+        os.makedirs(f"{l1}/y")
+        write(f"{l1}/y/hidden", "h")
+        os.symlink("../../../../../../../../etc", f"{l1}/up")
+
+    d = Diff(harness, 3, build)
+    assert sorted(os.listdir(d.v.p("x"))) == ["mine"]
+    d.run(lambda s: (sorted(os.listdir(s.p("x"))), os.readlink(s.p("y")), os.readlink(s.p("up")),
+                     errnos((os.stat, s.p("x", "passwd")), (os.stat, s.p("x", "below")))))
+    d.run(lambda s: (write(s.p("x", "new"), "n"), os.unlink(s.p("y")), os.mkdir(s.p("y")),
+                     sorted(os.listdir(s.p("y")))))
+    d.check()
+
+
+def test_hard_links_and_open_handles_across_copy_up(harness):
+    def build(l0, l1):
+        write(f"{l1}/h1", "linked")
+        os.link(f"{l1}/h1", f"{l1}/h2")
+        write(f"{l1}/big", os.urandom(3 << 20))
+        write(f"{l1}/ro", "0123456789")
+
+    d = Diff(harness, 2, build)
+
+    def ops(s):
+        r = []
+        ro = open(s.p("ro"), "rb")
+        r.append(ro.read(4))
+        with open(s.p("ro"), "r+b") as w:    # copy-up while a reader is open
+            w.seek(4)
+            w.write(b"XY")
+        r.append(ro.read())                   # the reader follows the file into the upper
+        ro.close()
+        with open(s.p("h1"), "ab") as f:      # breaks the lower hard link, as the kernel does
+            f.write(b"+")
+        r.append([os.stat(s.p(n)).st_nlink for n in ("h1", "h2")])
+        r.append(os.stat(s.p("h1")).st_ino == os.stat(s.p("h2")).st_ino)
+        os.link(s.p("h1"), s.p("h3"))
+        r.append([os.stat(s.p(n)).st_nlink for n in ("h1", "h2", "h3")])
+        os.unlink(s.p("h3"))
+        r.append(os.stat(s.p("h1")).st_nlink)
+        with open(s.p("big"), "r+b") as f:
+            f.seek(1 << 20)
+            f.write(b"middle")
+        return r
+
+    d.run(ops)
+    d.check()

@@ -19,7 +19,8 @@ RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 
 # Written by the kernel for its own bookkeeping (origin file handles differ per copy).
-KERNEL_BOOKKEEPING = ("trusted.overlay.origin", "trusted.overlay.impure")
+KERNEL_BOOKKEEPING = ("trusted.overlay.origin", "trusted.overlay.impure", "user.overlay.origin",
+                      "user.overlay.impure")
 
 
 def renameat2(old, new, flags):

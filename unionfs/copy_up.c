@@ -233,6 +233,13 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 		r = -errno;
 		goto out_clean;
 	}
+	/* A hard-linked origin is not used for st_ino (no index): the copy shows its own. */
+	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+		struct stat ust;
+
+		if (fstat(dst, &ust) == 0)
+			atomic_store(&node->ino, ust.st_ino);
+	}
 	atomic_store(&node->top, 0);
 	r = 0;
 	goto out;

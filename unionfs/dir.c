@@ -179,6 +179,17 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 			goto out_unlink;
 	}
 	vu_fdref_put(&pd);
+	if (o->src) {
+		/* A hard link is the same inode to the kernel: answer with the source node. */
+		struct stat st;
+
+		r = vu_inode_stat(fs, o->src, &st);
+		if (r < 0)
+			return r;
+		vu_node_lookup_inc(fs, o->src);
+		vu_fill_entry(fs, o->src, &st, e);
+		return 0;
+	}
 	r = vu_namei_child(fs, parent, name, true, &node, &f);
 	if (r < 0)
 		return r;

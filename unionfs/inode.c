@@ -87,7 +87,7 @@ int vu_origin_ino_at(struct vu_fs *fs, int dirfd, const char *name, ino_t *ret)
 
 static void vu_inode_fixup(struct vu_fs *fs, struct vu_node *node, struct stat *st)
 {
-	st->st_ino = node->ino;
+	st->st_ino = atomic_load(&node->ino);
 	if (S_ISDIR(st->st_mode) && atomic_load(&node->bottom) > atomic_load(&node->top))
 		st->st_nlink = 1; /* a merged directory, as the kernel reports it */
 }

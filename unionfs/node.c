@@ -72,9 +72,9 @@ struct vu_node *vu_node_new_root(struct vu_fs *fs)
 	atomic_store(&root->bottom, (int)fs->nlayers - 1);
 	/* The root reports the top layer's own inode, as the kernel does. */
 	if (fstat(fs->layers[0].fd, &st) == 0)
-		root->ino = st.st_ino;
+		atomic_store(&root->ino, st.st_ino);
 	else
-		root->ino = 1;
+		atomic_store(&root->ino, 1);
 	return root;
 }
 
@@ -171,7 +171,7 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 		n->parent = parent;
 		parent->refs++;
 		n->type = f->st.st_mode & S_IFMT;
-		n->ino = f->ino;
+		atomic_store(&n->ino, f->ino);
 		atomic_store(&n->top, f->top);
 		atomic_store(&n->bottom, f->bottom);
 		atomic_store(&n->opaque_lower, f->lower_exists);
@@ -186,6 +186,13 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 		n->refs++;
 	pthread_mutex_unlock(&fs->nodes_lock);
 	return n;
+}
+
+void vu_node_lookup_inc(struct vu_fs *fs, struct vu_node *node)
+{
+	pthread_mutex_lock(&fs->nodes_lock);
+	node->nlookup++;
+	pthread_mutex_unlock(&fs->nodes_lock);
 }
 
 void vu_node_ref(struct vu_fs *fs, struct vu_node *node)

@@ -176,11 +176,11 @@ static int vu_dirh_fill(struct vu_fs *fs, struct vu_node *node, struct vu_dirh *
 		return r;
 	all = g_array_sized_new(false, false, sizeof(struct vu_dirent), list->len + 2);
 	g_array_set_clear_func(all, vu_dirent_clear);
-	vu_readdir_add(all, ".", DT_DIR, node->ino);
+	vu_readdir_add(all, ".", DT_DIR, atomic_load(&node->ino));
 	{
 		struct vu_node *parent = vu_node_parent(fs, node, NULL);
 
-		vu_readdir_add(all, "..", DT_DIR, parent ? parent->ino : node->ino);
+		vu_readdir_add(all, "..", DT_DIR, atomic_load(parent ? &parent->ino : &node->ino));
 		vu_node_unref(fs, parent);
 	}
 	/* Known nodes report their fixed st_ino (origin inodes after copy-up). */
@@ -189,7 +189,7 @@ static int vu_dirh_fill(struct vu_fs *fs, struct vu_node *node, struct vu_dirh *
 		struct vu_node *n = vu_node_find(fs, node, e->name);
 
 		if (n) {
-			e->ino = n->ino;
+			e->ino = atomic_load(&n->ino);
 			vu_node_unref(fs, n);
 		}
 		g_array_append_val(all, *e);

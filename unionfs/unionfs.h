@@ -84,7 +84,7 @@ struct vu_node {
 	atomic_bool
 		opaque_lower; /* a non-directory shadows lower names: whiteout needed on removal */
 	mode_t type;	      /* S_IFMT; fixed */
-	ino_t ino;	      /* st_ino reported; fixed for the node's life */
+	atomic_ulong ino; /* st_ino reported; changes only when a hard-linked lower is copied up */
 
 	GSList *fdents; /* this node's cache entries; protected by fs->fdcache_lock */
 };
@@ -162,6 +162,7 @@ struct vu_node *vu_node_find(struct vu_fs *fs, struct vu_node *parent, const cha
 struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char *name,
 			    const struct vu_found *f, bool count_lookup);
 void vu_node_ref(struct vu_fs *fs, struct vu_node *node);
+void vu_node_lookup_inc(struct vu_fs *fs, struct vu_node *node);
 void vu_node_unref(struct vu_fs *fs, struct vu_node *node);
 void vu_node_forget(struct vu_fs *fs, struct vu_node *node, uint64_t n);
 struct vu_node *vu_node_parent(struct vu_fs *fs, struct vu_node *node, char **ret_name);
