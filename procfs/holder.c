@@ -24,6 +24,10 @@
  * - Requests a worker had read but not answered when it died are in its
  *   journal (loop.c): a memfd the holder keeps and gives to the next worker,
  *   which replays them, so their readers get answers instead of hanging.
+ * - If the holder itself is killed, the serving worker still has its copy of
+ *   the fd and the INIT: it execs a new holder from them ("--internal-holder",
+ *   vp_holder_adopt) and attaches to it, so the next restart still works.
+ *   Only killing holder and every worker together ends the connection.
  * - The holder exits when the connection dies: the last mount of this
  *   filesystem (including the containers' bind mounts) is gone.
  */
@@ -34,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -375,36 +380,96 @@ static char **vp_holder_argv(struct vp_opts *opts)
 	return (char **)g_ptr_array_free(a, FALSE);
 }
 
-/* Mount and fork the holder. -EADDRINUSE: another holder appeared meanwhile. */
-static int vp_holder_create(struct vp_opts *opts)
+/* Our binary's path for respawns; a replaced (upgraded) binary's path names the new one. */
+static int vp_holder_exe(char **ret)
 {
-	_cleanup_close_ int lfd = -1, ffd = -1;
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n < 0)
+		return log_error_errno(-errno, "could not read /proc/self/exe");
+	exe[n] = '\0';
+	if (g_str_has_suffix(exe, " (deleted)"))
+		exe[n - strlen(" (deleted)")] = '\0';
+	*ret = g_strdup(exe);
+	return 0;
+}
+
+/* In a fresh child: detach (setsid + fork, the parent exits) and run the holder. */
+static VC_NORETURN void vp_holder_become(struct vp_opts *opts, int ffd, int lfd, char *init,
+					 size_t init_len, char *exe)
+{
+	struct vp_holder h = {
+		.fuse_fd = ffd,
+		.listen_fd = lfd,
+		.init = init,
+		.init_len = init_len,
+		.workers = g_ptr_array_new_with_free_func(vp_holder_worker_free),
+		.orphans = g_array_new(FALSE, FALSE, sizeof(int)),
+		.exe = exe,
+		.respawn_argv = vp_holder_argv(opts),
+		.respawn_delay_ms = opts->respawn_delay_ms,
+		.lonely_since = g_get_monotonic_time(),
+	};
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	setsid();
+	if (fork() != 0)
+		_exit(0);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	if (opts->cl.ready_fd >= 0)
+		close(opts->cl.ready_fd);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		close(null);
+	}
+	if (chdir("/") < 0)
+		_exit(1);
+	vc_log_init("veneer-procfs-holder");
+	vp_holder_main(&h);
+}
+
+static int vp_holder_listen(struct vp_opts *opts, int *ret)
+{
+	_cleanup_close_ int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	struct sockaddr_un sa;
 	socklen_t sl = vp_holder_addr(opts->mountpoint, &sa);
-	char mopts[128], exe[4096];
-	ssize_t n;
-	pid_t pid;
 
-	struct stat st;
-
-	lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (lfd < 0)
 		return -errno;
 	/* The bind is the lock: one holder per mount point. */
 	if (bind(lfd, (struct sockaddr *)&sa, sl) < 0)
 		return -errno;
+	if (listen(lfd, 16) < 0)
+		return -errno;
+	*ret = TAKE_FD(lfd);
+	return 0;
+}
+
+/* Mount and fork the holder. -EADDRINUSE: another holder appeared meanwhile. */
+static int vp_holder_create(struct vp_opts *opts)
+{
+	_cleanup_close_ int lfd = -1, ffd = -1;
+	g_autofree char *exe = NULL;
+	struct stat st;
+	char mopts[128];
+	pid_t pid;
+	int r;
+
+	r = vp_holder_listen(opts, &lfd);
+	if (r < 0)
+		return r;
 	/* Nobody serves this mount point: stat() cannot wait on ourselves. */
 	if (stat(opts->mountpoint, &st) < 0)
 		return log_error_errno(-errno, "mount point '%s'", opts->mountpoint);
 	if (!S_ISDIR(st.st_mode))
 		return log_error_errno(-ENOTDIR, "mount point '%s' is not a directory",
 				       opts->mountpoint);
-	if (listen(lfd, 16) < 0)
-		return -errno;
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n < 0)
-		return log_error_errno(-errno, "could not read /proc/self/exe");
-	exe[n] = '\0';
+	r = vp_holder_exe(&exe);
+	if (r < 0)
+		return r;
 	ffd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
 	if (ffd < 0)
 		return log_error_errno(-errno, "could not open /dev/fuse");
@@ -417,43 +482,39 @@ static int vp_holder_create(struct vp_opts *opts)
 	/* Double fork: the holder is reparented at once and is no child of a worker. */
 	pid = fork();
 	if (pid < 0) {
-		int r = -errno;
-
+		r = -errno;
 		umount2(opts->mountpoint, MNT_DETACH);
 		return log_error_errno(r, "could not fork the holder");
 	}
-	if (pid == 0) {
-		struct vp_holder h = {
-			.fuse_fd = TAKE_FD(ffd),
-			.listen_fd = TAKE_FD(lfd),
-			.workers = g_ptr_array_new_with_free_func(vp_holder_worker_free),
-			.orphans = g_array_new(FALSE, FALSE, sizeof(int)),
-			.exe = g_strdup(exe),
-			.respawn_argv = vp_holder_argv(opts),
-			.respawn_delay_ms = opts->respawn_delay_ms,
-		};
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-		setsid();
-		if (fork() != 0)
-			_exit(0);
-		signal(SIGPIPE, SIG_IGN);
-		signal(SIGHUP, SIG_IGN);
-		signal(SIGINT, SIG_IGN);
-		if (opts->cl.ready_fd >= 0)
-			close(opts->cl.ready_fd);
-		if (null >= 0) {
-			dup2(null, STDIN_FILENO);
-			close(null);
-		}
-		if (chdir("/") < 0)
-			_exit(1);
-		vc_log_init("veneer-procfs-holder");
-		vp_holder_main(&h);
-	}
+	if (pid == 0)
+		vp_holder_become(opts, TAKE_FD(ffd), TAKE_FD(lfd), NULL, 0, g_steal_pointer(&exe));
 	(void)waitpid(pid, NULL, 0);
 	log_info("mounted '%s' and started its holder", opts->mountpoint);
 	return 0;
+}
+
+int vp_holder_adopt(struct vp_opts *opts, int fuse_fd, int init_fd)
+{
+	g_autofree char *init = g_malloc(VP_MSG_MAX_PAYLOAD), *exe = NULL;
+	ssize_t len = pread(init_fd, init, VP_MSG_MAX_PAYLOAD, 0);
+	int lfd = -1, r;
+
+	close(init_fd);
+	if (len <= 0)
+		return log_error_errno(len < 0 ? -errno : -EINVAL, "no FUSE_INIT handed over");
+	r = vp_holder_listen(opts, &lfd);
+	if (r == -EADDRINUSE)
+		_exit(0); /* another worker replaced the holder first */
+	if (r < 0)
+		return log_error_errno(r, "could not listen as the holder of '%s'",
+				       opts->mountpoint);
+	r = vp_holder_exe(&exe);
+	if (r < 0)
+		return r;
+	(void)fcntl(fuse_fd, F_SETFD, FD_CLOEXEC);
+	log_notice("taking over as the holder of '%s'", opts->mountpoint);
+	vp_holder_become(opts, fuse_fd, lfd, g_steal_pointer(&init), (size_t)len,
+			 g_steal_pointer(&exe));
 }
 
 static int vp_holder_connect(struct vp_opts *opts, int *ret)
@@ -470,13 +531,10 @@ static int vp_holder_connect(struct vp_opts *opts, int *ret)
 	return 0;
 }
 
+static int vp_holder_handshake(struct vp_attach *ret);
+
 int vp_holder_attach(struct vp_opts *opts, struct vp_attach *ret)
 {
-	char buf[VP_MSG_MAX_PAYLOAD];
-	int fds[VP_MSG_MAX_FDS];
-	enum vp_msg_type type;
-	unsigned nfds;
-	size_t len;
 	int r = -ECONNREFUSED;
 
 	memset(ret, 0, sizeof(*ret));
@@ -496,6 +554,19 @@ int vp_holder_attach(struct vp_opts *opts, struct vp_attach *ret)
 	}
 	if (ret->ctl < 0)
 		return log_error_errno(r, "no holder for '%s'", opts->mountpoint);
+	return vp_holder_handshake(ret);
+}
+
+/* ATTACH -> WELCOME on ret->ctl: our fd copy, the recorded INIT, orphan journals. */
+static int vp_holder_handshake(struct vp_attach *ret)
+{
+	char buf[VP_MSG_MAX_PAYLOAD];
+	int fds[VP_MSG_MAX_FDS];
+	enum vp_msg_type type;
+	unsigned nfds;
+	size_t len;
+	int r;
+
 	r = vp_ctl_send(ret->ctl, VP_MSG_ATTACH, NULL, 0, NULL, 0);
 	if (r < 0)
 		return log_error_errno(r, "could not attach to the holder");
@@ -505,14 +576,69 @@ int vp_holder_attach(struct vp_opts *opts, struct vp_attach *ret)
 			close(fds[i]);
 		return log_error_errno(r < 0 ? r : -EPROTO, "the holder refused the attach");
 	}
+	if (ret->fuse_fd >= 0)
+		close(ret->fuse_fd);
 	ret->fuse_fd = fds[0];
-	ret->orphans = g_array_new(FALSE, FALSE, sizeof(int));
+	if (!ret->orphans)
+		ret->orphans = g_array_new(FALSE, FALSE, sizeof(int));
 	g_array_append_vals(ret->orphans, fds + 1, nfds - 1);
-	if (len) {
+	if (len && !ret->init) {
 		ret->init = g_memdup2(buf, len);
 		ret->init_len = len;
 	}
 	return 0;
+}
+
+int vp_holder_replace(struct vp_opts *opts, int fuse_fd, struct vp_attach *a)
+{
+	_cleanup_close_ int memfd = -1, ctl = -1;
+	g_auto(GStrv) base = vp_holder_argv(opts);
+	g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
+	int target;
+	pid_t pid;
+	int r;
+
+	if (!a->init)
+		return -ENODATA;
+	memfd = memfd_create("veneer-procfs-init", MFD_CLOEXEC);
+	if (memfd < 0)
+		return -errno;
+	r = vc_write_all(memfd, a->init, a->init_len);
+	if (r < 0)
+		return r;
+	/* Fixed numbers above both fds, so the dup2()s in the child cannot collide. */
+	target = MAX(fuse_fd, memfd) + 1;
+	g_ptr_array_add(argv, g_strdup(base[0]));
+	g_ptr_array_add(argv, g_strdup("--internal-holder"));
+	g_ptr_array_add(argv, g_strdup_printf("%d", target));
+	g_ptr_array_add(argv, g_strdup_printf("%d", target + 1));
+	for (guint i = 1; base[i]; i++)
+		g_ptr_array_add(argv, g_strdup(base[i]));
+	g_ptr_array_add(argv, NULL);
+	/* We have threads: the child only dup2()s and execs (async-signal-safe). */
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		if (dup2(fuse_fd, target) < 0 || dup2(memfd, target + 1) < 0)
+			_exit(127);
+		execv("/proc/self/exe", (char **)argv->pdata);
+		_exit(127);
+	}
+	/* It binds the socket, forks the real holder and exits. */
+	(void)waitpid(pid, NULL, 0);
+	for (int attempt = 0; attempt < 100; attempt++) {
+		r = vp_holder_connect(opts, &ctl);
+		if (r >= 0)
+			break;
+		g_usleep(20000);
+	}
+	if (r < 0)
+		return r;
+	if (a->ctl >= 0)
+		close(a->ctl);
+	a->ctl = TAKE_FD(ctl);
+	return vp_holder_handshake(a);
 }
 
 int vp_holder_send_init(int ctl, const void *init, size_t len)

@@ -55,6 +55,8 @@ struct vp_loop_thread {
 
 struct vp_loop {
 	struct fuse_session *se;
+	struct vp_opts *opts;
+	int journal_fd;
 	struct vp_journal *journal; /* shared memory; slot i written only by thread i */
 	int exit_efd;		    /* a thread writes here when the connection ends */
 	unsigned nthreads;
@@ -159,10 +161,24 @@ static bool vp_loop_ctl_event(struct vp_loop *l, struct vp_attach *a)
 	int r = vp_ctl_recv(a->ctl, &type, buf, &len, fds, &nfds);
 
 	if (r <= 0) {
-		log_warning("the holder is gone: this worker keeps serving, but a restart "
-			    "can no longer take over the mount");
-		close(a->ctl);
-		a->ctl = -1;
+		guint before = a->orphans ? a->orphans->len : 0;
+
+		log_warning("the holder is gone: starting a new one");
+		r = vp_holder_replace(l->opts, fuse_session_fd(l->se), a);
+		if (r < 0) {
+			log_error_errno(r,
+					"could not replace the holder: this worker keeps serving, "
+					"but a restart can no longer take over the mount");
+			if (a->ctl >= 0)
+				close(a->ctl);
+			a->ctl = -1;
+			return true;
+		}
+		for (guint i = before; i < a->orphans->len; i++)
+			vp_loop_replay(l->se, g_array_index(a->orphans, int, i));
+		r = vp_holder_send_journal(a->ctl, l->journal_fd);
+		if (r < 0)
+			log_warning_errno(r, "could not hand our journal to the new holder");
 		return true;
 	}
 	if (type == VP_MSG_REPLAY)
@@ -179,7 +195,7 @@ static bool vp_loop_ctl_event(struct vp_loop *l, struct vp_attach *a)
 
 int vp_loop_run(struct fuse_session *se, struct vp_attach *a, struct vp_opts *opts)
 {
-	struct vp_loop l = {.se = se, .exit_efd = -1};
+	struct vp_loop l = {.se = se, .opts = opts, .exit_efd = -1};
 	_cleanup_close_ int sfd = -1, jfd = -1;
 	sigset_t mask;
 	unsigned started = 0;
@@ -189,6 +205,7 @@ int vp_loop_run(struct fuse_session *se, struct vp_attach *a, struct vp_opts *op
 	r = vp_loop_journal_new(&l.journal, &jfd);
 	if (r < 0)
 		return log_error_errno(r, "could not create the request journal");
+	l.journal_fd = jfd;
 	l.exit_efd = eventfd(0, EFD_CLOEXEC);
 	if (l.exit_efd < 0) {
 		r = log_error_errno(-errno, "could not create an eventfd");

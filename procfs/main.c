@@ -16,6 +16,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "parse-util.h"
 #include "procfs.h"
 
 static const struct fuse_opt vp_opt_table[] = {
@@ -124,6 +125,8 @@ static int vp_session_init(struct fuse_session *se, struct vp_attach *a)
 		return log_error_errno(-EPROTO, "the first request was not a usable FUSE_INIT");
 	}
 	len = (size_t)r;
+	a->init = g_memdup2(buf.mem, len); /* kept: we may have to start a new holder */
+	a->init_len = len;
 	r = vp_holder_send_init(a->ctl, buf.mem, len);
 	if (r < 0)
 		log_warning_errno(r, "could not hand FUSE_INIT to the holder");
@@ -139,12 +142,26 @@ int main(int argc, char **argv)
 	struct vp_attach att = {.ctl = -1, .fuse_fd = -1};
 	struct fuse_session *se = NULL;
 	struct vp_fs fs;
-	bool fs_up = false;
+	unsigned holder_fd = 0, holder_init = 0;
+	bool fs_up = false, holder_mode = false;
 	char fdpath[32];
 	int r, ret = VC_EXIT_FAILURE;
 
 	vc_log_init("veneer-procfs");
 	vc_log_route_fuse();
+	/* "--internal-holder FUSEFD INITFD ...": started by a worker whose holder died. */
+	if (argc >= 4 && strcmp(argv[1], "--internal-holder") == 0) {
+		if (vc_parse_uint(argv[2], &holder_fd) < 0 ||
+		    vc_parse_uint(argv[3], &holder_init) < 0) {
+			fprintf(stderr, "veneer-procfs: bad --internal-holder arguments\n");
+			return VC_EXIT_USAGE;
+		}
+		holder_mode = true;
+		for (int i = 1; i + 3 <= argc; i++)
+			argv[i] = argv[i + 3];
+		argc -= 3;
+		args.argc = argc;
+	}
 	if (fuse_opt_parse(&args, &opts, vp_opt_table, NULL) < 0 ||
 	    vc_fuse_parse_cmdline(&args, &opts.cl) < 0) {
 		fprintf(stderr, "veneer-procfs: bad command line (see --help)\n");
@@ -172,6 +189,10 @@ int main(int argc, char **argv)
 		opts.cgroup_root = strdup(VP_DEFAULT_CGROUP_ROOT);
 	if (vp_opts_validate(&opts) < 0) {
 		ret = VC_EXIT_USAGE;
+		goto out_args;
+	}
+	if (holder_mode) {
+		vp_holder_adopt(&opts, (int)holder_fd, (int)holder_init); /* returns on error */
 		goto out_args;
 	}
 	/* The session is created (and its options checked) before anything is mounted. */

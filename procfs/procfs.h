@@ -118,6 +118,14 @@ struct vp_attach {
 
 /* Attach to the holder of mountpoint, creating holder and mount when there is none. */
 int vp_holder_attach(struct vp_opts *opts, struct vp_attach *ret);
+/*
+ * The holder died while we serve: start a replacement holder from our copy of
+ * the connection (exec of ourselves with --internal-holder) and attach to it.
+ * New orphan journals are appended to a->orphans for the caller to replay.
+ */
+int vp_holder_replace(struct vp_opts *opts, int fuse_fd, struct vp_attach *a);
+/* The --internal-holder mode: hold fuse_fd with the FUSE_INIT in init_fd. Only returns on error. */
+int vp_holder_adopt(struct vp_opts *opts, int fuse_fd, int init_fd);
 /* Hand the live FUSE_INIT request to the holder, and our journal memfd. */
 int vp_holder_send_init(int ctl, const void *init, size_t len);
 int vp_holder_send_journal(int ctl, int memfd);

@@ -333,3 +333,46 @@ def test_request_in_flight_when_worker_dies_is_answered(procfs_env):
     with open(log) as f:
         values = {line.split()[1] for line in f if line.strip()}
     assert values == {str(240 * 1024)}
+
+
+def _procs_mentioning(text):
+    out = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd and "veneer-procfs" in cmd:
+            out[int(pid)] = cmd
+    return out
+
+
+def test_holder_killed_is_replaced_by_the_worker(procfs_env):
+    """Killing the holder does not lose the connection: the worker starts a new
+    holder from its copy of the fd, and a later worker restart attaches to it."""
+    h = procfs_env
+    mnt = h.path("procfs")
+    opts = ["-o", "respawn_delay=0"]
+    m = mount_procfs(h, mnt, opts=opts)
+    cg = limited_cgroups(h, mem=230 * MiB)
+    c = Container(h, mnt, cg)
+    assert _read_meminfo_total(c) == 230 * 1024
+    worker = m.daemon.proc.pid
+    holders = [p for p in _procs_mentioning(mnt) if p != worker]
+    assert len(holders) == 1
+    os.kill(holders[0], signal.SIGKILL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        new = [p for p, cmd in _procs_mentioning(mnt).items()
+               if "--internal-holder" in cmd and p != holders[0]]
+        if new:
+            break
+        time.sleep(0.05)
+    assert new, m.daemon.output()
+    assert _read_meminfo_total(c) == 230 * 1024
+    m.daemon.stop(signal.SIGKILL)
+    m.daemon = start_procfs(h, mnt, opts=opts)
+    assert _read_meminfo_total(c) == 230 * 1024
