@@ -105,7 +105,7 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 	int r = 0;
 
 	memset(ret, 0, sizeof(*ret));
-	ret->timeout = 1.0;
+	ret->timeout = 3600.0;
 	ret->fd_cache_max = 4096;
 	if (fuse_opt_parse(args, &o, vu_opt_table, vu_opt_proc) < 0) {
 		r = -EINVAL;
@@ -276,6 +276,6 @@ void vu_params_help(void)
 	       "    -o allow_other         let other users access the mount\n"
 	       "    -o default_permissions kernel permission checks (always on)\n"
 	       "    -o context=CTX         SELinux context: accepted and ignored\n"
-	       "    -o timeout=SECONDS     kernel entry/attribute cache time (default 1)\n"
+	       "    -o timeout=SECONDS     kernel entry/attribute cache time (default 3600)\n"
 	       "    -o fd_cache=N          cached layer file descriptors (default 4096)\n\n");
 }
