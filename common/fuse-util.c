@@ -6,6 +6,7 @@
  * launcher passes --ready-fd and waits for "READY".
  */
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +64,8 @@ int vc_fuse_parse_cmdline(struct fuse_args *args, struct vc_fuse_cmdline *ret)
 	ret->show_help = o.show_help;
 	ret->show_version = o.show_version;
 	ret->clone_fd = o.clone_fd;
-	ret->max_idle_threads = o.max_idle_threads;
+	/* libfuse leaves UINT_MAX for "not given"; 0 means the same to us. */
+	ret->max_idle_threads = o.max_idle_threads == UINT_MAX ? 0 : o.max_idle_threads;
 	ret->max_threads = extra.max_threads;
 	ret->ready_fd = extra.ready_fd;
 	if (ret->debug)
