@@ -376,3 +376,53 @@ def test_holder_killed_is_replaced_by_the_worker(procfs_env):
     m.daemon.stop(signal.SIGKILL)
     m.daemon = start_procfs(h, mnt, opts=opts)
     assert _read_meminfo_total(c) == 230 * 1024
+
+
+def _disk_of(path):
+    """major:minor of the whole disk holding path (blkio rules take disks, not partitions)."""
+    st = os.stat(path)
+    dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    sysdir = os.path.realpath(f"/sys/dev/block/{dev}")
+    if os.path.exists(os.path.join(sysdir, "partition")):
+        with open(os.path.join(os.path.dirname(sysdir), "dev")) as f:
+            dev = f.read().strip()
+    return dev
+
+
+def test_diskstats_and_loadavg_of_a_busy_container(procfs_env):
+    h = procfs_env
+    require(os.path.isdir("/sys/fs/cgroup/blkio"), "needs the cgroup v1 blkio hierarchy")
+    m = mount_procfs(h)
+    cg = limited_cgroups(h, mem=256 * MiB, quota=0.5)
+    dev = _disk_of(h.tmp)
+    require(os.path.exists(f"/sys/dev/block/{dev}"), f"no block device behind {h.tmp}")
+    # v1 blkio accounts a cgroup's I/O per device once a throttle rule exists (set far above use).
+    with open(os.path.join(cg["blkio"], "blkio.throttle.write_bps_device"), "w") as f:
+        f.write(f"{dev} 10000000000")
+    c = Container(h, m.path, cg)
+    def written():
+        lines = c.run("cat /proc/diskstats").splitlines()
+        assert len(lines) <= 1, lines  # only the device this cgroup did I/O on
+        return lines[0].split() if lines else None
+
+    before = written()
+    c.run(f"dd if=/dev/zero of={h.tmp}/io.bin bs=1M count=8 oflag=direct status=none")
+    f = written()
+    assert f is not None and f"{f[0]}:{f[1]}" == dev
+    with open("/proc/diskstats") as hf:
+        host = next(line.split() for line in hf if line.split()[:2] == f[:2])
+    assert len(f) == len(host) and f[2] == host[2]  # same name column and field count
+    old_sectors = int(before[9]) if before else 0
+    old_writes = int(before[7]) if before else 0
+    assert int(f[9]) - old_sectors >= 8 * MiB // 512, (before, f)  # sectors written
+    assert int(f[7]) - old_writes >= 1  # writes completed
+
+    # Load: register for sampling, run 3 busy loops, wait for two 5 s samples.
+    assert float(c.run("cat /proc/loadavg").split()[0]) < 0.3
+    c.run("for i in 1 2 3; do (while :; do :; done) </dev/null >/dev/null 2>&1 & done; exit 0")
+    time.sleep(11)
+    load = c.run("cat /proc/loadavg").split()
+    assert float(load[0]) > 0.2, load
+    running, total = (int(x) for x in load[3].split("/"))
+    assert running >= 1 and total >= 4, load
+    assert int(load[4]) < 1000, "the last pid must be the container's, not the host's"
