@@ -8,12 +8,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 #include "fsutil.h"
 #include "launcher.h"
 #include "log.h"
+#include "parse-util.h"
 
 #define VR_READY_TIMEOUT_MS 60000
 
@@ -171,6 +174,36 @@ int vr_unionfs_start(struct vr_ctx *ctx)
 }
 
 /*
+ * Before unmounting: let the daemon answer what the kernel still queued, the
+ * RELEASEs of files the container's processes closed as they died, so that
+ * it closes those handles itself rather than losing them to the connection
+ * abort at unmount. fusectl's per-connection "waiting" counter tells; it is
+ * mounted in our private namespace when the host has not (root only).
+ */
+static void vr_unionfs_drain(const char *merged)
+{
+	g_autofree char *waiting = NULL;
+	struct stat st;
+
+	if (stat(merged, &st) < 0)
+		return;
+	waiting = g_strdup_printf("/sys/fs/fuse/connections/%u/waiting",
+				  (major(st.st_dev) << 20) | minor(st.st_dev));
+	if (access(waiting, R_OK) < 0 && geteuid() == 0)
+		(void)mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL);
+	for (int i = 0; i < 200; i++) {
+		g_autofree char *text = NULL;
+		unsigned n;
+
+		if (!g_file_get_contents(waiting, &text, NULL, NULL) ||
+		    vc_parse_uint(g_strstrip(text), &n) < 0 || n == 0)
+			return;
+		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+	}
+	log_debug("veneer-unionfs still has requests queued at unmount");
+}
+
+/*
  * Unmount the union (its daemon then leaves its loop) and wait for the
  * daemon; SIGTERM, then SIGKILL, if it lingers. pid may be a process that is
  * not our child (--cleanup): then it is only waited for through its pidfd.
@@ -179,6 +212,8 @@ int vr_unionfs_stop(pid_t pid, int pidfd, const char *merged)
 {
 	int status = 0;
 
+	if (merged)
+		vr_unionfs_drain(merged);
 	if (merged && umount2(merged, 0) < 0 && errno != EINVAL && errno != ENOENT)
 		umount2(merged, MNT_DETACH);
 	if (pid <= 0 || pidfd < 0)

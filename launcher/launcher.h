@@ -119,6 +119,7 @@ int vr_pidfd_open(pid_t pid);
 int vr_pidfd_wait(int pidfd, pid_t pid, int timeout_ms, int *ret_status);
 int vr_proc_start_time(pid_t pid, uint64_t *ret);
 bool vr_proc_matches(pid_t pid, uint64_t start);
+bool vr_proc_running(pid_t pid);
 
 /* cgroup.c */
 int vr_cgroup_check(const struct vr_config *cfg, bool *ret_usable);

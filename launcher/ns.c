@@ -134,8 +134,7 @@ int vr_proc_start_time(pid_t pid, uint64_t *ret)
 	p = strrchr(text, ')');
 	if (!p)
 		return -EINVAL;
-	p++;
-	/* After ") " come fields 3..; the start time is field 22. */
+	/* p is at the blank before field 3 (state); each step moves one field on. */
 	for (int field = 2; field < 22; field++) {
 		p = strchr(p + 1, ' ');
 		if (!p)
@@ -146,6 +145,20 @@ int vr_proc_start_time(pid_t pid, uint64_t *ret)
 	if (end)
 		*end = '\0';
 	return vc_parse_u64(p, ret);
+}
+
+/* Exists and is neither a zombie nor dead. */
+bool vr_proc_running(pid_t pid)
+{
+	char path[64];
+	g_autofree char *text = NULL;
+	const char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (vc_read_file_at(AT_FDCWD, path, &text, NULL) < 0)
+		return false;
+	p = strrchr(text, ')');
+	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
 }
 
 bool vr_proc_matches(pid_t pid, uint64_t start)

@@ -8,7 +8,6 @@ union daemon, no mount.
 """
 import json
 import os
-import select
 import signal
 import stat
 import subprocess
@@ -426,17 +425,14 @@ def test_volume_copy_data_ro_nocopy(vr, harness):
 def test_list_and_inspect_match_mounts(vr):
     name = vr.name()
     p = vr.popen(["--memory", "128M", "--", "sh", "-c", "echo inside > /veneer-x; echo ready; "
-                  "cat /proc/self/mountinfo; read x"], name=name, stdin=subprocess.PIPE)
+                  "cat /proc/self/mountinfo; echo END; read x"], name=name,
+                 stdin=subprocess.PIPE)
     assert p.stdout.readline().strip() == "ready"
     inner = []
-    while True:
-        r, _, _ = select.select([p.stdout], [], [], 5)
-        if not r:
+    for line in iter(p.stdout.readline, ""):
+        if line.strip() == "END":
             break
-        line = p.stdout.readline()
         inner.append(line)
-        if " /sys " in line:
-            break
     r = subprocess.run([vr.bin, "--state-dir", vr.state, "--list"], capture_output=True,
                        text=True, check=True)
     listed = json.loads(r.stdout)
