@@ -651,12 +651,15 @@ def test_copy_up_keeps_times(harness):
             write(f"{l1}/{n}", n)
             os.utime(f"{l1}/{n}", ns=(1400000000123456789, 1500000000987654321))
         os.makedirs(f"{l1}/d")
+        write(f"{l1}/d/inner", "i")
         os.utime(f"{l1}/d", ns=(1400000000000000001, 1500000000000000001))
 
     d = Diff(harness, 2, build)
     d.run(lambda s: (os.chmod(s.p("a"), 0o600), os.setxattr(s.p("b"), "user.x", b"1"),
                      os.chown(s.p("c"), 5, 5), os.chmod(s.p("d"), 0o700)) and None)
     d.run(lambda s: [os.stat(s.p(n)).st_mtime_ns for n in ("a", "b", "c", "d")])
+    # copying up a child is no change of its parent
+    d.run(lambda s: (os.chmod(s.p("d", "inner"), 0o600), os.stat(s.p("d")).st_mtime_ns)[1])
     d.check()
 
 

@@ -208,7 +208,7 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 	struct vu_fdref src = VU_FDREF_INIT, pd = VU_FDREF_INIT;
 	g_autofree char *tmp = vu_tmpname(fs);
 	_cleanup_close_ int dst = -1;
-	struct stat st;
+	struct stat st, pst;
 	int r;
 
 	r = vu_node_fd(fs, node, atomic_load(&node->top), &src);
@@ -229,9 +229,23 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 	r = vu_copy_meta(fs, src.fd, dst, &st, tmp);
 	if (r < 0)
 		goto out_clean;
+	if (fstat(pd.fd, &pst) < 0) {
+		r = -errno;
+		goto out_clean;
+	}
 	if (renameat2(fs->work_fd, tmp, pd.fd, name, RENAME_NOREPLACE) < 0) {
 		r = -errno;
 		goto out_clean;
+	}
+	/* A copy-up is no change of the parent: its times stay, as with the kernel. */
+	{
+		struct timespec ts[2] = {pst.st_atim, pst.st_mtim};
+		char pp[VC_PROC_FD_PATH_MAX];
+
+		vc_proc_fd_path(pd.fd, pp);
+		if (utimensat(AT_FDCWD, pp, ts, 0) < 0)
+			log_debug_errno(-errno, "could not restore the times of the parent of '%s'",
+					name);
 	}
 	/* A hard-linked origin is not used for st_ino (no index): the copy shows its own. */
 	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
