@@ -80,11 +80,13 @@ int vp_cgroup_read_mem(const struct vc_cgroup_layout *l, GPtrArray *pc, uint64_t
 		ret->active_file = vp_kv(stat, "total_active_file");
 		ret->inactive_file = vp_kv(stat, "total_inactive_file");
 		ret->unevictable = vp_kv(stat, "total_unevictable");
-		/* v1 counts memory+swap together: swap = memsw - mem. */
-		if (vc_cgroup_min_up(h, dir, "memory.memsw.limit_in_bytes", &sw) >= 0 &&
+		/* v1 counts memory+swap together: swap = memsw - mem. No host swap: skip. */
+		if (host_swap_total > 0 &&
+		    vc_cgroup_min_up(h, dir, "memory.memsw.limit_in_bytes", &sw) >= 0 &&
 		    sw != UINT64_MAX && sw >= limit)
 			ret->swap_limit = MIN(sw - MIN(limit, sw), host_swap_total);
-		if (vc_cgroup_read_u64(dir, "memory.memsw.usage_in_bytes", &v) >= 0)
+		if (host_swap_total > 0 &&
+		    vc_cgroup_read_u64(dir, "memory.memsw.usage_in_bytes", &v) >= 0)
 			ret->swap_usage = vp_sub0(v, ret->usage);
 	} else {
 		ret->cache = vp_kv(stat, "file");
@@ -98,9 +100,9 @@ int vp_cgroup_read_mem(const struct vc_cgroup_layout *l, GPtrArray *pc, uint64_t
 		ret->unevictable = vp_kv(stat, "unevictable");
 		ret->slab_reclaimable = vp_kv(stat, "slab_reclaimable");
 		ret->slab_unreclaimable = vp_kv(stat, "slab_unreclaimable");
-		if (vc_cgroup_min_up(h, dir, "memory.swap.max", &sw) >= 0)
+		if (host_swap_total > 0 && vc_cgroup_min_up(h, dir, "memory.swap.max", &sw) >= 0)
 			ret->swap_limit = MIN(sw, host_swap_total);
-		if (vc_cgroup_read_u64(dir, "memory.swap.current", &v) >= 0)
+		if (host_swap_total > 0 && vc_cgroup_read_u64(dir, "memory.swap.current", &v) >= 0)
 			ret->swap_usage = v;
 	}
 	if (ret->usage > ret->limit)

@@ -147,6 +147,22 @@ static void test_mem_max_everywhere(void)
 	g_assert_false(m.limited);
 }
 
+static void test_mem_swap_limits(void)
+{
+	_cleanup_cgroup_layout_ struct vc_cgroup_layout *l = v2_layout();
+	g_autoptr(GPtrArray) c1 = proc_cgroup("/lxc/c1");
+	g_autoptr(GPtrArray) c2 = proc_cgroup("/lxc/c2");
+	struct vp_mem m;
+
+	/* A host with 1 GiB of swap: c1's memory.swap.max is 0, so no swap for it. */
+	g_assert_cmpint(vp_cgroup_read_mem(l, c1, 8ULL << 30, 1ULL << 30, &m), ==, 0);
+	g_assert_cmpuint(m.swap_limit, ==, 0);
+	g_assert_cmpuint(m.swap_usage, ==, 0);
+	/* c2 has no swap files and its parent says max: the host's swap. */
+	g_assert_cmpint(vp_cgroup_read_mem(l, c2, 8ULL << 30, 1ULL << 30, &m), ==, 0);
+	g_assert_cmpuint(m.swap_limit, ==, 1ULL << 30);
+}
+
 static void test_cpu_quota_and_cpuset(void)
 {
 	_cleanup_cgroup_layout_ struct vc_cgroup_layout *l = v2_layout();
@@ -309,6 +325,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/procfs/mem/nested-limit", test_mem_nested_limit);
 	g_test_add_func("/procfs/mem/own-limit-missing-stat", test_mem_own_limit_missing_stat);
 	g_test_add_func("/procfs/mem/max-everywhere", test_mem_max_everywhere);
+	g_test_add_func("/procfs/mem/swap-limits", test_mem_swap_limits);
 	g_test_add_func("/procfs/cpu/quota-and-cpuset", test_cpu_quota_and_cpuset);
 	g_test_add_func("/procfs/cpu/compute", test_cpu_compute);
 	g_test_add_func("/procfs/render/cpuinfo-stat-online", test_render_cpuinfo_stat_online);
