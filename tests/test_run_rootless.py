@@ -87,7 +87,7 @@ def _run_as(pw, argv, **kw):
     return r
 
 
-def test_rootless_as_unprivileged_user(rootless, run_bin):
+def test_rootless_as_unprivileged_user(rootless, run_bin, harness):
     pw, home = rootless
     state = os.path.join(home, "state")
     upper = os.path.join(home, "upper")
@@ -129,6 +129,30 @@ def test_rootless_as_unprivileged_user(rootless, run_bin):
                             "ls /sys/class/net | grep -c lo; touch /sys/x 2>/dev/null || echo RO"])
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["1", "RO"]
+
+    # A veneer-procfs instance started by root is used (not started) by a rootless launcher.
+    pfs = os.path.join(os.path.dirname(home), "procfs")
+    os.mkdir(pfs)
+    daemon = harness.start_daemon([build_path("procfs/veneer-procfs"), "-f", pfs])
+    try:
+        r = _run_as(pw, [run_bin, "--state-dir", state, "--unionfs",
+                         build_path("unionfs/veneer-unionfs"), "--procfs-mount", pfs, "--", "sh",
+                         "-c", "grep -c ' /proc/meminfo .* - fuse' /proc/self/mountinfo; "
+                         "grep MemTotal /proc/meminfo"])
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert lines[0] == "1"
+        with open("/proc/meminfo") as f:
+            assert lines[1] == f.readline().strip()  # no cgroup limit: the host's total
+        # None running and none startable: a notice, and the host's values.
+        r = _run_as(pw, [run_bin, "--state-dir", state, "--unionfs",
+                         build_path("unionfs/veneer-unionfs"), "--procfs-mount",
+                         os.path.join(home, "none"), "--", "true"])
+        assert r.returncode == 0, r.stderr
+        assert "cannot start the shared one" in r.stderr
+    finally:
+        subprocess.run(["umount", pfs], capture_output=True)
+        daemon.stop()
 
     end = time.time() + 10
     while _user_processes(pw.pw_uid) and time.time() < end:
