@@ -86,7 +86,8 @@ struct vr_config {
 struct vr_ctx {
 	const struct vr_config *cfg;
 	char *id;
-	char *dir; /* state_dir/id */
+	char *created; /* ISO 8601, set at the first state write */
+	char *dir;     /* state_dir/id */
 	char *upper;
 	char *work;
 	char *merged;

@@ -281,6 +281,7 @@ static int vr_teardown(struct vr_ctx *ctx)
 static void vr_ctx_done(struct vr_ctx *ctx)
 {
 	g_free(ctx->id);
+	g_free(ctx->created);
 	g_free(ctx->dir);
 	g_free(ctx->upper);
 	g_free(ctx->work);

@@ -92,8 +92,6 @@ static JsonNode *vr_state_build(struct vr_ctx *ctx)
 {
 	const struct vr_config *cfg = ctx->cfg;
 	g_autoptr(JsonBuilder) b = json_builder_new();
-	g_autoptr(GDateTime) now = g_date_time_new_now_utc();
-	g_autofree char *created = g_date_time_format_iso8601(now);
 	g_autoptr(GString) lower = g_string_new("");
 
 	/* LowerDir: the layers as given, ':' separated (overlay's escaping for ':'). */
@@ -110,7 +108,12 @@ static JsonNode *vr_state_build(struct vr_ctx *ctx)
 	}
 	json_builder_begin_object(b);
 	vr_json_str(b, "Id", ctx->id);
-	vr_json_str(b, "Created", created);
+	if (!ctx->created) {
+		g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+
+		ctx->created = g_date_time_format_iso8601(now);
+	}
+	vr_json_str(b, "Created", ctx->created);
 	vr_json_str(b, "Status", ctx->status);
 	if (strcmp(ctx->status, "exited") == 0)
 		vr_json_int(b, "ExitCode", ctx->exit_status);
