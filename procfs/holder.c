@@ -462,6 +462,11 @@ static int vp_holder_create(struct vp_opts *opts)
 	if (r < 0)
 		return r;
 	/* Nobody serves this mount point: stat() cannot wait on ourselves. */
+	if (stat(opts->mountpoint, &st) < 0 && (errno == ENOTCONN || errno == ECONNABORTED)) {
+		/* A dead veneer-procfs (holder and workers killed): replace its mount. */
+		log_warning("'%s' is a dead FUSE mount: detaching it", opts->mountpoint);
+		(void)umount2(opts->mountpoint, MNT_DETACH);
+	}
 	if (stat(opts->mountpoint, &st) < 0)
 		return log_error_errno(-errno, "mount point '%s'", opts->mountpoint);
 	if (!S_ISDIR(st.st_mode))

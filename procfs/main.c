@@ -3,6 +3,9 @@
  * veneer-procfs: main(), the option table and its validation, and the
  * worker's start: attach to (or create) the holder of the mount (holder.c),
  * bring the libfuse session up on the inherited connection, run the loop.
+ * common/fuse-util's vc_fuse_run is not used: it mounts and owns the
+ * connection itself, while here the holder owns it and the worker needs the
+ * journaled loop (loop.c) to survive restarts; the shared option parsing is.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -21,7 +21,10 @@ def procfs_bin():
 
 def start_procfs(h, mnt, opts=()):
     """Start (or restart: attach to) veneer-procfs on mnt; returns the Daemon."""
-    os.makedirs(mnt, exist_ok=True)
+    try:
+        os.makedirs(mnt, exist_ok=True)
+    except OSError:
+        pass  # a dead FUSE mount there cannot even be stat()ed
     return h.start_daemon([procfs_bin(), "-f", *opts, mnt])
 
 

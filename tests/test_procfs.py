@@ -2,6 +2,7 @@
 """veneer-procfs end to end: real cgroup v1 children, real pid+mount namespaces,
 real tools (free, top, getconf, nproc, python) reading the served files through
 bind mounts over /proc, like a container runtime sets them up."""
+import errno
 import os
 import re
 import signal
@@ -12,7 +13,7 @@ import pytest
 
 from procfs_util import (MiB, Container, free_b, limited_cgroups, meminfo_kb, mount_procfs,
                          procfs_bin, start_procfs)
-from veneer_harness import mounted_at, require
+from veneer_harness import errno_of, mounted_at, require
 
 PY = "/usr/bin/python3"
 
@@ -426,3 +427,37 @@ def test_diskstats_and_loadavg_of_a_busy_container(procfs_env):
     running, total = (int(x) for x in load[3].split("/"))
     assert running >= 1 and total >= 4, load
     assert int(load[4]) < 1000, "the last pid must be the container's, not the host's"
+
+
+def test_cgroup_root_option_for_nested_setups(procfs_env):
+    """The hierarchies bind-mounted elsewhere (as a daemon in a container would see
+    the host's): -o cgroup_root= finds them there and only there."""
+    h = procfs_env
+    root = h.mkdir("cgroupfs")
+    for ctrl in ("memory", "cpu", "cpuacct", "cpuset"):
+        d = h.mkdir("cgroupfs", ctrl)
+        subprocess.run(["mount", "--bind", f"/sys/fs/cgroup/{ctrl}", d], check=True)
+        h.defer(subprocess.run, ["umount", "-l", d])
+    m = mount_procfs(h, opts=["-o", f"cgroup_root={root}"])
+    cg = limited_cgroups(h, mem=210 * MiB, cpus="0")
+    c = Container(h, m.path, cg)
+    assert _read_meminfo_total(c) == 210 * 1024
+    assert c.run("grep -c ^processor /proc/cpuinfo").strip() == "1"
+
+
+def test_dead_mount_is_replaced(procfs_env):
+    """Holder and worker killed together: the mount is dead (ENOTCONN); a new start
+    detaches it and mounts afresh."""
+    h = procfs_env
+    mnt = h.path("procfs")
+    m = mount_procfs(h, mnt, opts=["-o", "respawn_delay=0"])
+    for pid in _procs_mentioning(mnt):
+        os.kill(pid, signal.SIGKILL)
+    m.daemon.wait(10)
+    deadline = time.time() + 10
+    while _procs_mentioning(mnt) and time.time() < deadline:
+        time.sleep(0.05)
+    assert errno_of(os.stat, mnt) in (errno.ENOTCONN, errno.ECONNABORTED)
+    m.daemon = start_procfs(h, mnt)
+    with open(os.path.join(mnt, "proc/meminfo")) as f:
+        assert f.readline().startswith("MemTotal:")
