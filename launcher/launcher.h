@@ -58,7 +58,8 @@ struct vr_config {
 	char *inspect_id;
 	GPtrArray *layers; /* absolute dirs, leftmost on top; {"/"} for the embedded default */
 	bool default_layers;
-	char *upper; /* --upper, kept after exit; NULL = fresh one in the state dir */
+	char *upper;	/* --upper, kept after exit; NULL = fresh one in the state dir */
+	int upper_lock; /* flock'ed fd on --upper for the run, -1 until taken */
 	bool keep;
 	struct vr_limits limits;
 	bool ignore_limits;
@@ -95,6 +96,7 @@ struct vr_ctx {
 	char *lowerdir;	  /* the lowerdir= option handed to veneer-unionfs */
 	bool fresh_upper;
 	bool dir_created;
+	int upper_lock; /* when --upper did not exist at validation */
 	pid_t union_pid;
 	int union_pidfd;
 	uint64_t union_start;
@@ -169,3 +171,4 @@ bool vr_state_name_valid(const char *name);
 
 /* run.c */
 int vr_run(const struct vr_config *cfg);
+int vr_lock_upper(const char *upper, int *ret_fd);

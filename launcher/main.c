@@ -514,6 +514,16 @@ static int vr_validate(struct vr_config *cfg)
 				cfg->upper);
 			return VR_EXIT_PERM;
 		}
+		if (access(cfg->upper, F_OK) == 0) {
+			r = vr_lock_upper(cfg->upper, &cfg->upper_lock);
+			if (r == -EWOULDBLOCK) {
+				fprintf(stderr,
+					"veneer-run: --upper '%s' is in use by another "
+					"container\n",
+					cfg->upper);
+				return VR_EXIT_PATH;
+			}
+		}
 	}
 	for (guint i = 0; i < cfg->volumes->len; i++) {
 		struct vr_volume *v = cfg->volumes->pdata[i];
@@ -634,6 +644,7 @@ static void vr_config_init(struct vr_config *cfg)
 		.volumes = g_ptr_array_new_with_free_func((GDestroyNotify)vr_volume_free),
 		.net = VR_NET_NONE,
 		.stop_timeout = VR_DEFAULT_STOP_TIMEOUT,
+		.upper_lock = -1,
 	};
 }
 
@@ -644,6 +655,8 @@ static void vr_config_done(struct vr_config *cfg)
 	g_ptr_array_unref(cfg->volumes);
 	g_free(cfg->inspect_id);
 	g_free(cfg->upper);
+	if (cfg->upper_lock >= 0)
+		close(cfg->upper_lock);
 	g_free(cfg->limits.cpuset_cpus);
 	g_free(cfg->procfs_mount);
 	g_free(cfg->hostname);

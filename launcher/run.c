@@ -11,6 +11,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -39,6 +41,27 @@ static int vr_mkdir(const char *path, mode_t mode)
 	return 0;
 }
 
+/*
+ * Two unions on one upper layer would corrupt it (the kernel's overlayfs
+ * refuses it too): an exclusive flock on --upper for the whole run. The fd is
+ * close-on-exec; the init's copy keeps it while the container lives.
+ */
+int vr_lock_upper(const char *upper, int *ret_fd)
+{
+	int fd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
 /* The container's directory and layer directories. */
 static int vr_run_dirs(struct vr_ctx *ctx)
 {
@@ -57,6 +80,11 @@ static int vr_run_dirs(struct vr_ctx *ctx)
 		r = vr_mkdir_p(ctx->upper, 0755);
 		if (r < 0)
 			return log_error_errno(r, "failed to create --upper '%s'", ctx->upper);
+		if (cfg->upper_lock < 0) {
+			r = vr_lock_upper(ctx->upper, &ctx->upper_lock);
+			if (r < 0)
+				return log_error_errno(r, "--upper '%s' is in use", ctx->upper);
+		}
 	} else {
 		ctx->upper = g_build_filename(ctx->dir, "upper", NULL);
 		ctx->fresh_upper = true;
@@ -294,6 +322,8 @@ static void vr_ctx_done(struct vr_ctx *ctx)
 	if (ctx->cgroup_paths)
 		g_ptr_array_unref(ctx->cgroup_paths);
 	g_free(ctx->procfs_mount);
+	if (ctx->upper_lock >= 0)
+		close(ctx->upper_lock);
 }
 
 /* Give the terminal back to our process group when COMMAND had taken it. */
@@ -316,6 +346,7 @@ int vr_run(const struct vr_config *cfg)
 		.cfg = cfg,
 		.union_pidfd = -1,
 		.init_pidfd = -1,
+		.upper_lock = -1,
 		.status = "creating",
 	};
 	uid_t uid = geteuid();

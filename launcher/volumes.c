@@ -96,6 +96,11 @@ static int vr_volume_prepare(struct vr_ctx *ctx, int rootfd, struct vr_volume *v
 	r = vr_copy_tree(sfd, hfd);
 	if (r < 0)
 		return log_error_errno(r, "failed to copy '%s' into volume '%s'", v->ctr, v->host);
+	/* The volume's root takes CTR's owner and mode too, as Docker does. */
+	if (fstat(sfd, &st) == 0) {
+		(void)fchown(hfd, st.st_uid, st.st_gid);
+		(void)fchmod(hfd, st.st_mode & 07777);
+	}
 	return 0;
 }
 

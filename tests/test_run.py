@@ -252,6 +252,23 @@ def test_upper_kept_and_seen_by_second_run(vr, harness):
     assert r.stdout == "hello\nGONE\n"
 
 
+def test_upper_in_use_refused(vr, harness):
+    upper = harness.mkdir("shared-upper")
+    p = vr.popen(["--upper", upper, "--", "sh", "-c", "echo ready; read x"],
+                 stdin=subprocess.PIPE)
+    assert p.stdout.readline().strip() == "ready"
+    name = vr.name()
+    r = vr.run(["--upper", upper, "--", "true"], name=name)
+    assert r.returncode == 122, r.stderr
+    assert "in use" in r.stderr and upper in r.stderr
+    assert not os.path.exists(os.path.join(vr.state, name))
+    p.stdin.write("\n")
+    p.stdin.flush()
+    vr.communicate(p)
+    assert p.returncode == 0
+    assert vr.run(["--upper", upper, "--", "true"]).returncode == 0
+
+
 def test_fresh_upper_removed_unless_keep(vr):
     name = vr.name()
     r = vr.run(["--", "sh", "-c", "echo x > /veneer-fresh.txt"], name=name)
@@ -397,6 +414,7 @@ def test_volume_copy_data_ro_nocopy(vr, harness):
     write(os.path.join(image_dir, "seed.txt"), "seed\n")
     write(os.path.join(image_dir, "sub", "deep.txt"), "deep\n")
     os.chmod(os.path.join(image_dir, "seed.txt"), 0o640)
+    os.chmod(image_dir, 0o750)
     fresh = harness.path("vol-fresh")  # does not exist yet: created and filled
     nocopy = harness.mkdir("vol-nocopy")
     ro = harness.mkdir("vol-ro")
@@ -412,6 +430,7 @@ def test_volume_copy_data_ro_nocopy(vr, harness):
     with open(os.path.join(fresh, "seed.txt")) as f:
         assert f.read() == "seed\n"
     assert stat.S_IMODE(os.stat(os.path.join(fresh, "seed.txt")).st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(fresh).st_mode) == 0o750
     with open(os.path.join(fresh, "new.txt")) as f:
         assert f.read() == "written\n"
     assert not os.path.exists(os.path.join(ro, "x"))
