@@ -229,6 +229,18 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 	r = vu_copy_meta(fs, src.fd, dst, &st, tmp);
 	if (r < 0)
 		goto out_clean;
+	if (!vu_node_hashed(fs, node)) {
+		/*
+		 * Unlinked meanwhile but still open: like the kernel's copy-up to a tmpfile,
+		 * the copy lives on unnamed, reachable only through the node's pinned fd.
+		 */
+		vu_node_repin(fs, node, dst);
+		dst = -1;
+		unlinkat(fs->work_fd, tmp, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
+		atomic_store(&node->top, 0);
+		r = 0;
+		goto out;
+	}
 	if (fstat(pd.fd, &pst) < 0) {
 		r = -errno;
 		goto out_clean;

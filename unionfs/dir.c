@@ -280,10 +280,12 @@ static int vu_dir_remove(struct vu_fs *fs, struct vu_node *parent, const char *n
 	r = vu_copy_up(fs, parent, true);
 	if (r < 0)
 		return r;
-	lower = atomic_load(&node->top) != 0 || vu_namei_lower_visible(fs, parent, name);
 	r = vu_node_fd(fs, parent, 0, &pd);
 	if (r < 0)
 		return r;
+	/* Serialised with a copy-up of the node: it lands either before or unnamed after. */
+	pthread_mutex_lock(&node->lock);
+	lower = atomic_load(&node->top) != 0 || vu_namei_lower_visible(fs, parent, name);
 	/*
 	 * Pinned and unhashed before the name changes on disk: a racing open of this node
 	 * must reach the object the kernel resolved, never the whiteout replacing it.
@@ -306,9 +308,10 @@ static int vu_dir_remove(struct vu_fs *fs, struct vu_node *parent, const char *n
 	} else if (unlinkat(pd.fd, name, 0) < 0) {
 		r = -errno;
 	}
-	vu_fdref_put(&pd);
 	if (r < 0)
 		vu_node_rehash(fs, node);
+	pthread_mutex_unlock(&node->lock);
+	vu_fdref_put(&pd);
 	return r;
 }
 
@@ -378,7 +381,7 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 	struct vu_fdref od = VU_FDREF_INIT, nd = VU_FDREF_INIT, sd = VU_FDREF_INIT;
 	struct vu_node *src = NULL, *dst = NULL;
 	struct vu_found df;
-	bool src_lower;
+	bool src_lower, locked = false;
 	int r;
 
 	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
@@ -434,6 +437,11 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 	if (r < 0)
 		goto out;
 
+	/* Renames are serialised by the kernel; copy-ups of these two wait for this one. */
+	pthread_mutex_lock(&src->lock);
+	if (dst)
+		pthread_mutex_lock(&dst->lock);
+	locked = true;
 	if (flags & RENAME_EXCHANGE) {
 		struct vu_fdref xd = VU_FDREF_INIT;
 
@@ -498,6 +506,11 @@ out_rehash:
 	if (dst)
 		vu_node_rehash(fs, dst);
 out:
+	if (locked) {
+		if (dst)
+			pthread_mutex_unlock(&dst->lock);
+		pthread_mutex_unlock(&src->lock);
+	}
 	vu_fdref_put(&sd);
 	vu_fdref_put(&od);
 	vu_fdref_put(&nd);

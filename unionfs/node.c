@@ -49,6 +49,7 @@ static struct vu_node *vu_node_alloc(const char *name)
 
 	n->name = g_strdup(name);
 	n->pinned_fd = -1;
+	n->pinned_old_fd = -1;
 	pthread_mutex_init(&n->lock, NULL);
 	return n;
 }
@@ -120,6 +121,7 @@ static void vu_node_free_locked(struct vu_fs *fs, struct vu_node *node)
 	vu_node_drop_fds_locked(fs, node);
 	pthread_mutex_unlock(&fs->fdcache_lock);
 	vc_close_nointr(node->pinned_fd);
+	vc_close_nointr(node->pinned_old_fd);
 	pthread_mutex_destroy(&node->lock);
 	g_free(node->name);
 	g_free(node);
@@ -234,6 +236,31 @@ struct vu_node *vu_node_parent(struct vu_fs *fs, struct vu_node *node, char **re
 		*ret_name = g_strdup(node->name);
 	pthread_mutex_unlock(&fs->nodes_lock);
 	return p;
+}
+
+bool vu_node_hashed(struct vu_fs *fs, struct vu_node *node)
+{
+	bool h;
+
+	pthread_mutex_lock(&fs->nodes_lock);
+	h = node->hashed;
+	pthread_mutex_unlock(&fs->nodes_lock);
+	return h;
+}
+
+/* Replace the pinned fd of an unlinked node (it was copied up to an unnamed file). */
+void vu_node_repin(struct vu_fs *fs, struct vu_node *node, int fd)
+{
+	int old;
+
+	pthread_mutex_lock(&fs->nodes_lock);
+	old = node->pinned_old_fd;
+	/* The old one may be in use by a racing reader: it stays open until the node goes. */
+	node->pinned_old_fd = node->pinned_fd;
+	node->pinned_fd = fd;
+	node->gen++;
+	pthread_mutex_unlock(&fs->nodes_lock);
+	vc_close_nointr(old);
 }
 
 void vu_node_unhash(struct vu_fs *fs, struct vu_node *node)

@@ -70,12 +70,13 @@ struct vu_node {
 	/* protected by fs->nodes_lock (rename, unlink and forget change them) */
 	struct vu_node *parent; /* holds a reference */
 	char *name;
-	bool hashed;	  /* present in fs->names */
-	unsigned gen;	  /* bumped whenever parent, name or hashed change */
-	uint64_t nlookup; /* kernel references */
-	unsigned refs;	  /* internal references: children, open handles, callers */
-	int pinned_fd;	  /* O_PATH fd kept once unlinked while still referenced */
-	GList all_link;	  /* in fs->all_nodes */
+	bool hashed;	   /* present in fs->names */
+	unsigned gen;	   /* bumped whenever parent, name or hashed change */
+	uint64_t nlookup;  /* kernel references */
+	unsigned refs;	   /* internal references: children, open handles, callers */
+	int pinned_fd;	   /* O_PATH fd kept once unlinked while still referenced */
+	int pinned_old_fd; /* the pinned fd replaced by a copy-up of the unlinked node */
+	GList all_link;	   /* in fs->all_nodes */
 
 	/* Serialises copy-up and other changes of where the node lives; parent before child. */
 	pthread_mutex_t lock;
@@ -167,6 +168,8 @@ void vu_node_unref(struct vu_fs *fs, struct vu_node *node);
 void vu_node_forget(struct vu_fs *fs, struct vu_node *node, uint64_t n);
 struct vu_node *vu_node_parent(struct vu_fs *fs, struct vu_node *node, char **ret_name);
 void vu_node_unhash(struct vu_fs *fs, struct vu_node *node);
+bool vu_node_hashed(struct vu_fs *fs, struct vu_node *node);
+void vu_node_repin(struct vu_fs *fs, struct vu_node *node, int fd);
 void vu_node_rehash(struct vu_fs *fs, struct vu_node *node);
 void vu_node_move(struct vu_fs *fs, struct vu_node *node, struct vu_node *newparent,
 		  const char *newname);
