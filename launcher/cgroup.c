@@ -314,7 +314,7 @@ int vr_cgroup_remove(const char *name, GPtrArray *controllers)
 			cgroup_free(&cg);
 			if (r == 0 && access(dir, F_OK) < 0)
 				break;
-			nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+			nanosleep(&(struct timespec){.tv_nsec = 20L * 1000 * 1000}, NULL);
 		}
 		if (access(dir, F_OK) == 0)
 			result = log_error_errno(-EBUSY, "could not remove cgroup '%s'", dir);

@@ -198,7 +198,7 @@ static void vr_unionfs_drain(const char *merged)
 		if (!g_file_get_contents(waiting, &text, NULL, NULL) ||
 		    vc_parse_uint(g_strstrip(text), &n) < 0 || n == 0)
 			return;
-		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+		nanosleep(&(struct timespec){.tv_nsec = 10L * 1000 * 1000}, NULL);
 	}
 	log_debug("veneer-unionfs still has requests queued at unmount");
 }

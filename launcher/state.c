@@ -335,7 +335,7 @@ static void vr_state_kill(JsonObject *o, const char *pid_key, const char *start_
 	close(pidfd);
 	/* Belt and braces: not done before /proc shows it gone (or a zombie of another parent). */
 	for (int i = 0; i < 200 && vr_proc_running(pid); i++)
-		nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+		nanosleep(&(struct timespec){.tv_nsec = 50L * 1000 * 1000}, NULL);
 	if (vr_proc_running(pid))
 		log_warning("pid %d (%s) is still running", (int)pid, pid_key);
 }

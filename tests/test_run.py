@@ -523,11 +523,18 @@ def test_sigterm_to_launcher_leaves_nothing(vr):
     assert not alive(st["UnionPid"])
 
 
-def test_sigkill_of_launcher_then_cleanup(vr):
+def test_sigkill_of_launcher_then_cleanup(vr, harness):
     name = vr.name()
-    p = vr.popen(["--memory", "64M", "--", "sh", "-c", "echo ready; exec sleep 100"], name=name)
+    upper = harness.path("user-upper")
+    p = vr.popen(["--memory", "64M", "--upper", upper, "--", "sh", "-c",
+                  "echo mine > /veneer-data; echo ready; exec sleep 100"], name=name)
     assert p.stdout.readline().strip() == "ready"
     st = vr.wait_state(name)
+    # A second, running container: --cleanup must leave it alone.
+    other = vr.name()
+    q = vr.popen(["--", "sh", "-c", "echo ready; read x"], name=other, stdin=subprocess.PIPE)
+    assert q.stdout.readline().strip() == "ready"
+    vr.wait_state(other)
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     # The container dies with its launcher; the union daemon, cgroup and state remain ...
@@ -544,6 +551,15 @@ def test_sigkill_of_launcher_then_cleanup(vr):
     # ... until --cleanup.
     vr.assert_nothing_left(name)
     assert not alive(st["UnionPid"]), (proc_info(st["UnionPid"]), st, r.stderr)
+    # The user's data stays; the other container runs on.
+    with open(os.path.join(upper, "veneer-data")) as f:
+        assert f.read() == "mine\n"
+    assert vr.inspect(other)["Running"] is True
+    q.stdin.write("\n")
+    q.stdin.flush()
+    vr.communicate(q)
+    assert q.returncode == 0
+    vr.assert_nothing_left(other)
 
 
 def test_every_option_documented(run_bin):
