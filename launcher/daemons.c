@@ -68,30 +68,43 @@ static void vr_opt_escape(GString *out, const char *s, bool colon)
 
 /*
  * The child between fork and exec of a daemon: a clean signal state, its own
- * session, stdin from /dev/null; a shared daemon that outlives this launcher
- * (detach) must not hold our stdout/stderr either.
+ * session, stdin from /dev/null, output to a log file (never our stdout or
+ * stderr: a daemon that outlives a killed launcher must not hold the caller's
+ * pipes open).
  */
-static void vr_exec_daemon(char **argv, int keep_fd, bool detach)
+static void vr_exec_daemon(char **argv, int keep_fd, const char *log)
 {
 	sigset_t none;
-	int null;
+	int null, out;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	setsid();
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null >= 0) {
+	out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (null >= 0)
 		dup2(null, STDIN_FILENO);
-		if (detach) {
-			dup2(null, STDOUT_FILENO);
-			dup2(null, STDERR_FILENO);
-		}
+	if (out >= 0) {
+		dup2(out, STDOUT_FILENO);
+		dup2(out, STDERR_FILENO);
 	}
 	if (keep_fd >= 0)
 		fcntl(keep_fd, F_SETFD, 0);
 	execv(argv[0], argv);
 	fprintf(stderr, "veneer-run: cannot execute '%s': %s\n", argv[0], strerror(errno));
 	_exit(127);
+}
+
+/* Copy what the union daemon logged to our stderr, then drop the log. */
+void vr_relay_log(const char *dir)
+{
+	g_autofree char *path = g_build_filename(dir, VR_UNIONFS_LOG, NULL);
+	g_autofree char *text = NULL;
+	gsize len = 0;
+
+	if (g_file_get_contents(path, &text, &len, NULL) && len > 0)
+		(void)vc_write_all(STDERR_FILENO, text, len);
+	unlink(path);
 }
 
 int vr_unionfs_start(struct vr_ctx *ctx)
@@ -127,6 +140,7 @@ int vr_unionfs_start(struct vr_ctx *ctx)
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return log_error_errno(-errno, "cannot create a pipe");
 	ready_opt = g_strdup_printf("--ready-fd=%d", pfd[1]);
+	g_autofree char *log = g_build_filename(ctx->dir, VR_UNIONFS_LOG, NULL);
 	char *argv[] = {ctx->cfg->unionfs_bin, "-f", ready_opt, "-o", opts->str, ctx->merged, NULL};
 
 	log_debug("starting %s -f %s -o %s %s", argv[0], ready_opt, opts->str, ctx->merged);
@@ -139,7 +153,7 @@ int vr_unionfs_start(struct vr_ctx *ctx)
 	}
 	if (pid == 0) {
 		close(pfd[0]);
-		vr_exec_daemon(argv, pfd[1], false);
+		vr_exec_daemon(argv, pfd[1], log);
 	}
 	close(pfd[1]);
 	ctx->union_pid = pid;
@@ -166,6 +180,7 @@ int vr_unionfs_start(struct vr_ctx *ctx)
 		close(ctx->union_pidfd);
 		ctx->union_pidfd = -1;
 	}
+	vr_relay_log(ctx->dir);
 	log_error("veneer-unionfs failed to mount '%s' (lowerdir=%s, upperdir=%s) with exit status "
 		  "%d",
 		  ctx->merged, ctx->lowerdir, ctx->upper,
@@ -283,7 +298,7 @@ static int vr_procfs_start(const struct vr_config *cfg)
 	if (pid < 0)
 		return log_error_errno(-errno, "cannot fork");
 	if (pid == 0)
-		vr_exec_daemon(argv, -1, true);
+		vr_exec_daemon(argv, -1, "/dev/null");
 	/* Without -f it forks only once the mount is up: its exit means ready. */
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR)

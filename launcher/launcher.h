@@ -145,6 +145,8 @@ int vr_volumes_open(struct vr_ctx *ctx, int *fds);
 int vr_volumes_attach(struct vr_ctx *ctx, int *fds);
 
 /* daemons.c */
+#define VR_UNIONFS_LOG "unionfs.log"
+void vr_relay_log(const char *dir);
 int vr_find_helper(const char *name, const char *env, const char *override, char **ret);
 int vr_unionfs_start(struct vr_ctx *ctx);
 int vr_unionfs_stop(pid_t pid, int pidfd, const char *merged);

@@ -62,6 +62,21 @@ int vr_lock_upper(const char *upper, int *ret_fd)
 	return 0;
 }
 
+/*
+ * The work directory must be on the upper layer's file system: in the
+ * container's directory when it is, else beside --upper (removed on exit).
+ */
+static char *vr_work_path(const struct vr_ctx *ctx)
+{
+	g_autofree char *parent = g_path_get_dirname(ctx->upper);
+	g_autofree char *base = g_path_get_basename(ctx->upper);
+	struct stat a, b;
+
+	if (stat(ctx->upper, &a) < 0 || stat(ctx->dir, &b) < 0 || a.st_dev == b.st_dev)
+		return g_build_filename(ctx->dir, "work", NULL);
+	return g_strdup_printf("%s/.%s.veneer-work-%s", parent, base, ctx->id);
+}
+
 /* The container's directory and layer directories. */
 static int vr_run_dirs(struct vr_ctx *ctx)
 {
@@ -92,7 +107,7 @@ static int vr_run_dirs(struct vr_ctx *ctx)
 		if (r < 0)
 			return r;
 	}
-	ctx->work = g_build_filename(ctx->dir, "work", NULL);
+	ctx->work = vr_work_path(ctx);
 	ctx->merged = g_build_filename(ctx->dir, "merged", NULL);
 	r = vr_mkdir(ctx->work, 0700);
 	if (r >= 0)
@@ -270,6 +285,8 @@ static int vr_teardown(struct vr_ctx *ctx)
 	ctx->init_pidfd = -1;
 	if (ctx->union_pid > 0)
 		vr_unionfs_stop(ctx->union_pid, ctx->union_pidfd, ctx->merged);
+	if (ctx->dir_created)
+		vr_relay_log(ctx->dir);
 	if (ctx->union_pidfd >= 0)
 		close(ctx->union_pidfd);
 	ctx->union_pidfd = -1;

@@ -351,6 +351,7 @@ static int vr_state_cleanup_one(const char *state_dir, const char *id, JsonObjec
 
 	vr_state_kill(o, "Pid", "PidStartTime", SIGKILL);
 	vr_state_kill(o, "UnionPid", "UnionStartTime", SIGTERM);
+	vr_relay_log(dir);
 	if (cg && JSON_NODE_HOLDS_OBJECT(cg)) {
 		JsonObject *c = json_node_get_object(cg);
 		JsonNode *paths = json_object_get_member(c, "Paths");
@@ -380,8 +381,13 @@ static int vr_state_cleanup_one(const char *state_dir, const char *id, JsonObjec
 		g_autofree char *upper = g_build_filename(dir, "upper", NULL);
 		g_autofree char *state = g_build_filename(dir, VR_STATE_FILE, NULL);
 		const char *recorded_upper = data ? vr_obj_str(data, "UpperDir") : NULL;
+		const char *recorded_work = data ? vr_obj_str(data, "WorkDir") : NULL;
+		g_autofree char *beside = g_strdup_printf(".veneer-work-%s", id);
 
 		vr_rm_rf(work);
+		/* A work dir beside an --upper on another file system (see vr_work_path). */
+		if (recorded_work && g_str_has_suffix(recorded_work, beside))
+			vr_rm_rf(recorded_work);
 		rmdir(merged);
 		rmdir(lower);
 		if (fresh && !keep && recorded_upper && strcmp(recorded_upper, upper) == 0)

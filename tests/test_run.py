@@ -252,6 +252,21 @@ def test_upper_kept_and_seen_by_second_run(vr, harness):
     assert r.stdout == "hello\nGONE\n"
 
 
+def test_upper_on_another_filesystem(vr, harness):
+    import shutil
+    import tempfile
+    require(os.path.isdir("/dev/shm") and os.stat("/dev/shm").st_dev != os.stat(vr.state).st_dev,
+            "/dev/shm is not a separate file system")
+    top = tempfile.mkdtemp(prefix="veneer-run-upper-", dir="/dev/shm")
+    harness.defer(shutil.rmtree, top, True)
+    upper = os.path.join(top, "upper")
+    r = vr.run(["--upper", upper, "--", "sh", "-c", "echo shm > /veneer-shm.txt"])
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(upper, "veneer-shm.txt")) as f:
+        assert f.read() == "shm\n"
+    assert os.listdir(top) == ["upper"]  # the work dir beside it is gone again
+
+
 def test_upper_in_use_refused(vr, harness):
     upper = harness.mkdir("shared-upper")
     p = vr.popen(["--upper", upper, "--", "sh", "-c", "echo ready; read x"],
