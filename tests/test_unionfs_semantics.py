@@ -832,3 +832,23 @@ def test_hard_links_and_open_handles_across_copy_up(harness):
 
     d.run(ops)
     d.check()
+
+
+def test_mount_under_upper_is_not_crossed(harness):
+    """A filesystem mounted inside the upper dir stays invisible there too."""
+    import subprocess
+
+    d = Diff(harness, 1, lambda l0: os.makedirs(f"{l0}/mp"))
+    d.umount()
+    for s in d.sides:
+        mp = os.path.join(s.upper, "mp")
+        os.makedirs(mp)
+        write(os.path.join(mp, "covered"), "under")
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", mp], check=True)
+        harness.defer(subprocess.run, ["umount", mp])
+        write(os.path.join(mp, "ontop"), "tmpfs")
+    d.mount()
+    d.run(lambda s: sorted(os.listdir(s.p("mp"))))
+    assert os.listdir(d.v.p("mp")) == ["covered"]
+    d.run(lambda s: (write(s.p("mp", "new"), "n"), sorted(os.listdir(s.p("mp")))))
+    d.check(upper=False)

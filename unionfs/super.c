@@ -20,6 +20,7 @@
 
 #include "fd-util.h"
 #include "log.h"
+#include "path-util.h"
 #include "unionfs.h"
 
 char *vu_tmpname(struct vu_fs *fs)
@@ -134,6 +135,64 @@ static int vu_super_open_layer(struct vu_fs *fs, struct vu_layer *l, const char 
 	return 0;
 }
 
+static int vu_super_mnt_id(const char *path, int *ret)
+{
+	union {
+		struct file_handle fh;
+		unsigned char raw[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+	} h;
+
+	h.fh.handle_bytes = MAX_HANDLE_SZ;
+	return name_to_handle_at(AT_FDCWD, path, &h.fh, ret, 0) < 0 ? -errno : 0;
+}
+
+/*
+ * The upper and the workdir through one private clone of the mount they share
+ * (renames between them need one mount), so that what is mounted below the upper
+ * stays invisible as with lowers. Falls back to plain opens where that cannot be done.
+ */
+static int vu_super_open_upper(struct vu_fs *fs, const char *upper, const char *work,
+			       int *ret_upper, int *ret_work)
+{
+	g_autofree char *anc = g_strdup(upper);
+	_cleanup_close_ int c = -1, u = -1, w = -1;
+	int mu, mw, ma;
+
+	/* The deepest common ancestor, component-wise. */
+	while (!vc_path_is_inside(work, anc)) {
+		char *slash = strrchr(anc, '/');
+
+		if (slash == anc) {
+			anc[1] = '\0';
+			break;
+		}
+		*slash = '\0';
+	}
+	if (vu_super_mnt_id(upper, &mu) == 0 && vu_super_mnt_id(work, &mw) == 0 &&
+	    vu_super_mnt_id(anc, &ma) == 0 && mu == mw && mu == ma)
+		c = open_tree(AT_FDCWD, anc, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (c >= 0) {
+		size_t n = strcmp(anc, "/") == 0 ? 1 : strlen(anc) + 1;
+
+		u = vc_open_beneath(c, upper[n - 1] ? upper + n : ".", O_PATH | O_DIRECTORY, 0);
+		w = vc_open_beneath(c, work[n - 1] ? work + n : ".", O_PATH | O_DIRECTORY, 0);
+	}
+	if (u < 0 || w < 0) {
+		log_debug("no private clone for upperdir '%s'", upper);
+		vc_close_nointr(u);
+		vc_close_nointr(w);
+		u = open(upper, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (u < 0)
+			return log_error_errno(-errno, "could not open upperdir '%s'", upper);
+		w = open(work, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (w < 0)
+			return log_error_errno(-errno, "could not open workdir '%s'", work);
+	}
+	*ret_upper = TAKE_FD(u);
+	*ret_work = TAKE_FD(w);
+	return 0;
+}
+
 int vu_super_setup(struct vu_fs *fs)
 {
 	struct vu_params *p = &fs->params;
@@ -152,12 +211,17 @@ int vu_super_setup(struct vu_fs *fs)
 	fs->fdcache_max = p->fd_cache_max;
 
 	if (fs->has_upper) {
-		r = vu_super_open_layer(fs, &fs->layers[0], p->upper, false);
+		struct stat st;
+		int ufd = -1;
+
+		r = vu_super_open_upper(fs, p->upper, p->work, &ufd, &wfd);
 		if (r < 0)
 			return r;
-		wfd = open(p->work, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (wfd < 0)
-			return log_error_errno(-errno, "could not open workdir '%s'", p->work);
+		fs->layers[0].fd = ufd;
+		fs->layers[0].path = g_strdup(p->upper);
+		if (fstat(ufd, &st) < 0)
+			return log_error_errno(-errno, "could not stat upperdir '%s'", p->upper);
+		fs->layers[0].dev = st.st_dev;
 		if (mkdirat(wfd, "work", 0700) < 0 && errno != EEXIST)
 			return log_error_errno(-errno, "could not create '%s/work'", p->work);
 		fs->work_fd = openat(wfd, "work", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
