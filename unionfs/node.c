@@ -381,8 +381,7 @@ int vu_node_fd(struct vu_fs *fs, struct vu_node *node, int layer, struct vu_fdre
 		return -ENOENT;
 	if (node == fs->root) {
 		ret->fd = fs->layers[layer].fd;
-		if (!vu_is_upper(fs, layer))
-			vu_whiteout_dir_opaque(fs, layer, ret->fd, &ret->flags);
+		ret->flags = fs->layers[layer].root_flags;
 		return 0;
 	}
 

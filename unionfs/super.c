@@ -238,6 +238,8 @@ int vu_super_setup(struct vu_fs *fs)
 		if (r < 0)
 			return r;
 	}
+	for (unsigned i = fs->has_upper ? 1 : 0; i < fs->nlayers; i++)
+		vu_whiteout_dir_opaque(fs, i, fs->layers[i].fd, &fs->layers[i].root_flags);
 	fs->samefs = true;
 	for (unsigned i = 1; i < fs->nlayers; i++)
 		if (fs->layers[i].dev != fs->layers[0].dev)

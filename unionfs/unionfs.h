@@ -24,6 +24,7 @@ struct vu_layer {
 		 */
 	char *path; /* as given on the command line, for messages */
 	dev_t dev;
+	unsigned root_flags; /* VU_FD_* of the layer root, probed once */
 };
 
 /* Parsed command line, before any of it is acted upon. */
