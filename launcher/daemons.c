@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <time.h>
 #include <signal.h>
@@ -27,6 +28,27 @@
 #include "parse-util.h"
 
 #define VR_READY_TIMEOUT_MS 60000
+
+/* The directory of our own executable (a build tree's launcher/ or the bindir). */
+const char *vr_self_dir(void)
+{
+	static char dir[PATH_MAX];
+	ssize_t n;
+	char *slash;
+
+	if (dir[0])
+		return dir;
+	n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+	if (n <= 0) {
+		strcpy(dir, ".");
+		return dir;
+	}
+	dir[n] = '\0';
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir)
+		*slash = '\0';
+	return dir;
+}
 
 int vr_find_helper(const char *name, const char *env, const char *override, char **ret)
 {

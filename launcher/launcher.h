@@ -111,9 +111,6 @@ struct vr_ctx {
 	const char *status; /* "creating", "running", "exited" */
 };
 
-/* main.c */
-const char *vr_self_dir(void);
-
 /* ns.c */
 int vr_ns_enter_rootless(uid_t outer_uid, gid_t outer_gid);
 int vr_ns_clone(unsigned long flags, pid_t *ret_pid);
@@ -145,6 +142,7 @@ int vr_volumes_open(struct vr_ctx *ctx, int *fds);
 int vr_volumes_attach(struct vr_ctx *ctx, int *fds);
 
 /* daemons.c */
+const char *vr_self_dir(void);
 #define VR_UNIONFS_LOG "unionfs.log"
 void vr_relay_log(const char *dir);
 int vr_find_helper(const char *name, const char *env, const char *override, char **ret);

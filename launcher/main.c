@@ -107,9 +107,9 @@ static void vr_help(void)
 	       "                           (a warning names each) instead of refusing\n"
 	       "/proc:\n"
 	       "      --no-procfs          plain procfs, no veneer-procfs files over it\n"
-	       "      --procfs-mount DIR   the shared veneer-procfs instance (default %s,\n"
-	       "                           or $VENEER_PROCFS_MOUNT);\n"
-	       "                           started there when none is running\n"
+	       "      --procfs-mount DIR   the shared veneer-procfs instance, started there when\n"
+	       "                           none runs (default %s,\n"
+	       "                           or $VENEER_PROCFS_MOUNT)\n"
 	       "Namespaces and process:\n"
 	       "      --hostname NAME      host name in the uts namespace (default: the ID)\n"
 	       "      --net none|host      none (default): new network namespace, loopback up\n"
@@ -158,26 +158,6 @@ static int vr_usage_error(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry 'veneer-run --help'.\n");
 	return VR_EXIT_USAGE;
-}
-
-const char *vr_self_dir(void)
-{
-	static char dir[PATH_MAX];
-	ssize_t n;
-	char *slash;
-
-	if (dir[0])
-		return dir;
-	n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
-	if (n <= 0) {
-		strcpy(dir, ".");
-		return dir;
-	}
-	dir[n] = '\0';
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir)
-		*slash = '\0';
-	return dir;
 }
 
 /* An absolute, normalised form of a user-given path (relative ones against the cwd). */
