@@ -175,6 +175,42 @@ static int vr_mount_sys(const struct vr_ctx *ctx, const char *sys)
 	return vr_mount_setattr_ro(sys, true);
 }
 
+/*
+ * Most of /proc/sys is not namespaced: writing it would change the host, as
+ * would sysrq-trigger; a few files leak host internals. Read-only and masked
+ * like Docker does, so /proc is as safe as the read-only /sys.
+ */
+static int vr_mount_proc_guard(const char *proc)
+{
+	static const char *const ro[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
+	static const char *const masked[] = {"kcore", "keys", "timer_list", "sched_debug"};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(ro); i++) {
+		g_autofree char *p = g_build_filename(proc, ro[i], NULL);
+		int r;
+
+		if (access(p, F_OK) < 0)
+			continue;
+		r = vr_mount(p, p, NULL, MS_BIND | MS_REC, NULL);
+		if (r < 0)
+			return r;
+		r = vr_mount_setattr_ro(p, true);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(masked); i++) {
+		g_autofree char *p = g_build_filename(proc, masked[i], NULL);
+		int r;
+
+		if (access(p, F_OK) < 0)
+			continue;
+		r = vr_mount("/dev/null", p, NULL, MS_BIND, NULL);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int vr_mount_procfs_files(const struct vr_ctx *ctx)
 {
 	for (size_t i = 0; i < G_N_ELEMENTS(vr_procfs_files); i++) {
@@ -222,6 +258,9 @@ int vr_mounts_rootfs(struct vr_ctx *ctx)
 	if (r < 0)
 		return r;
 	r = vr_mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	if (r < 0)
+		return r;
+	r = vr_mount_proc_guard(proc);
 	if (r < 0)
 		return r;
 	r = vr_mount_sys(ctx, sys);

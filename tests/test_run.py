@@ -415,12 +415,14 @@ def test_network_none_and_host(vr):
 
 def test_dev_is_minimal(vr):
     r = vr.run(["--", "sh", "-c", "ls /dev; echo x > /dev/null; head -c 4 /dev/zero | wc -c; "
-                "head -c 4 /dev/urandom | wc -c; grep -E ' /dev/(pts|shm) ' /proc/mounts"])
+                "head -c 4 /dev/urandom | wc -c; grep -E ' /dev/(pts|shm) ' /proc/mounts; "
+                "echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || echo PROCSYS-RO"])
     assert r.returncode == 0, r.stderr
     names = set(r.stdout.split())
     assert {"null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "ptmx"} <= names
     assert "sda" not in names and "vda" not in names and "fuse" not in names
     assert "devpts" in r.stdout and "tmpfs" in r.stdout
+    assert "PROCSYS-RO" in r.stdout  # /proc/sys is not namespaced: read-only
 
 
 # --- volumes ------------------------------------------------------------------------------
