@@ -580,6 +580,8 @@ def test_file_ops_fsync_fallocate_lseek_copy_file_range(harness):
         dfd = os.open(s.p(), os.O_RDONLY | os.O_DIRECTORY)
         os.fsync(dfd)
         os.close(dfd)
+        sv, su = os.statvfs(s.p()), os.statvfs(s.upper)
+        out.append((sv.f_namemax, sv.f_bsize == su.f_bsize, sv.f_blocks == su.f_blocks))
         return out
 
     d.run(ops)

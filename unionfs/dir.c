@@ -157,8 +157,7 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 			r = -errno;
 			goto out_unlink;
 		}
-		/* chown cleared it, and mkdir ignores it: set-group-ID inherited from the parent.
-		 */
+		/* An inherited set-group-ID bit: mkdir in the workdir and chown drop it. */
 		if (S_ISDIR(o->mode) && (o->mode & S_ISGID) &&
 		    fchmodat(dirfd, nm, o->mode & 07777, 0) < 0) {
 			r = -errno;
