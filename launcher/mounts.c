@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -104,6 +105,35 @@ static int vr_ensure_dir(int dirfd, const char *name, const char *shown)
 	return 0;
 }
 
+/*
+ * A terminal on stdin (an interactive run) appears as /dev/console, so that
+ * tty(1) and ttyname() find it: it lives in a devpts that is not the
+ * container's. Bound by name: the fd's own mount is the host namespace's,
+ * not this copy's.
+ */
+static int vr_mount_console(int devfd, const char *dev)
+{
+	g_autofree char *console = g_build_filename(dev, "console", NULL);
+	char tty[PATH_MAX];
+	struct stat a, b;
+	ssize_t n;
+	int fd;
+
+	if (!isatty(STDIN_FILENO))
+		return 0;
+	n = readlink("/proc/self/fd/0", tty, sizeof(tty) - 1);
+	if (n <= 0)
+		return 0;
+	tty[n] = '\0';
+	if (fstat(STDIN_FILENO, &a) < 0 || stat(tty, &b) < 0 || a.st_rdev != b.st_rdev)
+		return 0; /* not reachable by that name here: no console */
+	fd = openat(devfd, "console", O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return log_error_errno(-errno, "failed to create '%s'", console);
+	close(fd);
+	return vr_mount(tty, console, NULL, MS_BIND, NULL);
+}
+
 static int vr_mount_dev(const struct vr_ctx *ctx, const char *dev)
 {
 	_cleanup_close_ int fd = -1;
@@ -145,6 +175,9 @@ static int vr_mount_dev(const struct vr_ctx *ctx, const char *dev)
 		if (r < 0)
 			return r;
 	}
+	r = vr_mount_console(fd, dev);
+	if (r < 0)
+		return r;
 	static const char *const links[][2] = {
 		{"ptmx", "pts/ptmx"},	       {"fd", "/proc/self/fd"},
 		{"stdin", "/proc/self/fd/0"},  {"stdout", "/proc/self/fd/1"},

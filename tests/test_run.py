@@ -592,3 +592,39 @@ def test_every_option_documented(run_bin):
     assert missing == []
     for code in ("121", "122", "123", "124", "125", "126", "127"):
         assert f".B {code}" in text
+
+
+def test_interactive_terminal(vr):
+    """On a terminal: it is /dev/console inside, and ^C reaches the command once."""
+    import fcntl
+    import pty
+    import termios
+    master, slave = pty.openpty()
+
+    def ctty():
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    script = ('tty; trap "echo got INT; exit 5" INT; echo ready; '
+              'while :; do sleep 0.1; done')
+    p = subprocess.Popen(vr.argv(["--", "sh", "-c", script], vr.name(), procfs=False),
+                         stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                         preexec_fn=ctty, env=sanitizer_env())
+    vr.procs.append(p)
+    os.close(slave)
+    out = b""
+    end = time.time() + 30
+    while b"ready" not in out and time.time() < end:
+        out += os.read(master, 4096)
+    assert b"/dev/console" in out, out
+    os.write(master, b"\x03")
+    while time.time() < end:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the last writer closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert p.wait(30) == 5, out
+    assert out.count(b"got INT") == 1, out
+    vr.check_sanitizer(out.decode(errors="replace"))
