@@ -226,6 +226,28 @@ def test_limits_in_cgroup_and_removed(vr):
     vr.assert_nothing_left(name)
 
 
+def test_limits_enforced(vr):
+    require(os.access("/usr/bin/python3", os.X_OK), "no /usr/bin/python3 in the base layer")
+    r = vr.run(["--memory", "64M", "--", "/usr/bin/python3", "-c",
+                "b = bytearray(300 << 20); print('survived')"])
+    assert r.returncode == 128 + signal.SIGKILL, (r.stdout, r.stderr)  # the OOM killer
+    assert "survived" not in r.stdout
+    forks = ("import os, time\n"
+             "n = 0\n"
+             "try:\n"
+             "    for i in range(50):\n"
+             "        if os.fork() == 0:\n"
+             "            time.sleep(1)\n"
+             "            os._exit(0)\n"
+             "        n += 1\n"
+             "except OSError as e:\n"
+             "    print(n, e.errno)\n")
+    r = vr.run(["--pids-limit", "8", "--", "/usr/bin/python3", "-c", forks])
+    assert r.returncode == 0, r.stderr
+    # init + python + 6 children = 8 tasks, then EAGAIN.
+    assert r.stdout.split() == ["6", "11"]
+
+
 # --- the union root file system ------------------------------------------------------------
 def test_upper_kept_and_seen_by_second_run(vr, harness):
     upper = harness.path("myupper")
