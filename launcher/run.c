@@ -160,10 +160,8 @@ static int vr_run_container(struct vr_ctx *ctx)
 	ctx->init_pidfd = vr_pidfd_open(pid);
 	vr_proc_start_time(pid, &ctx->init_start);
 	r = vr_cgroup_attach(ctx, pid);
-	if (r >= 0) {
-		ctx->status = "running";
-		r = vr_state_write(ctx);
-	}
+	if (r >= 0)
+		r = vr_state_write(ctx); /* the init's pid, before it may run anything */
 	if (r < 0)
 		goto out;
 	close(go[0]);
@@ -174,6 +172,10 @@ static int vr_run_container(struct vr_ctx *ctx)
 	    vc_read_all(report[0], &setup, sizeof(setup)) != sizeof(setup))
 		setup = -EIO;
 	r = setup < 0 ? setup : 0;
+	if (r >= 0) {
+		ctx->status = "running";
+		r = vr_state_write(ctx);
+	}
 out:
 	for (int i = 0; i < 2; i++) {
 		if (go[i] >= 0)
