@@ -174,6 +174,15 @@ static bool vp_holder_conn_alive(struct vp_holder *h)
 	return !(poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)));
 }
 
+/* Is the process at the other end of c running as our effective user? */
+static bool vp_holder_peer_trusted(int c)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+
+	return getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 && cred.uid == geteuid();
+}
+
 /* Wait for the first worker's FUSE_INIT copy (nothing else can be served before it). */
 static int vp_holder_wait_init(struct vp_holder *h, struct vp_holder_worker *w)
 {
@@ -206,6 +215,7 @@ static void vp_holder_accept(struct vp_holder *h)
 	int fds[VP_MSG_MAX_FDS], send_fds[VP_MSG_MAX_FDS];
 	struct vp_holder_worker *w;
 	enum vp_msg_type type;
+	struct timeval tv = {.tv_sec = 10};
 	struct ucred cred;
 	socklen_t cl = sizeof(cred);
 	unsigned nfds, n = 0;
@@ -215,6 +225,15 @@ static void vp_holder_accept(struct vp_holder *h)
 	c = accept4(h->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (c < 0)
 		return;
+	/* The socket is reachable from the whole network namespace, and a WELCOME
+	 * hands out the connection: only our own user may attach, and nobody may
+	 * stall the holder by connecting and staying silent. */
+	if (!vp_holder_peer_trusted(c) ||
+	    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+		log_warning("refused an attach from an untrusted peer");
+		close(c);
+		return;
+	}
 	r = vp_ctl_recv(c, &type, buf, &len, fds, &nfds);
 	for (unsigned i = 0; i < nfds; i++)
 		close(fds[i]);
@@ -229,9 +248,10 @@ static void vp_holder_accept(struct vp_holder *h)
 	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
 		w->pid = cred.pid;
 	send_fds[n++] = h->fuse_fd;
-	while (h->orphans->len && n < VP_MSG_MAX_FDS)
-		send_fds[n++] = g_array_index(h->orphans, int, 0),
+	while (h->orphans->len && n < VP_MSG_MAX_FDS) {
+		send_fds[n++] = g_array_index(h->orphans, int, 0);
 		g_array_remove_index(h->orphans, 0);
+	}
 	r = vp_ctl_send(c, VP_MSG_WELCOME, h->init, h->init ? h->init_len : 0, send_fds, n);
 	for (unsigned i = 1; i < n; i++)
 		close(send_fds[i]); /* handed on (or lost with a worker that died at once) */
@@ -532,6 +552,10 @@ static int vp_holder_connect(struct vp_opts *opts, int *ret)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, sl) < 0)
 		return -errno;
+	/* Somebody else could have taken the name first: only trust a holder of our user. */
+	if (!vp_holder_peer_trusted(fd))
+		return log_error_errno(-EPERM, "the holder socket of '%s' belongs to another user",
+				       opts->mountpoint);
 	*ret = TAKE_FD(fd);
 	return 0;
 }

@@ -249,6 +249,14 @@ int vp_loop_run(struct fuse_session *se, struct vp_attach *a, struct vp_opts *op
 		if (r < 0)
 			log_warning_errno(r, "could not hand our journal to the holder");
 	}
+	/* Ready only now: requests are served and the holder knows us. */
+	if (opts->cl.ready_fd >= 0) {
+		if (write(opts->cl.ready_fd, "READY\n", 6) != 6)
+			log_warning_errno(-errno, "could not signal readiness on fd %d",
+					  opts->cl.ready_fd);
+		close(opts->cl.ready_fd);
+		opts->cl.ready_fd = -1;
+	}
 	for (;;) {
 		struct pollfd p[3] = {
 			{.fd = sfd, .events = POLLIN},

@@ -230,12 +230,6 @@ int main(int argc, char **argv)
 	att.fuse_fd = -1; /* the session closes it */
 	if (vp_session_init(se, &att) < 0)
 		goto out_fs;
-	if (opts.cl.ready_fd >= 0) {
-		if (write(opts.cl.ready_fd, "READY\n", 6) != 6)
-			log_warning_errno(-errno, "could not signal readiness on fd %d",
-					  opts.cl.ready_fd);
-		close(opts.cl.ready_fd);
-	}
 	r = vp_loop_run(se, &att, &opts);
 	ret = r < 0 ? VC_EXIT_FAILURE : VC_EXIT_OK;
 out_fs:

@@ -461,3 +461,34 @@ def test_dead_mount_is_replaced(procfs_env):
     m.daemon = start_procfs(h, mnt)
     with open(os.path.join(mnt, "proc/meminfo")) as f:
         assert f.readline().startswith("MemTotal:")
+
+
+def test_holder_refuses_other_users(procfs_env):
+    """The holder's socket is reachable by any local process: a non-root one must
+    not receive the FUSE connection."""
+    import hashlib
+    h = procfs_env
+    mnt = h.path("procfs")
+    mount_procfs(h, mnt)
+    name = "veneer-procfs/" + hashlib.sha256(os.path.realpath(mnt).encode()).hexdigest()[:40]
+    probe = (
+        "import socket, struct\n"
+        "s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+        f"s.connect('\\0' + {name!r})\n"
+        "s.settimeout(5)\n"
+        "try:\n"
+        "    s.send(struct.pack('I', 1))\n"
+        "    msg, anc, flags, addr = s.recvmsg(4096, socket.CMSG_SPACE(16 * 4))\n"
+        "except OSError as e:\n"
+        "    msg, anc = b'', []\n"
+        "print(len(msg), len(anc))\n")
+    # As root the socket answers with a WELCOME and fds (the protocol works) ...
+    r = subprocess.run([PY, "-c", probe], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0 and r.stdout.split()[1] != "0", r.stderr
+    # ... as nobody it is closed without anything.
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        PY, "-c", probe], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", "0"]
+    with open(os.path.join(mnt, "proc/meminfo")) as f:
+        assert f.readline().startswith("MemTotal:")
