@@ -19,20 +19,20 @@ def procfs_bin():
     return build_path("procfs/veneer-procfs")
 
 
-def start_procfs(h, mnt, opts=()):
+def start_procfs(h, mnt, opts=(), binary=None):
     """Start (or restart: attach to) veneer-procfs on mnt; returns the Daemon."""
     try:
         os.makedirs(mnt, exist_ok=True)
     except OSError:
         pass  # a dead FUSE mount there cannot even be stat()ed
-    return h.start_daemon([procfs_bin(), "-f", *opts, mnt])
+    return h.start_daemon([binary or procfs_bin(), "-f", *opts, mnt])
 
 
-def mount_procfs(h, mnt=None, opts=()):
+def mount_procfs(h, mnt=None, opts=(), binary=None):
     """A veneer-procfs mount registered for teardown (umount ends worker and holder)."""
     from veneer_harness import Mount
     mnt = mnt or h.path("procfs")
-    d = start_procfs(h, mnt, opts)
+    d = start_procfs(h, mnt, opts, binary)
     m = Mount(mnt, d)
     h.defer(h.umount, m)
     return m

@@ -492,3 +492,25 @@ def test_holder_refuses_other_users(procfs_env):
     assert r.stdout.split() == ["0", "0"]
     with open(os.path.join(mnt, "proc/meminfo")) as f:
         assert f.readline().startswith("MemTotal:")
+
+
+def test_upgrade_binary_replaced_in_place(procfs_env):
+    """A package upgrade replaces the binary file: a restarted (or respawned) worker
+    runs the new one on the same connection, with no remount."""
+    import shutil
+    h = procfs_env
+    exe = os.path.join(h.mkdir("bin"), "veneer-procfs")
+    shutil.copy2(procfs_bin(), exe)
+    mnt = h.path("procfs")
+    m = mount_procfs(h, mnt, opts=["-o", "respawn_delay=200"], binary=exe)
+    cg = limited_cgroups(h, mem=250 * MiB)
+    c = Container(h, mnt, cg)
+    assert _read_meminfo_total(c) == 250 * 1024
+    shutil.copy2(procfs_bin(), exe + ".new")
+    os.rename(exe + ".new", exe)  # a new inode at the same path, like dpkg does
+    new_ino = os.stat(exe).st_ino
+    m.daemon.stop(signal.SIGKILL)
+    assert _read_meminfo_total(c) == 250 * 1024  # served by the respawned worker
+    running_new = [p for p in _procs_mentioning(mnt)
+                   if os.stat(f"/proc/{p}/exe").st_ino == new_ino]
+    assert running_new, "the respawned worker must run the replaced binary"
