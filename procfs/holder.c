@@ -385,7 +385,10 @@ static char **vp_holder_argv(struct vp_opts *opts)
 	GPtrArray *a = g_ptr_array_new();
 
 	g_ptr_array_add(a, g_strdup("veneer-procfs"));
-	g_ptr_array_add(a, g_strdup("-f"));
+	/* Foreground (a supervisor or test keeps our stderr): respawned workers log there
+	 * too; otherwise they daemonize and log to syslog like the first one. */
+	if (opts->cl.foreground)
+		g_ptr_array_add(a, g_strdup("-f"));
 	if (opts->cl.debug)
 		g_ptr_array_add(a, g_strdup("-d"));
 	if (opts->cl.singlethread)
@@ -443,11 +446,18 @@ static VC_NORETURN void vp_holder_become(struct vp_opts *opts, int ffd, int lfd,
 		close(opts->cl.ready_fd);
 	if (null >= 0) {
 		dup2(null, STDIN_FILENO);
+		/* Detached: never keep the caller's stdout/stderr (a pipe) open. */
+		if (!opts->cl.foreground) {
+			dup2(null, STDOUT_FILENO);
+			dup2(null, STDERR_FILENO);
+		}
 		close(null);
 	}
 	if (chdir("/") < 0)
 		_exit(1);
 	vc_log_init("veneer-procfs-holder");
+	if (!opts->cl.foreground)
+		vc_log_set_target(VC_LOG_SYSLOG);
 	vp_holder_main(&h);
 }
 
