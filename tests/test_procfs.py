@@ -514,3 +514,31 @@ def test_upgrade_binary_replaced_in_place(procfs_env):
     running_new = [p for p in _procs_mentioning(mnt)
                    if os.stat(f"/proc/{p}/exe").st_ino == new_ino]
     assert running_new, "the respawned worker must run the replaced binary"
+
+
+def test_background_start_returns_and_unmount_ends_it(procfs_env):
+    """Without -f the command returns once mounted, keeps none of the caller's pipes
+    open, and unmounting ends worker and holder."""
+    h = procfs_env
+    mnt = h.mkdir("procfs")
+
+    def gone():
+        if mounted_at(mnt):
+            subprocess.run(["umount", "-l", mnt])
+        deadline = time.time() + 15
+        while _procs_mentioning(mnt) and time.time() < deadline:
+            time.sleep(0.05)
+        for pid in _procs_mentioning(mnt):
+            os.kill(pid, signal.SIGKILL)
+    h.defer(gone)
+    r = subprocess.run([procfs_bin(), mnt], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert mounted_at(mnt)
+    with open(os.path.join(mnt, "proc/meminfo")) as f:
+        assert f.readline().startswith("MemTotal:")
+    assert len(_procs_mentioning(mnt)) == 2  # worker and holder
+    subprocess.run(["umount", mnt], check=True)
+    deadline = time.time() + 15
+    while _procs_mentioning(mnt) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not _procs_mentioning(mnt)
