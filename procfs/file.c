@@ -127,7 +127,9 @@ static int vp_render_container(struct vp_fs *fs, enum vp_file file, struct vp_co
 					    : vp_render_swaps(host, &mem, out);
 	}
 	case VP_F_UPTIME:
-		if (c->host) {
+		/* The container's age; a caller in our own pid namespace, or in no cgroup
+		 * of its own, gets the host's file. */
+		if (c->host || vp_cgroup_all_root(fs->layout, c->cgroups)) {
 			*ret_host = true;
 			return 0;
 		}

@@ -542,3 +542,24 @@ def test_background_start_returns_and_unmount_ends_it(procfs_env):
     while _procs_mentioning(mnt) and time.time() < deadline:
         time.sleep(0.05)
     assert not _procs_mentioning(mnt)
+
+
+def test_container_in_root_cgroups_reads_host_files(procfs_env):
+    """New pid + mount namespaces but no cgroup of its own: nothing is limited, so
+    every file is the host's (uptime included)."""
+    h = procfs_env
+    m = mount_procfs(h)
+    roots = {c: f"/sys/fs/cgroup/{c}" for c in
+             ("memory", "cpu", "cpuacct", "cpuset", "blkio", "pids", "systemd")
+             if os.path.isdir(f"/sys/fs/cgroup/{c}")}
+    c = Container(h, m.path, roots)
+    with open("/proc/uptime") as f:
+        host_up = float(f.read().split()[0])
+    assert float(c.run("cat /proc/uptime").split()[0]) == pytest.approx(host_up, abs=3)
+    assert meminfo_kb(c.run("cat /proc/meminfo"), "MemTotal") == \
+        meminfo_kb(open("/proc/meminfo").read(), "MemTotal")
+    strip = lambda t: re.sub(r"cpu MHz.*", "", t)
+    assert strip(c.run("cat /proc/cpuinfo")) == strip(open("/proc/cpuinfo").read())
+    with open("/sys/devices/system/cpu/online") as f:
+        assert c.run("cat /sys/devices/system/cpu/online") == f.read()
+    assert len(c.run("cat /proc/loadavg").split()) == 5
