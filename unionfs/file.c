@@ -75,6 +75,7 @@ static void vu_file_attach(struct vu_fs *fs, struct fuse_file_info *fi, struct v
 			   int fd, int layer)
 {
 	struct vu_fileh *h = g_new0(struct vu_fileh, 1);
+	struct stat st;
 
 	pthread_mutex_init(&h->lock, NULL);
 	h->fd = fd;
@@ -84,8 +85,11 @@ static void vu_file_attach(struct vu_fs *fs, struct fuse_file_info *fi, struct v
 	h->node = node;
 	vu_node_ref(fs, node);
 	fi->fh = (uint64_t)(uintptr_t)h;
-	/* Lower files never change, and every upper change passes through the kernel. */
-	fi->keep_cache = 1;
+	/*
+	 * Lower files never change, and every upper change passes through the kernel, which
+	 * keeps the page cache right -- except for hard links, which are separate inodes to it.
+	 */
+	fi->keep_cache = !(fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1);
 	if (fi->flags & O_DIRECT)
 		fi->direct_io = 1;
 }
