@@ -222,6 +222,7 @@ static int vu_xattr_change(struct vu_fs *fs, struct vu_node *node, const char *n
 	struct vu_fdref d = VU_FDREF_INIT;
 	char p[VC_PROC_FD_PATH_MAX];
 	g_autofree char *real = vu_xattr_real_name(name);
+	ssize_t n;
 	int r;
 
 	if (!real)
@@ -229,6 +230,16 @@ static int vu_xattr_change(struct vu_fs *fs, struct vu_node *node, const char *n
 	name = real;
 	if (!fs->has_upper)
 		return -EROFS;
+	if (remove && atomic_load(&node->top) != 0) {
+		/* Removing what is not there changes nothing: no copy-up, as on the kernel. */
+		r = vu_node_fd(fs, node, atomic_load(&node->top), &d);
+		if (r < 0)
+			return r;
+		n = vu_xattr_get(d.fd, name, NULL, 0);
+		vu_fdref_put(&d);
+		if (n < 0)
+			return (int)n;
+	}
 	r = vu_copy_up(fs, node, true);
 	if (r < 0)
 		return r;
