@@ -245,19 +245,8 @@ static int vu_inode_setattr(struct vu_fs *fs, struct vu_node *node, struct stat 
 			ts[1].tv_nsec = UTIME_NOW;
 		else if (to_set & FUSE_SET_ATTR_MTIME)
 			ts[1] = attr->st_mtim;
-		if (S_ISLNK(node->type)) {
-			g_autofree char *name = NULL;
-			struct vu_node *parent = vu_node_parent(fs, node, &name);
-			struct vu_fdref pd = VU_FDREF_INIT;
-
-			r = parent ? vu_node_fd(fs, parent, 0, &pd) : -ENOENT;
-			if (r == 0 && utimensat(pd.fd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
-				r = -errno;
-			vu_fdref_put(&pd);
-			vu_node_unref(fs, parent);
-			if (r < 0)
-				goto out;
-		} else if (utimensat(AT_FDCWD, p, ts, 0) < 0) {
+		/* On the O_PATH fd itself: right for symlinks and for unlinked nodes alike. */
+		if (utimensat(d.fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
 			r = -errno;
 			goto out;
 		}
