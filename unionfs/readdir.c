@@ -260,11 +260,18 @@ static void vu_readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t
 			struct vu_node *child;
 			struct vu_found f;
 
-			if (vu_namei_child(fs, node, e->name, true, &child, &f) < 0)
-				continue; /* gone since the snapshot */
-			vu_fill_entry(fs, child, &f.st, &fe);
+			if (vu_namei_child(fs, node, e->name, true, &child, &f) < 0) {
+				/* Gone since the snapshot: still listed, as the kernel's cache
+				 * does, but without an entry for the kernel to keep (nodeid 0). */
+				memset(&fe, 0, sizeof(fe));
+				fe.attr.st_ino = e->ino;
+				fe.attr.st_mode = DTTOIF(e->type);
+				child = NULL;
+			} else {
+				vu_fill_entry(fs, child, &f.st, &fe);
+			}
 			n = fuse_add_direntry_plus(req, buf + pos, size - pos, e->name, &fe, i + 1);
-			if (n > size - pos)
+			if (n > size - pos && child)
 				vu_node_forget(fs, child, 1);
 		}
 		if (n > size - pos)
