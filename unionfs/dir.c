@@ -182,6 +182,16 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 		/* A hard link is the same inode to the kernel: answer with the source node. */
 		struct stat st;
 
+		struct vu_fdref sd = VU_FDREF_INIT;
+
+		r = vu_node_fd(fs, o->src, 0, &sd);
+		if (r == 0 && fstat(sd.fd, &st) < 0)
+			r = -errno;
+		vu_fdref_put(&sd);
+		if (r < 0)
+			return r;
+		/* Later lookups of either name find this node: one inode to the kernel. */
+		vu_node_add_link(fs, o->src, st.st_ino);
 		r = vu_inode_stat(fs, o->src, &st);
 		if (r < 0)
 			return r;
@@ -273,7 +283,7 @@ static int vu_dir_remove(struct vu_fs *fs, struct vu_node *parent, const char *n
 			 struct vu_node *node, bool is_dir)
 {
 	struct vu_fdref pd = VU_FDREF_INIT, cd = VU_FDREF_INIT;
-	bool lower;
+	bool lower, at;
 	int r;
 
 	r = vu_copy_up(fs, parent, true);
@@ -289,8 +299,12 @@ static int vu_dir_remove(struct vu_fs *fs, struct vu_node *parent, const char *n
 	 * Pinned and unhashed before the name changes on disk: a racing open of this node
 	 * must reach the object the kernel resolved, never the whiteout replacing it.
 	 */
-	vu_dir_pin(fs, node);
-	vu_node_unhash(fs, node);
+	/* Only the name's own node goes; another hard link's node keeps its name. */
+	at = vu_node_is_at(fs, node, parent, name);
+	if (at) {
+		vu_dir_pin(fs, node);
+		vu_node_unhash(fs, node);
+	}
 	if (atomic_load(&node->top) != 0) {
 		r = vu_whiteout_make(fs, pd.fd, name, VU_WH_NOREPLACE);
 	} else if (is_dir) {
@@ -307,7 +321,7 @@ static int vu_dir_remove(struct vu_fs *fs, struct vu_node *parent, const char *n
 	} else if (unlinkat(pd.fd, name, 0) < 0) {
 		r = -errno;
 	}
-	if (r < 0)
+	if (r < 0 && at)
 		vu_node_rehash(fs, node);
 	pthread_mutex_unlock(&node->lock);
 	vu_fdref_put(&pd);
@@ -380,7 +394,7 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 	struct vu_fdref od = VU_FDREF_INIT, nd = VU_FDREF_INIT, sd = VU_FDREF_INIT;
 	struct vu_node *src = NULL, *dst = NULL;
 	struct vu_found df;
-	bool src_lower, locked = false;
+	bool src_lower, locked = false, src_at = false, dst_at = false;
 	int r;
 
 	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
@@ -452,10 +466,19 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 			r = vu_node_fd(fs, src, 0, &sd);
 		if (r == 0)
 			r = vu_node_fd(fs, dst, 0, &xd);
+		src_at = vu_node_is_at(fs, src, op, name);
+		dst_at = vu_node_is_at(fs, dst, np, newname);
 		if (r == 0 && renameat2(od.fd, name, nd.fd, newname, RENAME_EXCHANGE) < 0)
 			r = -errno;
-		if (r == 0)
+		if (r == 0 && src_at && dst_at) {
 			vu_node_exchange(fs, src, dst);
+		} else if (r == 0) {
+			/* A hard link's node keeps its own name; the other follows its object. */
+			if (src_at)
+				vu_node_move(fs, src, np, newname);
+			if (dst_at)
+				vu_node_move(fs, dst, op, name);
+		}
 		vu_fdref_put(&xd);
 		goto out;
 	}
@@ -480,7 +503,9 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 		r = vu_dir_keep_opaque(fs, src, np);
 	if (r < 0)
 		goto out;
-	if (dst) {
+	src_at = vu_node_is_at(fs, src, op, name);
+	dst_at = dst && vu_node_is_at(fs, dst, np, newname);
+	if (dst_at) {
 		vu_dir_pin(fs, dst);
 		vu_node_unhash(fs, dst);
 	}
@@ -497,12 +522,13 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 	}
 	if (r < 0)
 		goto out_rehash;
-	vu_node_move(fs, src, np, newname);
+	if (src_at)
+		vu_node_move(fs, src, np, newname);
 	if (src_lower && !fs->can_mknod)
 		r = vu_whiteout_make(fs, od.fd, name, VU_WH_NOREPLACE);
 	goto out;
 out_rehash:
-	if (dst)
+	if (dst_at)
 		vu_node_rehash(fs, dst);
 out:
 	if (locked) {

@@ -65,6 +65,7 @@ struct vu_node *vu_node_new_root(struct vu_fs *fs)
 	fs->fdcache = g_hash_table_new(vu_fdent_hash, vu_fdent_equal);
 	g_queue_init(&fs->lru);
 	g_queue_init(&fs->all_nodes);
+	fs->links = g_hash_table_new(g_direct_hash, g_direct_equal);
 
 	root->type = S_IFDIR;
 	root->refs = 1;
@@ -117,6 +118,9 @@ static void vu_node_free_locked(struct vu_fs *fs, struct vu_node *node)
 	if (node->hashed)
 		g_hash_table_remove(fs->names, node);
 	g_queue_unlink(&fs->all_nodes, &node->all_link);
+	if (node->link_ino &&
+	    g_hash_table_lookup(fs->links, GSIZE_TO_POINTER(node->link_ino)) == node)
+		g_hash_table_remove(fs->links, GSIZE_TO_POINTER(node->link_ino));
 	pthread_mutex_lock(&fs->fdcache_lock);
 	vu_node_drop_fds_locked(fs, node);
 	pthread_mutex_unlock(&fs->fdcache_lock);
@@ -168,6 +172,18 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 		n->gen++;
 		n = NULL;
 	}
+	/*
+	 * Another name of a hard-linked upper file: the kernel must see one inode (one page
+	 * cache), as overlayfs gives. The node keeps its own name; while it lives, so does
+	 * the inode, so its number cannot have been reused.
+	 */
+	if (!n && vu_is_upper(fs, f->top) && !S_ISDIR(f->st.st_mode) && f->st.st_nlink > 1) {
+		n = g_hash_table_lookup(fs->links, GSIZE_TO_POINTER(f->st.st_ino));
+		if (n && n->type != (f->st.st_mode & S_IFMT))
+			n = NULL;
+		if (n)
+			goto found;
+	}
 	if (!n) {
 		n = vu_node_alloc(name);
 		n->parent = parent;
@@ -181,7 +197,13 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 		g_hash_table_add(fs->names, n);
 		n->all_link.data = n;
 		g_queue_push_tail_link(&fs->all_nodes, &n->all_link);
+		if (vu_is_upper(fs, f->top) && !S_ISDIR(f->st.st_mode) && f->st.st_nlink > 1 &&
+		    !g_hash_table_contains(fs->links, GSIZE_TO_POINTER(f->st.st_ino))) {
+			n->link_ino = f->st.st_ino;
+			g_hash_table_insert(fs->links, GSIZE_TO_POINTER(n->link_ino), n);
+		}
 	}
+found:
 	if (count_lookup)
 		n->nlookup++;
 	else
@@ -195,6 +217,27 @@ void vu_node_lookup_inc(struct vu_fs *fs, struct vu_node *node)
 	pthread_mutex_lock(&fs->nodes_lock);
 	node->nlookup++;
 	pthread_mutex_unlock(&fs->nodes_lock);
+}
+
+void vu_node_add_link(struct vu_fs *fs, struct vu_node *node, ino_t upper_ino)
+{
+	pthread_mutex_lock(&fs->nodes_lock);
+	if (!node->link_ino && !g_hash_table_contains(fs->links, GSIZE_TO_POINTER(upper_ino))) {
+		node->link_ino = upper_ino;
+		g_hash_table_insert(fs->links, GSIZE_TO_POINTER(upper_ino), node);
+	}
+	pthread_mutex_unlock(&fs->nodes_lock);
+}
+
+/* Is node the one hashed under (parent, name), or only another hard link's node? */
+bool vu_node_is_at(struct vu_fs *fs, struct vu_node *node, struct vu_node *parent, const char *name)
+{
+	bool at;
+
+	pthread_mutex_lock(&fs->nodes_lock);
+	at = node->hashed && node->parent == parent && strcmp(node->name, name) == 0;
+	pthread_mutex_unlock(&fs->nodes_lock);
+	return at;
 }
 
 void vu_node_ref(struct vu_fs *fs, struct vu_node *node)
@@ -524,4 +567,6 @@ void vu_nodes_teardown(struct vu_fs *fs)
 	fs->names = NULL;
 	g_hash_table_destroy(fs->fdcache);
 	fs->fdcache = NULL;
+	g_hash_table_destroy(fs->links);
+	fs->links = NULL;
 }

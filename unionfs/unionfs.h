@@ -59,6 +59,7 @@ struct vu_fs {
 	pthread_mutex_t nodes_lock;
 	GHashTable *names; /* (parent, name) -> node; protected by nodes_lock */
 	GQueue all_nodes;  /* every node but the root, for teardown; protected by nodes_lock */
+	GHashTable *links; /* upper st_ino -> node of a hard-linked file; protected by nodes_lock */
 
 	pthread_mutex_t fdcache_lock;
 	GHashTable *fdcache;  /* (node, layer) -> vu_fdent; protected by fdcache_lock */
@@ -78,6 +79,7 @@ struct vu_node {
 	int pinned_fd;	   /* O_PATH fd kept once unlinked while still referenced */
 	int pinned_old_fd; /* the pinned fd replaced by a copy-up of the unlinked node */
 	GList all_link;	   /* in fs->all_nodes */
+	ino_t link_ino;	   /* key in fs->links, 0 if none; protected by fs->nodes_lock */
 
 	/* Serialises copy-up and other changes of where the node lives; parent before child. */
 	pthread_mutex_t lock;
@@ -165,6 +167,9 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 			    const struct vu_found *f, bool count_lookup);
 void vu_node_ref(struct vu_fs *fs, struct vu_node *node);
 void vu_node_lookup_inc(struct vu_fs *fs, struct vu_node *node);
+void vu_node_add_link(struct vu_fs *fs, struct vu_node *node, ino_t upper_ino);
+bool vu_node_is_at(struct vu_fs *fs, struct vu_node *node, struct vu_node *parent,
+		   const char *name);
 void vu_node_unref(struct vu_fs *fs, struct vu_node *node);
 void vu_node_forget(struct vu_fs *fs, struct vu_node *node, uint64_t n);
 struct vu_node *vu_node_parent(struct vu_fs *fs, struct vu_node *node, char **ret_name);
