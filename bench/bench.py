@@ -22,7 +22,7 @@ sys.path.insert(0, BENCH)
 
 from layers import Layers, Sizes, quick_sizes  # noqa: E402
 from procbench import PROC_REFERENCE, PROC_TARGETS, ProcBench, proc_rows, proc_version  # noqa: E402
-from reaper import Interrupted, Reaper  # noqa: E402
+from reaper import Interrupted, Reaper, Trash, quiesce  # noqa: E402
 from report import Results, table, write_results  # noqa: E402
 from union_targets import REFERENCE, UNION_TARGETS, UnionTargets, version_of  # noqa: E402
 from union_workloads import Workloads  # noqa: E402
@@ -108,8 +108,10 @@ def main(argv):
     status = 0
     try:
         layers = Layers(ws, sizes, log)
-        ut = UnionTargets(ws, reaper, build, timeout)
-        wl = Workloads(layers, sizes, timeout)
+        trash = Trash(ws)
+        trash.empty()
+        ut = UnionTargets(ws, reaper, build, timeout, trash)
+        wl = Workloads(layers, sizes, timeout, trash)
         for wid, rows, setup, fn in wl.table():
             if wid not in a.only or not utargets:
                 continue
@@ -117,7 +119,9 @@ def main(argv):
             lowers, plain = setup()
             for rep in range(sizes.reps):
                 for t in utargets:
-                    run_union(ut, res, rows, t, lowers, plain, fn, wid, rep, sizes.reps)
+                    run_union(ut, res, rows, t, lowers, plain, fn, wid, rep, sizes.reps,
+                              0 if a.quick else 5)
+            trash.empty()
         if "proc" in a.only and ptargets:
             pb = ProcBench(ws, reaper, sizes, build, log)
             sections.append((proc_rows(sizes.proc_containers), ptargets, PROC_REFERENCE, None))
@@ -193,7 +197,7 @@ def record(res, rows, target, vals, err):
             res.fail(r.key, target, err)
 
 
-def run_union(ut, res, rows, t, lowers, plain, fn, wid, rep, reps):
+def run_union(ut, res, rows, t, lowers, plain, fn, wid, rep, reps, settle):
     why = ut.missing(t)
     if why:
         record(res, rows, t, None, why)
@@ -203,6 +207,8 @@ def run_union(ut, res, rows, t, lowers, plain, fn, wid, rep, reps):
     vals, err = None, None
     try:
         os.sync()  # earlier runs' dirty data must not be written back during this one
+        if settle:
+            quiesce(ut.trash.dev, settle)
         run = ut.mount(t, lowers, plain)
         try:
             vals = fn(run)

@@ -175,6 +175,52 @@ def wait_mounted(path, daemon, timeout=20.0):
     raise RuntimeError(f"no mount at {path} after {timeout:.0f}s")
 
 
+class Trash:
+    """Deleting files makes this disk (ext4 -o discard) issue discards that stall the
+    next writes; so what a run leaves is moved aside and deleted between workloads."""
+
+    def __init__(self, workspace):
+        self.dir = os.path.join(workspace, "trash")
+        os.makedirs(self.dir, exist_ok=True)
+        self.n = 0
+        self.dev = os.stat(workspace).st_dev
+
+    def put(self, path):
+        if not os.path.lexists(path):
+            return
+        while True:
+            self.n += 1
+            dst = os.path.join(self.dir, f"{os.getpid()}-{self.n}-{os.path.basename(path)}")
+            if not os.path.lexists(dst):
+                break
+        os.rename(path, dst)
+
+    def empty(self):
+        subprocess.run(["rm", "-rf", "--one-file-system", self.dir], timeout=3600)
+        os.makedirs(self.dir, exist_ok=True)
+        os.sync()
+        quiesce(self.dev, 30)
+
+
+def _inflight(dev):
+    major, minor = os.major(dev), os.minor(dev)
+    with open("/proc/diskstats") as f:
+        for line in f:
+            p = line.split()
+            if int(p[0]) == major and int(p[1]) == minor:
+                return int(p[11])
+    return 0
+
+
+def quiesce(dev, max_seconds):
+    """Wait (bounded) until the disk holding dev has had no I/O in flight for 0.3 s."""
+    deadline = time.monotonic() + max_seconds
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 3:
+        quiet = quiet + 1 if _inflight(dev) == 0 else 0
+        time.sleep(0.1)
+
+
 def remove_cgroup(path, attempts=100):
     """Kill what is left in a cgroup and remove it, children first."""
     if not os.path.isdir(path):

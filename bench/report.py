@@ -117,6 +117,9 @@ def legend():
         "vs ref: speed relative to kernel overlayfs (union rows) or lxcfs (/proc rows); "
         "vs fuse-overlayfs likewise. > 1 is faster (or less CPU) than the reference, "
         "whatever the unit; 0.5x means twice as slow.",
+        "Before each run: `sync`, then up to 5 s for the disk to have no I/O in flight; "
+        "what runs leave behind is deleted only between workloads (deleting on this ext4 "
+        "-o discard disk stalls the writes that follow).",
         "plain: the same operations on a plain ext4 directory holding the merged content "
         "(the control).",
         "/proc rows: each container is a reader in its own pid+mount namespace and its own "

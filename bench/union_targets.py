@@ -27,7 +27,7 @@ class Run:
     """One mounted target: root is where the workload operates."""
 
     def __init__(self, target, root, run_dir=None, upper=None, daemon=None, reaper=None,
-                 mnt=None, timeout=None):
+                 mnt=None, timeout=None, trash=None):
         self.target = target
         self.root = root
         self.run_dir = run_dir
@@ -36,6 +36,7 @@ class Run:
         self.reaper = reaper
         self.mnt = mnt
         self.plain = target == "plain"
+        self.trash = trash
         self.token = None
         self.watchdog = None
         self.timed_out = False
@@ -70,7 +71,10 @@ class Run:
             if self.daemon.token:
                 self.reaper.pop(self.daemon.token)
         if self.run_dir and os.path.isdir(self.run_dir):
-            shutil.rmtree(self.run_dir, ignore_errors=True)
+            if self.trash and not is_mounted(self.mnt):
+                self.trash.put(self.run_dir)
+            else:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def close(self):
         if self.token is not None:
@@ -79,7 +83,7 @@ class Run:
 
 
 class UnionTargets:
-    def __init__(self, workspace, reaper, veneer_build, timeout):
+    def __init__(self, workspace, reaper, veneer_build, timeout, trash=None):
         self.runs = os.path.join(workspace, "runs")
         self.logs = os.path.join(workspace, "logs")
         os.makedirs(self.runs, exist_ok=True)
@@ -87,6 +91,7 @@ class UnionTargets:
         self.reaper = reaper
         self.veneer = os.path.join(veneer_build, "unionfs", "veneer-unionfs")
         self.timeout = timeout
+        self.trash = trash
         self.n = 0
 
     def binary(self, target):
@@ -130,7 +135,7 @@ class UnionTargets:
                 shutil.rmtree(run_dir, ignore_errors=True)
                 raise RuntimeError(f"mount -t overlay failed: {e.stderr.strip()}")
             self.reaper.pop(token, run=False)  # Run owns it from here
-            return Run(target, mnt, run_dir, upper, None, self.reaper, mnt)
+            return Run(target, mnt, run_dir, upper, None, self.reaper, mnt, trash=self.trash)
         if target in ("veneer-unionfs", "fuse-overlayfs"):
             argv = [self.binary(target), "-f", "-o", opts, mnt]
         elif target == "unionfs-fuse":
@@ -140,7 +145,7 @@ class UnionTargets:
             raise ValueError(f"unknown union target {target}")
         log = os.path.join(self.logs, f"{target}-{self.n}.log")
         daemon = Daemon(self.reaper, argv, log)
-        run = Run(target, mnt, run_dir, upper, daemon, self.reaper, mnt, self.timeout)
+        run = Run(target, mnt, run_dir, upper, daemon, self.reaper, mnt, self.timeout, self.trash)
         try:
             wait_mounted(mnt, daemon)
         except BaseException:
@@ -155,12 +160,12 @@ def version_of(target, veneer_bin):
         "veneer-unionfs": [veneer_bin, "--version"],
         "fuse-overlayfs": ["fuse-overlayfs", "--version"],
         "unionfs-fuse": ["dpkg-query", "-W", "-f", "${Version}", "unionfs-fuse"],
-        "plain": ["sh", "-c", "stat -f -c %T /"],
+        "plain": ["findmnt", "-n", "-o", "FSTYPE,OPTIONS", "-T", "/var/tmp"],
     }
-    return first_line(cmds.get(target))
+    return first_line(cmds.get(target), prefer=target)
 
 
-def first_line(argv):
+def first_line(argv, prefer=None):
     if not argv:
         return "?"
     try:
@@ -168,5 +173,6 @@ def first_line(argv):
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"unavailable ({e})"
     out = (r.stdout + r.stderr).strip().splitlines()
-    lines = [ln for ln in out if "version" in ln.lower()] or out
+    lines = ([ln for ln in out if prefer and prefer in ln]
+             or [ln for ln in out if "version" in ln.lower()] or out)
     return lines[0].strip() if lines else f"exit {r.returncode}"

@@ -85,7 +85,8 @@ def upper_bytes(run):
 
 
 class Workloads:
-    def __init__(self, layers, sizes, timeout):
+    def __init__(self, layers, sizes, timeout, trash=None):
+        self.trash = trash
         self.layers = layers
         self.s = sizes
         self.timeout = timeout
@@ -131,6 +132,15 @@ class Workloads:
              self.huge_layers, self.w10_huge),
         ]
 
+    def _discard(self, path):
+        """Remove what a run made in the plain control: moved aside, deleted later."""
+        if self.trash:
+            self.trash.put(path)
+        elif os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.unlink(path)
+
     # --- layers ------------------------------------------------------------
     def main_layers(self):
         m = self.layers.main()
@@ -171,8 +181,8 @@ class Workloads:
             t, _ = _timed(write)
             check(os.stat(p).st_size == self.s.big_mib * MIB, "size of the written file")
         finally:
-            if os.path.exists(p):
-                os.unlink(p)
+            if run.plain:
+                self._discard(p)
         return {"2": self.s.big_mib / t}
 
     def w3_metadata(self, run):
@@ -264,7 +274,7 @@ class Workloads:
             check(len(os.listdir(dst)) == 1, "tar extracted one top directory")
         finally:
             if run.plain:
-                shutil.rmtree(dst, ignore_errors=True)
+                self._discard(dst)
         return {"7": t}
 
     def w8_fio(self, run):
@@ -297,7 +307,7 @@ class Workloads:
             check(len(os.listdir(dst)) == self.s.tree_dirs, "cp -a copied every directory")
         finally:
             if run.plain:
-                shutil.rmtree(dst, ignore_errors=True)
+                self._discard(dst)
         return {"9": t}
 
     def w10_huge(self, run):
