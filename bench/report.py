@@ -134,6 +134,8 @@ def legend():
 def write_results(path, command, lines, versions, sizes_desc, notes):
     now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     doc = ["# veneer benchmark results", "",
+           "What bounds each missed target, with profiles: bench/ANALYSIS.md "
+           "(written by hand; it quotes a run of this file).", "",
            f"Produced {now} by:", "", "```sh", command, "```", "",
            "## Machine", ""] + [f"- {m}" for m in machine()] + [
            "", "## Versions", ""] + [f"- {k}: {v}" for k, v in versions] + [
