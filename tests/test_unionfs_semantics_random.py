@@ -64,10 +64,6 @@ def one_op(rnd, s, seed):
     p = lambda n: s.p(*n.split("/"))  # noqa: E731
     n, m = rnd.choice(NAMES), rnd.choice(NAMES)
     op = rnd.randrange(24)
-    # Files kept open across a write through another hard link are a known difference
-    # (veneer's hard links are separate inodes to the kernel): odd seeds link, even ones keep fds.
-    if (op == 9 and seed % 2 == 0) or (op >= 20 and seed % 2 == 1):
-        op = 15
     if op == 0:
         return result(put, p(n), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                       f"w{rnd.randrange(100)}".encode())

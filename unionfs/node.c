@@ -177,7 +177,8 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 	 * cache), as overlayfs gives. The node keeps its own name; while it lives, so does
 	 * the inode, so its number cannot have been reused.
 	 */
-	if (!n && vu_is_upper(fs, f->top) && !S_ISDIR(f->st.st_mode) && f->st.st_nlink > 1) {
+	if (!n && vu_is_upper(fs, f->top) && !S_ISDIR(f->st.st_mode) &&
+	    g_hash_table_size(fs->links) > 0) {
 		n = g_hash_table_lookup(fs->links, GSIZE_TO_POINTER(f->st.st_ino));
 		if (n && n->type != (f->st.st_mode & S_IFMT))
 			n = NULL;
