@@ -111,7 +111,8 @@ class Reaper:
     def install_signals(self):
         def on_signal(signum, frame):
             raise Interrupted(f"signal {signum}")
-        for s in (signal.SIGTERM, signal.SIGHUP):
+        # SIGINT too: a shell's background job starts with it ignored, Ctrl-C must still clean up.
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(s, on_signal)
 
 
