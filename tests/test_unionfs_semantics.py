@@ -857,3 +857,27 @@ def test_mount_under_upper_is_not_crossed(harness):
     assert os.listdir(d.v.p("mp")) == ["covered"]
     d.run(lambda s: (write(s.p("mp", "new"), "n"), sorted(os.listdir(s.p("mp")))))
     d.check(upper=False)
+
+
+def test_stat_after_copy_up_agrees_with_fstat(harness):
+    """A parent copied up under a cached stat must not change between stat and fstat (tar -c)."""
+    def build(l0, l1):
+        os.makedirs(f"{l1}/tree/a")
+        write(f"{l1}/tree/a/f", "f")
+
+    d = Diff(harness, 2, build)
+
+    def ops(s):
+        before = [os.lstat(s.p(*n.split("/"))).st_ctime_ns for n in ("tree", "tree/a")]
+        os.chown(s.p("tree", "a", "f"), 1, 1)
+        out = []
+        for n in ("tree", "tree/a"):
+            fd = os.open(s.p(*n.split("/")), os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                out.append(os.lstat(s.p(*n.split("/"))).st_ctime_ns == os.fstat(fd).st_ctime_ns)
+            finally:
+                os.close(fd)
+        return out, len(before)
+
+    d.run(ops)
+    d.check()

@@ -267,6 +267,15 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 			atomic_store(&node->ino, ust.st_ino);
 	}
 	atomic_store(&node->top, 0);
+	/*
+	 * The copy has its own ctime (and the parent a new one): drop what the kernel
+	 * cached from the lower, or a stat before and an fstat after disagree (tar -c).
+	 * Attributes only (offset -1): no page locks, safe inside a request.
+	 */
+	if (fs->se) {
+		fuse_lowlevel_notify_inval_inode(fs->se, vu_node_ino(fs, node), -1, 0);
+		fuse_lowlevel_notify_inval_inode(fs->se, vu_node_ino(fs, parent), -1, 0);
+	}
 	r = 0;
 	goto out;
 out_clean:

@@ -33,6 +33,18 @@ static void vu_init(void *userdata, struct fuse_conn_info *conn)
 		  fs->samefs);
 }
 
+static int vu_before_loop(struct fuse_session *se, void *userdata)
+{
+	struct vu_fs *fs = userdata;
+
+	fs->se = se;
+	return 0;
+}
+
+static const struct vc_fuse_hooks vu_hooks = {
+	.before_loop = vu_before_loop,
+};
+
 static const struct fuse_lowlevel_ops vu_ops = {
 	.init = vu_init,
 	.lookup = vu_op_lookup,
@@ -117,7 +129,7 @@ int main(int argc, char **argv)
 	r = vu_super_setup(&fs);
 	if (r < 0)
 		goto out_teardown;
-	r = vc_fuse_run(&args, &vu_ops, sizeof(vu_ops), &fs, &cl, NULL);
+	r = vc_fuse_run(&args, &vu_ops, sizeof(vu_ops), &fs, &cl, &vu_hooks);
 	if (r == 0)
 		ret = VC_EXIT_OK;
 out_teardown:

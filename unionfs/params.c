@@ -99,9 +99,73 @@ static int vu_opt_proc(void *data, const char *arg, int key, struct fuse_args *o
 	}
 }
 
+/*
+ * libfuse splits -o groups at every comma and drops backslashes before our
+ * table sees a value. Two things must be taken from the raw text first:
+ * lowerdir= keeps its "\:" escapes (a colon inside a layer path), and a
+ * quoted SELinux label such as context="...:s0:c1,c2" (podman) has a comma.
+ * The raw lowerdir value is returned; the quoted labels are cut out.
+ */
+static char *vu_params_prescan(struct fuse_args *args)
+{
+	char *lower = NULL;
+
+	for (int i = 1; i < args->argc; i++) {
+		char *a = args->argv[i];
+		GString *out;
+		const char *p;
+
+		if (strcmp(a, "-o") == 0 && i + 1 < args->argc)
+			a = args->argv[++i];
+		else if (strncmp(a, "-o", 2) == 0)
+			a += 2;
+		else
+			continue;
+		out = g_string_new(NULL);
+		for (p = a; *p;) {
+			const char *end = p, *ctx;
+			bool quoted = false;
+
+			/* one option: up to an unescaped, unquoted comma */
+			while (*end && (quoted || *end != ',')) {
+				if (*end == '\\' && end[1])
+					end++;
+				else if (*end == '"')
+					quoted = !quoted;
+				end++;
+			}
+			if (g_str_has_prefix(p, "lowerdir=")) {
+				GString *v = g_string_new(NULL);
+
+				for (const char *q = p + strlen("lowerdir="); q < end; q++) {
+					if (*q == '\\' && q + 1 < end && q[1] == ',')
+						q++;
+					g_string_append_c(v, *q);
+				}
+				g_free(lower);
+				lower = g_string_free(v, false);
+			}
+			ctx = strstr(p, "context=\"");
+			if (ctx && ctx < end) {
+				log_debug("ignoring SELinux option '%.*s'", (int)(end - p), p);
+			} else {
+				if (out->len)
+					g_string_append_c(out, ',');
+				g_string_append_len(out, p, end - p);
+			}
+			p = *end ? end + 1 : end;
+		}
+		/* Never longer than before: rewritten in place (argv belongs to main). */
+		strcpy(a, out->str);
+		g_string_free(out, true);
+	}
+	return lower;
+}
+
 int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 {
 	struct vu_opts o = {0};
+	g_autofree char *raw_lower = vu_params_prescan(args);
 	int r = 0;
 
 	memset(ret, 0, sizeof(*ret));
@@ -116,9 +180,11 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 		goto out;
 	}
 	if (o.lowerdir) {
-		r = vc_split_escaped(o.lowerdir, ':', &ret->lowers);
+		const char *v = raw_lower ? raw_lower : o.lowerdir;
+
+		r = vc_split_escaped(v, ':', &ret->lowers);
 		if (r < 0) {
-			log_error("lowerdir='%s': an empty layer path", o.lowerdir);
+			log_error("lowerdir='%s': an empty layer path", v);
 			goto out;
 		}
 	}

@@ -53,6 +53,7 @@ struct vu_fs {
 	bool can_clone;	  /* FICLONE worked in the probe */
 	double timeout;
 	struct vu_node *root;
+	struct fuse_session *se;      /* set before the loop starts, read-only afterwards */
 	atomic_uint_fast64_t tmp_seq; /* names of temporaries in the workdir */
 
 	/* Lock order: nodes_lock, then fdcache_lock. Node locks are taken before either. */
