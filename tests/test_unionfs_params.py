@@ -321,3 +321,26 @@ def test_crash_during_copy_up_leaves_no_partial_file(harness, fs):
     for p in (big, os.path.join(upper, "big")):  # pytest keeps old tmp dirs: free 192 MiB
         if os.path.exists(p):
             os.unlink(p)
+
+
+def test_context_with_mcs_comma_mounts(harness, fs):
+    """podman writes context="<label>" and an MCS label has a comma (s0:c1,c2)."""
+    extra = ['context="system_u:object_r:container_file_t:s0:c1,c2"']
+    m = harness.mount_unionfs([os.path.join(fs, "l1"), os.path.join(fs, "l2")],
+                              os.path.join(fs, "u"), os.path.join(fs, "w"),
+                              mnt=os.path.join(fs, "mnt"), opts=extra)
+    assert sorted(os.listdir(m.path)) == ["from-l1", "from-l2", "sub"]
+    assert harness.umount(m) == 0
+
+
+def test_escaped_colon_in_lowerdir(harness, fs):
+    odd = os.path.join(fs, "with:colon")
+    os.makedirs(odd)
+    with open(os.path.join(odd, "from-colon"), "w") as f:
+        f.write("colon\n")
+    # The harness writes "with\:colon" into lowerdir=.
+    m = harness.mount_unionfs([odd, os.path.join(fs, "l1")], os.path.join(fs, "u"),
+                              os.path.join(fs, "w"), mnt=os.path.join(fs, "mnt"))
+    assert sorted(os.listdir(m.path)) == ["from-colon", "from-l1", "sub"]
+    with open(os.path.join(m.path, "from-colon")) as f:
+        assert f.read() == "colon\n"

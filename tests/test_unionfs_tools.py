@@ -218,3 +218,24 @@ def test_gcc_build_and_run_from_the_mount(pair):
     # Same sources and relative names: the same binary byte for byte.
     pair.assert_same("src")
     pair.assert_same_upper_paths()
+
+
+def test_ln_of_a_lower_file_shows_both_names_linked(harness, pair):
+    """ln stats the source before link(): the cached attributes must see nlink 2 afterwards."""
+    out = []
+    for m in pair.mnts:
+        subprocess.run(["ln", "usr/share/doc/f09.txt", "etc/f09-link"], cwd=m, check=True)
+        r = subprocess.run(["stat", "-c", "%n %h %i", "usr/share/doc/f09.txt", "etc/f09-link"],
+                           cwd=m, check=True, capture_output=True, text=True)
+        out.append(r.stdout)
+    assert out[0] == out[1]
+    assert " 2 " in out[1].splitlines()[0]
+
+
+def test_tar_create_right_after_copy_up(harness, pair):
+    """A chown copies the parents up; tar must not see them change while it reads."""
+    for mnt in pair.mnts:
+        os.chown(os.path.join(mnt, "usr/share/doc/f01.txt"), 42, 42)
+        r = subprocess.run(["tar", "-cf", harness.path(os.path.basename(mnt) + ".tar"), "usr"],
+                           cwd=mnt, capture_output=True, text=True)
+        assert r.returncode == 0, f"{mnt}: {r.stderr}"
