@@ -10,41 +10,53 @@
 #include "fd-util.h"
 #include "xattr-util.h"
 
-static ssize_t vc_xattr_get(int fd, bool o_path, const char *name, void *buf, size_t len)
+/*
+ * An O_PATH fd has no f*xattr calls; its /proc/self/fd/N magic link, followed,
+ * is the object itself (a symlink or device included). The l*xattr calls would
+ * act on the magic link instead, so the following forms are the right ones.
+ */
+ssize_t vc_fgetxattr(int fd, bool o_path, const char *name, void *buf, size_t len)
 {
 	char p[VC_PROC_FD_PATH_MAX];
+	ssize_t n;
 
-	if (!o_path)
-		return fgetxattr(fd, name, buf, len);
-	vc_proc_fd_path(fd, p);
-	return lgetxattr(p, name, buf, len);
+	if (!o_path) {
+		n = fgetxattr(fd, name, buf, len);
+	} else {
+		vc_proc_fd_path(fd, p);
+		n = getxattr(p, name, buf, len);
+	}
+	return n < 0 ? -errno : n;
 }
 
-static ssize_t vc_xattr_list(int fd, bool o_path, char *buf, size_t len)
+ssize_t vc_flistxattr(int fd, bool o_path, char *buf, size_t len)
 {
 	char p[VC_PROC_FD_PATH_MAX];
+	ssize_t n;
 
-	if (!o_path)
-		return flistxattr(fd, buf, len);
-	vc_proc_fd_path(fd, p);
-	return llistxattr(p, buf, len);
+	if (!o_path) {
+		n = flistxattr(fd, buf, len);
+	} else {
+		vc_proc_fd_path(fd, p);
+		n = listxattr(p, buf, len);
+	}
+	return n < 0 ? -errno : n;
 }
 
 int vc_fgetxattr_alloc(int fd, bool o_path, const char *name, char **ret, size_t *ret_len)
 {
 	for (int tries = 0; tries < 8; tries++) {
 		g_autofree char *buf = NULL;
-		ssize_t n = vc_xattr_get(fd, o_path, name, NULL, 0);
+		ssize_t n = vc_fgetxattr(fd, o_path, name, NULL, 0);
 
 		if (n < 0)
-			return -errno;
+			return n;
 		buf = g_malloc(n + 1);
-		n = vc_xattr_get(fd, o_path, name, buf, n);
-		if (n < 0) {
-			if (errno == ERANGE)
-				continue;
-			return -errno;
-		}
+		n = vc_fgetxattr(fd, o_path, name, buf, n);
+		if (n == -ERANGE)
+			continue;
+		if (n < 0)
+			return n;
 		buf[n] = '\0';
 		if (ret_len)
 			*ret_len = n;
@@ -58,17 +70,16 @@ int vc_flistxattr_alloc(int fd, bool o_path, char **ret, size_t *ret_len)
 {
 	for (int tries = 0; tries < 8; tries++) {
 		g_autofree char *buf = NULL;
-		ssize_t n = vc_xattr_list(fd, o_path, NULL, 0);
+		ssize_t n = vc_flistxattr(fd, o_path, NULL, 0);
 
 		if (n < 0)
-			return -errno;
+			return n;
 		buf = g_malloc(n + 1);
-		n = vc_xattr_list(fd, o_path, buf, n);
-		if (n < 0) {
-			if (errno == ERANGE)
-				continue;
-			return -errno;
-		}
+		n = vc_flistxattr(fd, o_path, buf, n);
+		if (n == -ERANGE)
+			continue;
+		if (n < 0)
+			return n;
 		buf[n] = '\0';
 		if (ret_len)
 			*ret_len = n;
@@ -87,7 +98,7 @@ int vc_fsetxattr(int fd, bool o_path, const char *name, const void *value, size_
 		r = fsetxattr(fd, name, value, len, flags);
 	} else {
 		vc_proc_fd_path(fd, p);
-		r = lsetxattr(p, name, value, len, flags);
+		r = setxattr(p, name, value, len, flags);
 	}
 	return r < 0 ? -errno : 0;
 }
@@ -101,7 +112,7 @@ int vc_fremovexattr(int fd, bool o_path, const char *name)
 		r = fremovexattr(fd, name);
 	} else {
 		vc_proc_fd_path(fd, p);
-		r = lremovexattr(p, name);
+		r = removexattr(p, name);
 	}
 	return r < 0 ? -errno : 0;
 }

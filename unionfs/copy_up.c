@@ -18,6 +18,7 @@
 
 #include "fd-util.h"
 #include "log.h"
+#include "xattr-util.h"
 #include "unionfs.h"
 
 static int vu_copy_rw(int in, int out, off_t from, off_t to)
@@ -126,7 +127,7 @@ static void vu_copy_set_origin(struct vu_fs *fs, int srcfd, int dstfd)
 	fb[4] = h.fh.handle_type;
 	memset(fb + 5, 0, 16); /* null uuid: what the kernel writes when all layers share a fs */
 	memcpy(fb + 21, h.fh.f_handle, h.fh.handle_bytes);
-	vu_xattr_set(dstfd, true,
+	vc_fsetxattr(dstfd, true,
 		     fs->can_trusted ? "trusted.overlay.origin" : "user.overlay.origin", fb, fb[2],
 		     0);
 }

@@ -275,7 +275,6 @@ int vu_whiteout_clear_upper_dir(struct vu_fs *fs, int dirfd);
 
 /* xattr.c */
 bool vu_xattr_is_private(const char *name);
-int vu_xattr_set(int fd, bool o_path, const char *name, const void *value, size_t len, int flags);
 int vu_xattr_copy(int srcfd, int dstfd);
 void vu_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 		    size_t size, int flags);

@@ -18,6 +18,7 @@
 
 #include "fd-util.h"
 #include "log.h"
+#include "xattr-util.h"
 #include "unionfs.h"
 
 static const char *const vu_opaque_xattrs[] = {"trusted.overlay.opaque", "user.overlay.opaque"};
@@ -144,11 +145,11 @@ int vu_whiteout_set_opaque(struct vu_fs *fs, int fd)
 	int r;
 
 	if (fs->can_trusted) {
-		r = vu_xattr_set(fd, true, "trusted.overlay.opaque", "y", 1, 0);
+		r = vc_fsetxattr(fd, true, "trusted.overlay.opaque", "y", 1, 0);
 		if (r >= 0)
 			return 0;
 	}
-	return vu_xattr_set(fd, true, "user.overlay.opaque", "y", 1, 0);
+	return vc_fsetxattr(fd, true, "user.overlay.opaque", "y", 1, 0);
 }
 
 /* Remove the whiteouts of an upper directory that holds nothing else (rmdir of a merged dir). */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fd-util.h"
+#include "xattr-util.h"
 #include "log.h"
 #include "unionfs.h"
 
@@ -40,98 +41,28 @@ static char *vu_xattr_real_name(const char *name)
 	return g_strdup(name);
 }
 
-/* The *xattr calls on an O_PATH fd; o_path is accepted for vc_fsetxattr's signature. */
-int vu_xattr_set(int fd, bool o_path, const char *name, const void *value, size_t len, int flags)
-{
-	char p[VC_PROC_FD_PATH_MAX];
-
-	vc_proc_fd_path(fd, p);
-	return setxattr(p, name, value, len, flags) < 0 ? -errno : 0;
-}
-
-static ssize_t vu_xattr_get(int fd, const char *name, void *buf, size_t len)
-{
-	char p[VC_PROC_FD_PATH_MAX];
-	ssize_t n;
-
-	vc_proc_fd_path(fd, p);
-	n = getxattr(p, name, buf, len);
-	return n < 0 ? -errno : n;
-}
-
-static ssize_t vu_xattr_list(int fd, char *buf, size_t len)
-{
-	char p[VC_PROC_FD_PATH_MAX];
-	ssize_t n;
-
-	vc_proc_fd_path(fd, p);
-	n = listxattr(p, buf, len);
-	return n < 0 ? -errno : n;
-}
-
-/* name list of fd with the ERANGE retry loop */
-static ssize_t vu_xattr_list_alloc(int fd, char **ret)
-{
-	for (int tries = 0; tries < 8; tries++) {
-		g_autofree char *buf = NULL;
-		ssize_t n = vu_xattr_list(fd, NULL, 0);
-
-		if (n < 0)
-			return n;
-		buf = g_malloc(n + 1);
-		n = vu_xattr_list(fd, buf, n);
-		if (n == -ERANGE)
-			continue;
-		if (n < 0)
-			return n;
-		*ret = g_steal_pointer(&buf);
-		return n;
-	}
-	return -ERANGE;
-}
-
-static ssize_t vu_xattr_get_alloc(int fd, const char *name, char **ret)
-{
-	for (int tries = 0; tries < 8; tries++) {
-		g_autofree char *buf = NULL;
-		ssize_t n = vu_xattr_get(fd, name, NULL, 0);
-
-		if (n < 0)
-			return n;
-		buf = g_malloc(n + 1);
-		n = vu_xattr_get(fd, name, buf, n);
-		if (n == -ERANGE)
-			continue;
-		if (n < 0)
-			return n;
-		*ret = g_steal_pointer(&buf);
-		return n;
-	}
-	return -ERANGE;
-}
-
 int vu_xattr_copy(int srcfd, int dstfd)
 {
 	g_autofree char *names = NULL;
-	ssize_t len = vu_xattr_list_alloc(srcfd, &names);
+	size_t len;
+	int r = vc_flistxattr_alloc(srcfd, true, &names, &len);
 
-	if (len == -EOPNOTSUPP || len == -ENOTSUP)
+	if (r == -EOPNOTSUPP || r == -ENOTSUP)
 		return 0;
-	if (len < 0)
-		return (int)len;
+	if (r < 0)
+		return r;
 	for (char *n = names; n < names + len; n += strlen(n) + 1) {
 		g_autofree char *v = NULL;
-		ssize_t vl;
-		int r;
+		size_t vl;
 
 		if (vu_xattr_is_private(n) && !vu_xattr_is_escaped(n))
 			continue;
-		vl = vu_xattr_get_alloc(srcfd, n, &v);
-		if (vl == -ENODATA)
+		r = vc_fgetxattr_alloc(srcfd, true, n, &v, &vl);
+		if (r == -ENODATA)
 			continue;
-		if (vl < 0)
-			return (int)vl;
-		r = vu_xattr_set(dstfd, true, n, v, vl, 0);
+		if (r < 0)
+			return r;
+		r = vc_fsetxattr(dstfd, true, n, v, vl, 0);
 		/* Names the upper cannot store (e.g. user.* on a symlink) are dropped, as the
 		 * kernel does. */
 		if (r < 0 && r != -EOPNOTSUPP && r != -EPERM)
@@ -161,7 +92,7 @@ void vu_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 		return;
 	}
 	if (size == 0) {
-		n = vu_xattr_get(d.fd, name, NULL, 0);
+		n = vc_fgetxattr(d.fd, true, name, NULL, 0);
 		vu_fdref_put(&d);
 		if (n < 0)
 			fuse_reply_err(req, -n);
@@ -170,7 +101,7 @@ void vu_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 		return;
 	}
 	buf = g_malloc(size);
-	n = vu_xattr_get(d.fd, name, buf, size);
+	n = vc_fgetxattr(d.fd, true, name, buf, size);
 	vu_fdref_put(&d);
 	if (n < 0)
 		fuse_reply_err(req, -n);
@@ -185,7 +116,7 @@ void vu_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	struct vu_fdref d = VU_FDREF_INIT;
 	g_autofree char *names = NULL;
 	g_autoptr(GString) out = g_string_new(NULL);
-	ssize_t len;
+	size_t len;
 	int r;
 
 	r = vu_node_fd(fs, node, atomic_load(&node->top), &d);
@@ -193,10 +124,10 @@ void vu_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, -r);
 		return;
 	}
-	len = vu_xattr_list_alloc(d.fd, &names);
+	r = vc_flistxattr_alloc(d.fd, true, &names, &len);
 	vu_fdref_put(&d);
-	if (len < 0) {
-		fuse_reply_err(req, -len);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
 		return;
 	}
 	for (char *n = names; n < names + len; n += strlen(n) + 1) {
@@ -220,7 +151,6 @@ static int vu_xattr_change(struct vu_fs *fs, struct vu_node *node, const char *n
 			   const char *value, size_t size, int flags, bool remove)
 {
 	struct vu_fdref d = VU_FDREF_INIT;
-	char p[VC_PROC_FD_PATH_MAX];
 	g_autofree char *real = vu_xattr_real_name(name);
 	ssize_t n;
 	int r;
@@ -235,7 +165,7 @@ static int vu_xattr_change(struct vu_fs *fs, struct vu_node *node, const char *n
 		r = vu_node_fd(fs, node, atomic_load(&node->top), &d);
 		if (r < 0)
 			return r;
-		n = vu_xattr_get(d.fd, name, NULL, 0);
+		n = vc_fgetxattr(d.fd, true, name, NULL, 0);
 		vu_fdref_put(&d);
 		if (n < 0)
 			return (int)n;
@@ -246,11 +176,10 @@ static int vu_xattr_change(struct vu_fs *fs, struct vu_node *node, const char *n
 	r = vu_node_fd(fs, node, 0, &d);
 	if (r < 0)
 		return r;
-	vc_proc_fd_path(d.fd, p);
 	if (remove)
-		r = removexattr(p, name) < 0 ? -errno : 0;
+		r = vc_fremovexattr(d.fd, true, name);
 	else
-		r = setxattr(p, name, value, size, flags) < 0 ? -errno : 0;
+		r = vc_fsetxattr(d.fd, true, name, value, size, flags);
 	vu_fdref_put(&d);
 	return r;
 }
