@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "dir-util.h"
 #include "fd-util.h"
 #include "macro.h"
 #include "parse-util.h"
@@ -178,17 +179,12 @@ static int vc_proc_ns_info(int procfd, pid_t p, GArray **ret_nspid, pid_t *ret_p
 
 static int vc_proc_scan_ns_init(int procfd, uint64_t ns, pid_t *ret_init)
 {
-	int dfd = openat(procfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
+	int k = vc_opendir_at(procfd, ".", &d);
 
-	if (dfd < 0)
-		return -errno;
-	d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
+	if (k < 0)
+		return k;
 	while ((de = readdir(d))) {
 		int64_t v;
 		uint64_t ino;

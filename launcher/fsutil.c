@@ -13,81 +13,20 @@
 #include <glib.h>
 
 #include "cleanup.h"
+#include "dir-util.h"
 #include "fd-util.h"
 #include "fsutil.h"
 #include "log.h"
-
-static int vr_rm_children(int dfd, dev_t dev);
-
-static int vr_rm_entry(int parentfd, const char *name, dev_t dev)
-{
-	struct stat st;
-	int fd, r;
-
-	if (fstatat(parentfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(parentfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-	if (st.st_dev != dev)
-		return -EBUSY; /* a mount point: never descend into another file system */
-	fd = openat(parentfd, name, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno == EACCES) {
-		/* A directory the container made unreadable (mode 000, overlay's work/work). */
-		if (fchmodat(parentfd, name, 0700, 0) == 0)
-			fd = openat(parentfd, name,
-				    O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	}
-	if (fd < 0)
-		return -errno;
-	r = vr_rm_children(fd, dev);
-	close(fd);
-	if (r < 0)
-		return r;
-	if (unlinkat(parentfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
-static int vr_rm_children(int dfd, dev_t dev)
-{
-	_cleanup_closedir_ DIR *d = NULL;
-	int fd, r = 0;
-	struct dirent *de;
-
-	fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	/* A dup shares the offset: start from the top whoever read it before. */
-	rewinddir(d);
-	while ((de = readdir(d))) {
-		int k;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		k = vr_rm_entry(dfd, de->d_name, dev);
-		if (k < 0 && r == 0)
-			r = k;
-	}
-	return r;
-}
 
 int vr_rm_rf(const char *path)
 {
 	g_autofree char *parent = g_path_get_dirname(path);
 	g_autofree char *name = g_path_get_basename(path);
 	_cleanup_close_ int pfd = open(parent, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-	struct stat st;
 
 	if (pfd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	if (fstat(pfd, &st) < 0)
-		return -errno;
-	return vr_rm_entry(pfd, name, st.st_dev);
+	return vc_rm_rf_at(pfd, name);
 }
 
 int vr_mkdir_p(const char *path, mode_t mode)
@@ -113,16 +52,9 @@ bool vr_dir_is_empty(int dfd)
 {
 	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
-	int fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
 
-	if (fd < 0)
+	if (vc_opendir_at(dfd, ".", &d) < 0)
 		return false;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return false;
-	}
-	rewinddir(d);
 	while ((de = readdir(d)))
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 			return false;
@@ -223,20 +155,11 @@ int vr_copy_tree(int sfd, int dfd)
 {
 	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
-	int fd = fcntl(sfd, F_DUPFD_CLOEXEC, 3);
+	int r = vc_opendir_at(sfd, ".", &d);
 
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	/* A dup shares the offset: start from the top whoever read it before. */
-	rewinddir(d);
+	if (r < 0)
+		return r;
 	while ((de = readdir(d))) {
-		int r;
-
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
 		r = vr_copy_entry(sfd, dfd, de->d_name);

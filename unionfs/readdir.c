@@ -14,6 +14,7 @@
 
 #include "fd-util.h"
 #include "log.h"
+#include "dir-util.h"
 #include "unionfs.h"
 
 struct vu_dirent {
@@ -67,17 +68,12 @@ static void vu_readdir_fix_ino(struct vu_fs *fs, GArray *out, GHashTable *seen, 
 static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned flags,
 			    GHashTable *seen, GHashTable *wh, GArray *out)
 {
-	_cleanup_close_ int fd = -1;
+	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
-	DIR *d;
+	int k = vc_opendir_at(pathfd, ".", &d);
 
-	fd = openat(pathfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d)
-		return -errno;
-	fd = -1;
+	if (k < 0)
+		return k;
 	while ((de = readdir(d))) {
 		const char *name = de->d_name;
 		unsigned char type = de->d_type;
@@ -113,7 +109,6 @@ static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned fl
 			vu_is_upper(fs, layer);
 		g_hash_table_insert(seen, g_strdup(name), GUINT_TO_POINTER(out->len));
 	}
-	closedir(d);
 	return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "fd-util.h"
 #include "log.h"
 #include "path-util.h"
+#include "dir-util.h"
 #include "unionfs.h"
 
 char *vu_tmpname(struct vu_fs *fs)
@@ -30,65 +31,25 @@ char *vu_tmpname(struct vu_fs *fs)
 	return g_strdup_printf("#vu%x.%" G_GINT64_MODIFIER "x", (unsigned)getpid(), (guint64)n);
 }
 
-/* Remove name (a file or a whole tree) below dirfd. */
-static int vu_super_rm_rf(int parentfd, const char *name, int depth)
-{
-	_cleanup_close_ int fd = -1;
-	DIR *d;
-	struct dirent *de;
-	int r = 0;
-
-	if (unlinkat(parentfd, name, 0) == 0 || errno == ENOENT)
-		return 0;
-	if (errno != EISDIR && errno != EPERM)
-		return -errno;
-	if (depth > 256)
-		return -ELOOP;
-	fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d)
-		return -errno;
-	fd = -1; /* now owned by d */
-	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		r = vu_super_rm_rf(dirfd(d), de->d_name, depth + 1);
-		if (r < 0)
-			break;
-	}
-	closedir(d);
-	if (r < 0)
-		return r;
-	return unlinkat(parentfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
-}
-
 /* <workdir>/work holds temporaries only; whatever a crashed mount left there goes. */
 static int vu_super_clean_work(int workfd)
 {
-	_cleanup_close_ int fd = -1;
-	DIR *d;
+	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
-	int r = 0;
+	int r;
 
-	fd = openat(workfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d)
-		return -errno;
-	fd = -1;
+	r = vc_opendir_at(workfd, ".", &d);
+	if (r < 0)
+		return r;
 	while ((de = readdir(d))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
 		log_debug("removing stale '%s' from the workdir", de->d_name);
-		r = vu_super_rm_rf(dirfd(d), de->d_name, 0);
+		r = vc_rm_rf_at(dirfd(d), de->d_name);
 		if (r < 0)
-			break;
+			return r;
 	}
-	closedir(d);
-	return r;
+	return 0;
 }
 
 static void vu_super_probe(struct vu_fs *fs)

@@ -19,6 +19,7 @@
 #include "fd-util.h"
 #include "log.h"
 #include "xattr-util.h"
+#include "dir-util.h"
 #include "unionfs.h"
 
 static const char *const vu_opaque_xattrs[] = {"trusted.overlay.opaque", "user.overlay.opaque"};
@@ -155,18 +156,12 @@ int vu_whiteout_set_opaque(struct vu_fs *fs, int fd)
 /* Remove the whiteouts of an upper directory that holds nothing else (rmdir of a merged dir). */
 int vu_whiteout_clear_upper_dir(struct vu_fs *fs, int pathfd)
 {
-	_cleanup_close_ int fd = -1;
+	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
-	DIR *d;
-	int r = 0;
+	int r = vc_opendir_at(pathfd, ".", &d);
 
-	fd = openat(pathfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d)
-		return -errno;
-	fd = -1;
+	if (r < 0)
+		return r;
 	while ((de = readdir(d))) {
 		struct stat st;
 
@@ -186,6 +181,5 @@ int vu_whiteout_clear_upper_dir(struct vu_fs *fs, int pathfd)
 			break;
 		}
 	}
-	closedir(d);
 	return r;
 }
