@@ -881,3 +881,43 @@ def test_stat_after_copy_up_agrees_with_fstat(harness):
 
     d.run(ops)
     d.check()
+
+
+def test_cached_listing_follows_changes(harness):
+    """Listings cached by the kernel across opens change with every change made through the
+    mount, and d_ino follows a copy-up of a hard-linked lower that gives it a new st_ino."""
+    def build(l0, l1):
+        os.makedirs(f"{l1}/m/sub")
+        write(f"{l1}/m/a", "x")
+        os.link(f"{l1}/m/a", f"{l1}/m/b")
+        write(f"{l1}/m/c", "x")
+        os.makedirs(f"{l0}/m")
+        write(f"{l0}/m/top", "x")
+
+    d = Diff(harness, 2, build)
+
+    def inos(s):
+        with os.scandir(s.p("m")) as it:
+            return sorted((e.name, e.is_dir(follow_symlinks=False),
+                           e.inode() == os.stat(e.path, follow_symlinks=False).st_ino)
+                          for e in it)
+
+    steps = [lambda s: None,
+             lambda s: os.chmod(s.p("m", "a"), 0o600),
+             lambda s: write(s.p("m", "new"), "n"),
+             lambda s: os.unlink(s.p("m", "c")),
+             lambda s: os.mkdir(s.p("m", "d2")),
+             lambda s: os.rename(s.p("m", "sub"), s.p("m", "d2", "sub")),
+             lambda s: os.mkdir(s.p("m", "d2", "sub")),
+             lambda s: os.symlink("t", s.p("m", "ln")),
+             lambda s: os.link(s.p("m", "new"), s.p("m", "new2")),
+             lambda s: os.rmdir(s.p("m", "d2", "sub")),
+             lambda s: os.rename(s.p("top"), s.p("m", "top2")) if os.path.exists(s.p("top"))
+             else os.rename(s.p("m", "top"), s.p("top"))]
+    for step in steps:
+        d.run(lambda s: errnos((step, s)))
+        d.run(inos)
+        d.run(lambda s: sorted(os.listdir(s.p("m", "d2"))) if os.path.isdir(s.p("m", "d2"))
+              else None)
+        d.run(lambda s: sorted(os.listdir(s.p())))
+    d.check()

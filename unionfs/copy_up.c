@@ -210,6 +210,7 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 	g_autofree char *tmp = vu_tmpname(fs);
 	_cleanup_close_ int dst = -1;
 	struct stat st, pst;
+	bool new_ino = false;
 	int r;
 
 	r = vu_node_fd(fs, node, atomic_load(&node->top), &src);
@@ -264,8 +265,10 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
 		struct stat ust;
 
-		if (fstat(dst, &ust) == 0)
+		if (fstat(dst, &ust) == 0 && ust.st_ino != atomic_load(&node->ino)) {
 			atomic_store(&node->ino, ust.st_ino);
+			new_ino = true;
+		}
 	}
 	atomic_store(&node->top, 0);
 	/*
@@ -275,7 +278,10 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 	 */
 	if (fs->se) {
 		fuse_lowlevel_notify_inval_inode(fs->se, vu_node_ino(fs, node), -1, 0);
-		fuse_lowlevel_notify_inval_inode(fs->se, vu_node_ino(fs, parent), -1, 0);
+		/* A new st_ino is a new d_ino: the kernel's cached listing of the parent goes too.
+		 */
+		fuse_lowlevel_notify_inval_inode(fs->se, vu_node_ino(fs, parent), new_ino ? 0 : -1,
+						 0);
 	}
 	r = 0;
 	goto out;

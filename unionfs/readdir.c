@@ -2,8 +2,9 @@
 /*
  * The merged listing of a directory: every layer of its range read top down,
  * duplicates and whited-out names dropped, OCI ".wh." files hidden. Each open
- * handle keeps its own snapshot, so offsets (telldir/seekdir) stay stable
- * while the directory changes; rewinding to 0 takes a fresh snapshot.
+ * handle keeps its own snapshot (taken at its first read), so offsets
+ * (telldir/seekdir) stay stable while the directory changes; rewinding to 0
+ * takes a fresh snapshot. The kernel caches listings across opens.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -199,23 +200,19 @@ static int vu_dirh_fill(struct vu_fs *fs, struct vu_node *node, struct vu_dirh *
 
 void vu_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct vu_fs *fs = vu_fs_of(req);
-	struct vu_node *node = vu_node_of(fs, ino);
 	struct vu_dirh *h = g_new0(struct vu_dirh, 1);
-	int r;
 
 	pthread_mutex_init(&h->lock, NULL);
-	r = vu_dirh_fill(fs, node, h);
-	if (r < 0) {
-		pthread_mutex_destroy(&h->lock);
-		g_free(h);
-		fuse_reply_err(req, -r);
-		return;
-	}
 	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->cache_readdir = 0;
+	/*
+	 * The kernel keeps the listing across opens: every change of a directory made
+	 * through the mount is a FUSE directory operation, after which the kernel drops
+	 * its cache itself; a copy-up that changes a d_ino invalidates it (copy_up.c).
+	 * The snapshot is taken at the first READDIR, which a cached listing never sends.
+	 */
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) == -ENOENT) {
-		g_array_unref(h->entries);
 		pthread_mutex_destroy(&h->lock);
 		g_free(h);
 	}
@@ -232,7 +229,7 @@ static void vu_readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t
 	int r = 0;
 
 	pthread_mutex_lock(&h->lock);
-	if (off == 0 && h->consumed)
+	if (!h->entries || (off == 0 && h->consumed))
 		r = vu_dirh_fill(fs, node, h);
 	if (r < 0)
 		goto out;
