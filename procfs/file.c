@@ -35,17 +35,52 @@ static const char *const vp_host_paths[] = {
 	[VP_F_CPU_PRESENT] = "devices/system/cpu/present",
 };
 
+/*
+ * How long a host file read once serves all containers, in ms. cpuinfo and the
+ * CPU lists change only on hotplug; meminfo and stat are kept for a few ms, less
+ * than the kernel's own tick-driven counters move in between. Others: never.
+ */
+static const unsigned vp_host_ttl_ms[] = {
+	[VP_F_MEMINFO] = 10,	  [VP_F_CPUINFO] = 1000,      [VP_F_STAT] = 10,
+	[VP_F_CPU_ONLINE] = 1000, [VP_F_CPU_POSSIBLE] = 1000, [VP_F_CPU_PRESENT] = 1000,
+};
+
 static int vp_read_host(struct vp_fs *fs, enum vp_file file, char **ret)
 {
 	int dfd = file >= VP_F_CPU_ONLINE ? fs->sysfd : fs->procfd;
+	gint64 ttl = (gint64)vp_host_ttl_ms[file] * 1000, now = 0;
+	char *text = NULL;
+	int r;
 
-	return vc_read_file_at(dfd, vp_host_paths[file], ret, NULL);
+	if (ttl > 0) {
+		now = g_get_monotonic_time();
+		g_mutex_lock(&fs->host_lock);
+		if (fs->host_text[file] && now - fs->host_stamp[file] < ttl)
+			text = g_strdup(fs->host_text[file]);
+		g_mutex_unlock(&fs->host_lock);
+		if (text) {
+			*ret = text;
+			return 0;
+		}
+	}
+	r = vc_read_file_at(dfd, vp_host_paths[file], &text, NULL);
+	if (r < 0)
+		return r;
+	if (ttl > 0) {
+		g_mutex_lock(&fs->host_lock);
+		g_free(fs->host_text[file]);
+		fs->host_text[file] = g_strdup(text);
+		fs->host_stamp[file] = now;
+		g_mutex_unlock(&fs->host_lock);
+	}
+	*ret = text;
+	return 0;
 }
 
 static int vp_host_online(struct vp_fs *fs, GArray **ret)
 {
 	g_autofree char *t = NULL;
-	int r = vc_read_file_at(fs->sysfd, "devices/system/cpu/online", &t, NULL);
+	int r = vp_read_host(fs, VP_F_CPU_ONLINE, &t);
 
 	if (r < 0)
 		return r;
@@ -357,6 +392,7 @@ static void vp_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	g_mutex_unlock(&fs->handle_lock);
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
+	fi->noflush = 1; /* nothing to flush: close() costs no FLUSH round trip */
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* The opener was interrupted: forget the handle, no release will come. */
 		g_mutex_lock(&fs->handle_lock);
@@ -448,6 +484,7 @@ int vp_fs_init(struct vp_fs *fs, struct vp_opts *opts)
 	fs->procfd = fs->sysfd = -1;
 	g_mutex_init(&fs->ns_lock);
 	g_mutex_init(&fs->handle_lock);
+	g_mutex_init(&fs->host_lock);
 	fs->ns_cache = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
 	fs->handles = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, vp_handle_unref);
 	/* Handle numbers unique across workers, so a new one never mistakes an old handle
@@ -478,6 +515,8 @@ void vp_fs_done(struct vp_fs *fs)
 		vp_sampler_stop(fs->sampler);
 	g_clear_pointer(&fs->layout, vc_cgroup_layout_free);
 	g_clear_pointer(&fs->ns_cache, g_hash_table_unref);
+	for (unsigned i = 0; i < VP_F_COUNT; i++)
+		g_clear_pointer(&fs->host_text[i], g_free);
 	g_clear_pointer(&fs->handles, g_hash_table_unref);
 	if (fs->procfd >= 0)
 		close(fs->procfd);
@@ -485,4 +524,5 @@ void vp_fs_done(struct vp_fs *fs)
 		close(fs->sysfd);
 	g_mutex_clear(&fs->ns_lock);
 	g_mutex_clear(&fs->handle_lock);
+	g_mutex_clear(&fs->host_lock);
 }

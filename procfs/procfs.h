@@ -41,6 +41,7 @@ enum vp_file {
 	VP_F_CPU_ONLINE,
 	VP_F_CPU_POSSIBLE,
 	VP_F_CPU_PRESENT,
+	VP_F_COUNT,
 };
 
 struct vp_node {
@@ -84,7 +85,10 @@ struct vp_fs {
 
 	/* Lock order: ns_lock and handle_lock are leaves; never held together. */
 	GMutex ns_lock;
-	GHashTable *ns_cache; /* protected by ns_lock: pid-ns inode -> struct vp_nsinit */
+	GHashTable *ns_cache;	       /* protected by ns_lock: pid-ns inode -> struct vp_nsinit */
+	GMutex host_lock;	       /* a leaf */
+	char *host_text[VP_F_COUNT];   /* protected by host_lock: recent host files */
+	gint64 host_stamp[VP_F_COUNT]; /* protected by host_lock: when read (monotonic us) */
 	GMutex handle_lock;
 	GHashTable *handles; /* protected by handle_lock: fh -> struct vp_handle */
 	uint64_t next_fh;    /* protected by handle_lock */
