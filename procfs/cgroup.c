@@ -30,6 +30,61 @@ static char *vp_cgroup_dir_of(const struct vc_cgroup_layout *l, GPtrArray *pc,
 	return dir;
 }
 
+/* A cgroup file, through the fd cache when there is one. */
+static int vp_cg_read(struct vp_fdcache *fc, const char *dir, const char *file, char **ret)
+{
+	g_autofree char *p = NULL;
+
+	if (!fc)
+		return vc_cgroup_read(dir, file, ret);
+	p = g_build_filename(dir, file, NULL);
+	return vp_fdcache_read(fc, p, ret);
+}
+
+/* A one-number file; "max" and v1's "-1" read as UINT64_MAX. */
+static int vp_cg_read_u64(struct vp_fdcache *fc, const char *dir, const char *file, uint64_t *ret)
+{
+	g_autofree char *text = NULL;
+	int r = vp_cg_read(fc, dir, file, &text);
+
+	if (r < 0)
+		return r;
+	g_strstrip(text);
+	if (strcmp(text, "-1") == 0) {
+		*ret = UINT64_MAX;
+		return 0;
+	}
+	return vc_parse_u64_or_max(text, ret);
+}
+
+/* The smallest value of a one-number file over dir and its ancestors (vc_cgroup_min_up). */
+static int vp_cg_min_up(struct vp_fdcache *fc, const struct vc_cgroup_hier *h, const char *dir,
+			const char *file, uint64_t *ret)
+{
+	g_autoptr(GPtrArray) dirs = NULL;
+	uint64_t best = UINT64_MAX;
+	int r;
+
+	if (!fc)
+		return vc_cgroup_min_up(h, dir, file, ret);
+	r = vc_cgroup_ancestors(h, dir, &dirs);
+	if (r < 0)
+		return r;
+	for (guint i = 0; i < dirs->len; i++) {
+		uint64_t v;
+
+		r = vp_cg_read_u64(fc, dirs->pdata[i], file, &v);
+		if (r == -ENOENT)
+			continue; /* the root has no limit files */
+		if (r < 0)
+			return r;
+		if (v < best)
+			best = v;
+	}
+	*ret = best;
+	return 0;
+}
+
 static uint64_t vp_kv(const char *text, const char *key)
 {
 	uint64_t v = 0;
@@ -44,8 +99,8 @@ static uint64_t vp_sub0(uint64_t a, uint64_t b)
 	return a > b ? a - b : 0;
 }
 
-int vp_cgroup_read_mem(const struct vc_cgroup_layout *l, GPtrArray *pc, uint64_t host_mem_total,
-		       uint64_t host_swap_total, struct vp_mem *ret)
+int vp_cgroup_read_mem(struct vp_fdcache *fc, const struct vc_cgroup_layout *l, GPtrArray *pc,
+		       uint64_t host_mem_total, uint64_t host_swap_total, struct vp_mem *ret)
 {
 	const struct vc_cgroup_hier *h = NULL;
 	g_autofree char *dir = vp_cgroup_dir_of(l, pc, "memory", &h);
@@ -60,16 +115,16 @@ int vp_cgroup_read_mem(const struct vc_cgroup_layout *l, GPtrArray *pc, uint64_t
 	if (!dir)
 		return 0;
 	v1 = h->version == VC_CGROUP_V1;
-	r = vc_cgroup_min_up(h, dir, v1 ? "memory.limit_in_bytes" : "memory.max", &limit);
+	r = vp_cg_min_up(fc, h, dir, v1 ? "memory.limit_in_bytes" : "memory.max", &limit);
 	if (r < 0)
 		return r;
 	if (limit < host_mem_total) {
 		ret->limited = true;
 		ret->limit = limit;
 	}
-	if (vc_cgroup_read_u64(dir, v1 ? "memory.usage_in_bytes" : "memory.current", &v) >= 0)
+	if (vp_cg_read_u64(fc, dir, v1 ? "memory.usage_in_bytes" : "memory.current", &v) >= 0)
 		ret->usage = v;
-	(void)vc_cgroup_read(dir, "memory.stat", &stat);
+	(void)vp_cg_read(fc, dir, "memory.stat", &stat);
 	if (v1) {
 		ret->cache = vp_kv(stat, "total_cache");
 		ret->rss = vp_kv(stat, "total_rss");
@@ -82,11 +137,11 @@ int vp_cgroup_read_mem(const struct vc_cgroup_layout *l, GPtrArray *pc, uint64_t
 		ret->unevictable = vp_kv(stat, "total_unevictable");
 		/* v1 counts memory+swap together: swap = memsw - mem. No host swap: skip. */
 		if (host_swap_total > 0 &&
-		    vc_cgroup_min_up(h, dir, "memory.memsw.limit_in_bytes", &sw) >= 0 &&
+		    vp_cg_min_up(fc, h, dir, "memory.memsw.limit_in_bytes", &sw) >= 0 &&
 		    sw != UINT64_MAX && sw >= limit)
 			ret->swap_limit = MIN(sw - MIN(limit, sw), host_swap_total);
 		if (host_swap_total > 0 &&
-		    vc_cgroup_read_u64(dir, "memory.memsw.usage_in_bytes", &v) >= 0)
+		    vp_cg_read_u64(fc, dir, "memory.memsw.usage_in_bytes", &v) >= 0)
 			ret->swap_usage = vp_sub0(v, ret->usage);
 	} else {
 		ret->cache = vp_kv(stat, "file");
@@ -100,9 +155,9 @@ int vp_cgroup_read_mem(const struct vc_cgroup_layout *l, GPtrArray *pc, uint64_t
 		ret->unevictable = vp_kv(stat, "unevictable");
 		ret->slab_reclaimable = vp_kv(stat, "slab_reclaimable");
 		ret->slab_unreclaimable = vp_kv(stat, "slab_unreclaimable");
-		if (host_swap_total > 0 && vc_cgroup_min_up(h, dir, "memory.swap.max", &sw) >= 0)
+		if (host_swap_total > 0 && vp_cg_min_up(fc, h, dir, "memory.swap.max", &sw) >= 0)
 			ret->swap_limit = MIN(sw, host_swap_total);
-		if (host_swap_total > 0 && vc_cgroup_read_u64(dir, "memory.swap.current", &v) >= 0)
+		if (host_swap_total > 0 && vp_cg_read_u64(fc, dir, "memory.swap.current", &v) >= 0)
 			ret->swap_usage = v;
 	}
 	if (ret->usage > ret->limit)
@@ -161,8 +216,8 @@ static GArray *vp_parse_percpu(const char *text)
 }
 
 /* Smallest quota/period ratio over dir and its ancestors. */
-static int vp_cgroup_quota(const struct vc_cgroup_hier *h, const char *dir, uint64_t *ret_quota,
-			   uint64_t *ret_period)
+static int vp_cgroup_quota(struct vp_fdcache *fc, const struct vc_cgroup_hier *h, const char *dir,
+			   uint64_t *ret_quota, uint64_t *ret_period)
 {
 	g_autoptr(GPtrArray) dirs = NULL;
 	int r = vc_cgroup_ancestors(h, dir, &dirs);
@@ -175,14 +230,14 @@ static int vp_cgroup_quota(const struct vc_cgroup_hier *h, const char *dir, uint
 		uint64_t q = UINT64_MAX, p = 0;
 
 		if (h->version == VC_CGROUP_V1) {
-			if (vc_cgroup_read_u64(dirs->pdata[i], "cpu.cfs_quota_us", &q) < 0 ||
-			    vc_cgroup_read_u64(dirs->pdata[i], "cpu.cfs_period_us", &p) < 0)
+			if (vp_cg_read_u64(fc, dirs->pdata[i], "cpu.cfs_quota_us", &q) < 0 ||
+			    vp_cg_read_u64(fc, dirs->pdata[i], "cpu.cfs_period_us", &p) < 0)
 				continue;
 		} else {
 			g_autofree char *t = NULL;
 			g_auto(GStrv) f = NULL;
 
-			if (vc_cgroup_read(dirs->pdata[i], "cpu.max", &t) < 0)
+			if (vp_cg_read(fc, dirs->pdata[i], "cpu.max", &t) < 0)
 				continue;
 			f = g_strsplit(g_strstrip(t), " ", -1);
 			if (g_strv_length(f) != 2 || vc_parse_u64_or_max(f[0], &q) < 0 ||
@@ -201,8 +256,9 @@ static int vp_cgroup_quota(const struct vc_cgroup_hier *h, const char *dir, uint
 	return 0;
 }
 
-int vp_cgroup_read_cpu(const struct vc_cgroup_layout *l, GPtrArray *pc, const guint *host_online,
-		       guint n_host_online, bool use_quota, struct vp_cpu *ret)
+int vp_cgroup_read_cpu(struct vp_fdcache *fc, const struct vc_cgroup_layout *l, GPtrArray *pc,
+		       const guint *host_online, guint n_host_online, bool use_quota,
+		       struct vp_cpu *ret)
 {
 	const struct vc_cgroup_hier *h = NULL;
 	g_autofree char *setdir = vp_cgroup_dir_of(l, pc, "cpuset", &h);
@@ -226,7 +282,7 @@ int vp_cgroup_read_cpu(const struct vc_cgroup_layout *l, GPtrArray *pc, const gu
 					g_autofree char *t = NULL;
 					GArray *a = NULL;
 
-					if (vc_cgroup_read(dirs->pdata[i], files[j], &t) < 0)
+					if (vp_cg_read(fc, dirs->pdata[i], files[j], &t) < 0)
 						continue;
 					if (vc_parse_cpulist(g_strstrip(t), &a) < 0)
 						continue;
@@ -242,7 +298,7 @@ int vp_cgroup_read_cpu(const struct vc_cgroup_layout *l, GPtrArray *pc, const gu
 	}
 	cpudir = vp_cgroup_dir_of(l, pc, "cpu", &h);
 	if (cpudir) {
-		r = vp_cgroup_quota(h, cpudir, &ret->quota_us, &ret->period_us);
+		r = vp_cgroup_quota(fc, h, cpudir, &ret->quota_us, &ret->period_us);
 		if (r < 0)
 			return r;
 	}
@@ -250,12 +306,12 @@ int vp_cgroup_read_cpu(const struct vc_cgroup_layout *l, GPtrArray *pc, const gu
 	if (acctdir && h->version == VC_CGROUP_V1) {
 		g_autofree char *u = NULL, *s = NULL, *all = NULL;
 
-		if (vc_cgroup_read(acctdir, "cpuacct.usage_percpu_user", &u) >= 0 &&
-		    vc_cgroup_read(acctdir, "cpuacct.usage_percpu_sys", &s) >= 0) {
+		if (vp_cg_read(fc, acctdir, "cpuacct.usage_percpu_user", &u) >= 0 &&
+		    vp_cg_read(fc, acctdir, "cpuacct.usage_percpu_sys", &s) >= 0) {
 			ret->user_ns = vp_parse_percpu(u);
 			ret->system_ns = vp_parse_percpu(s);
 			ret->have_percpu = true;
-		} else if (vc_cgroup_read(acctdir, "cpuacct.usage_percpu", &all) >= 0) {
+		} else if (vp_cg_read(fc, acctdir, "cpuacct.usage_percpu", &all) >= 0) {
 			ret->user_ns = vp_parse_percpu(all);
 			ret->system_ns = g_array_new(FALSE, TRUE, sizeof(uint64_t));
 			g_array_set_size(ret->system_ns, ret->user_ns->len);
@@ -272,7 +328,7 @@ int vp_cgroup_read_cpu(const struct vc_cgroup_layout *l, GPtrArray *pc, const gu
 		g_autofree char *dir = NULL, *st = NULL;
 
 		if (path && vc_cgroup_dir(h2, path, &dir) >= 0 &&
-		    vc_cgroup_read(dir, "cpu.stat", &st) >= 0) {
+		    vp_cg_read(fc, dir, "cpu.stat", &st) >= 0) {
 			ret->total_user_ns = vp_kv(st, "user_usec") * 1000;
 			ret->total_system_ns = vp_kv(st, "system_usec") * 1000;
 		}
@@ -324,8 +380,8 @@ static void vp_parse_blkio_v1(const char *text, GArray *devs, bool ios)
 	}
 }
 
-int vp_cgroup_read_io(const struct vc_cgroup_layout *l, GPtrArray *pc, GArray **ret,
-		      bool *ret_limited)
+int vp_cgroup_read_io(struct vp_fdcache *fc, const struct vc_cgroup_layout *l, GPtrArray *pc,
+		      GArray **ret, bool *ret_limited)
 {
 	g_autoptr(GArray) devs = g_array_new(FALSE, TRUE, sizeof(struct vp_io_dev));
 	const struct vc_cgroup_hier *h = vc_cgroup_layout_find(l, "blkio");
@@ -343,15 +399,15 @@ int vp_cgroup_read_io(const struct vc_cgroup_layout *l, GPtrArray *pc, GArray **
 	if (h->version == VC_CGROUP_V1) {
 		g_autofree char *b = NULL, *n = NULL;
 
-		(void)vc_cgroup_read(dir, "blkio.throttle.io_service_bytes_recursive", &b);
-		(void)vc_cgroup_read(dir, "blkio.throttle.io_serviced_recursive", &n);
+		(void)vp_cg_read(fc, dir, "blkio.throttle.io_service_bytes_recursive", &b);
+		(void)vp_cg_read(fc, dir, "blkio.throttle.io_serviced_recursive", &n);
 		vp_parse_blkio_v1(b, devs, false);
 		vp_parse_blkio_v1(n, devs, true);
 	} else {
 		g_autofree char *t = NULL;
 		g_auto(GStrv) lines = NULL;
 
-		(void)vc_cgroup_read(dir, "io.stat", &t);
+		(void)vp_cg_read(fc, dir, "io.stat", &t);
 		lines = g_strsplit(t ? t : "", "\n", -1);
 		for (guint i = 0; lines[i]; i++) {
 			g_auto(GStrv) f = g_strsplit(lines[i], " ", -1);

@@ -21,6 +21,7 @@
 #include "procfs.h"
 
 #define VP_ATTR_TIMEOUT 3600.0
+#define VP_CGROUP_FDS_MAX 4096
 
 static const char *const vp_host_paths[] = {
 	[VP_F_MEMINFO] = "meminfo",
@@ -97,8 +98,8 @@ static int vp_render_cpu_file(struct vp_fs *fs, enum vp_file file, struct vp_con
 	r = vp_host_online(fs, &online);
 	if (r < 0)
 		return r;
-	r = vp_cgroup_read_cpu(fs->layout, c->cgroups, (guint *)online->data, online->len,
-			       fs->opts->cpu_quota, &cpu);
+	r = vp_cgroup_read_cpu(fs->cgfiles, fs->layout, c->cgroups, (guint *)online->data,
+			       online->len, fs->opts->cpu_quota, &cpu);
 	if (r < 0)
 		return r;
 	if (!cpu.limited && file != VP_F_UPTIME) {
@@ -151,7 +152,8 @@ static int vp_render_container(struct vp_fs *fs, enum vp_file file, struct vp_co
 		}
 		if (r < 0)
 			return r;
-		r = vp_cgroup_read_mem(fs->layout, c->cgroups, mem_total, swap_total, &mem);
+		r = vp_cgroup_read_mem(fs->cgfiles, fs->layout, c->cgroups, mem_total, swap_total,
+				       &mem);
 		if (r < 0)
 			return r;
 		if (!mem.limited) {
@@ -194,7 +196,7 @@ static int vp_render_container(struct vp_fs *fs, enum vp_file file, struct vp_co
 		g_autoptr(GArray) devs = NULL;
 		bool limited;
 
-		r = vp_cgroup_read_io(fs->layout, c->cgroups, &devs, &limited);
+		r = vp_cgroup_read_io(fs->cgfiles, fs->layout, c->cgroups, &devs, &limited);
 		if (r < 0)
 			return r;
 		if (!limited) {
@@ -486,6 +488,8 @@ int vp_fs_init(struct vp_fs *fs, struct vp_opts *opts)
 	g_mutex_init(&fs->handle_lock);
 	g_mutex_init(&fs->host_lock);
 	fs->ns_cache = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+	/* Two dozen files per container at most: a few thousand fds, far below the limit. */
+	fs->cgfiles = vp_fdcache_new(VP_CGROUP_FDS_MAX);
 	fs->handles = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, vp_handle_unref);
 	/* Handle numbers unique across workers, so a new one never mistakes an old handle
 	 * for one of its own: start from the time in ns. */
@@ -515,6 +519,7 @@ void vp_fs_done(struct vp_fs *fs)
 		vp_sampler_stop(fs->sampler);
 	g_clear_pointer(&fs->layout, vc_cgroup_layout_free);
 	g_clear_pointer(&fs->ns_cache, g_hash_table_unref);
+	g_clear_pointer(&fs->cgfiles, vp_fdcache_free);
 	for (unsigned i = 0; i < VP_F_COUNT; i++)
 		g_clear_pointer(&fs->host_text[i], g_free);
 	g_clear_pointer(&fs->handles, g_hash_table_unref);

@@ -86,6 +86,7 @@ struct vp_fs {
 	/* Lock order: ns_lock and handle_lock are leaves; never held together. */
 	GMutex ns_lock;
 	GHashTable *ns_cache;	       /* protected by ns_lock: pid-ns inode -> struct vp_nsinit */
+	struct vp_fdcache *cgfiles;    /* thread-safe itself: kept fds of cgroup files */
 	GMutex host_lock;	       /* a leaf */
 	char *host_text[VP_F_COUNT];   /* protected by host_lock: recent host files */
 	gint64 host_stamp[VP_F_COUNT]; /* protected by host_lock: when read (monotonic us) */

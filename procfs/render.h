@@ -13,6 +13,19 @@
 
 #include "cgroup-util.h"
 
+/*
+ * fdcache.c: kept fds of cgroup files, read with pread from 0 (fresh text each
+ * time); at most max fds, all dropped when full. A NULL cache reads by path.
+ */
+struct vp_fdcache;
+struct vp_fdcache *vp_fdcache_new(unsigned max);
+void vp_fdcache_free(struct vp_fdcache *c);
+int vp_fdcache_read(struct vp_fdcache *c, const char *path, char **ret);
+unsigned vp_fdcache_size(struct vp_fdcache *c);
+/* The whole file from offset 0, NUL-terminated. A short read is the end: cgroup and
+ * /proc/PID files are seq_files, which fill the buffer unless the text ends. */
+int vp_pread_all(int fd, char **ret);
+
 /* Memory of a cgroup, in bytes; UINT64_MAX = no limit. */
 struct vp_mem {
 	bool limited; /* a limit below the host's memory applies */
@@ -77,15 +90,17 @@ int vp_render_diskstats(const char *host, const GArray *devs, GString *out);
  * cgroup.c: the container's values from the cgroups in proc_cgroups (parsed
  * /proc/PID/cgroup of its init) under layout. host_mem_total in bytes.
  * Missing controllers and files are not errors: they leave "no limit".
+ * fc: kept fds of the cgroup files (fdcache.c), or NULL to open each file.
  */
-int vp_cgroup_read_mem(const struct vc_cgroup_layout *l, GPtrArray *proc_cgroups,
-		       uint64_t host_mem_total, uint64_t host_swap_total, struct vp_mem *ret);
-int vp_cgroup_read_cpu(const struct vc_cgroup_layout *l, GPtrArray *proc_cgroups,
-		       const guint *host_online, guint n_host_online, bool use_quota,
-		       struct vp_cpu *ret);
+int vp_cgroup_read_mem(struct vp_fdcache *fc, const struct vc_cgroup_layout *l,
+		       GPtrArray *proc_cgroups, uint64_t host_mem_total, uint64_t host_swap_total,
+		       struct vp_mem *ret);
+int vp_cgroup_read_cpu(struct vp_fdcache *fc, const struct vc_cgroup_layout *l,
+		       GPtrArray *proc_cgroups, const guint *host_online, guint n_host_online,
+		       bool use_quota, struct vp_cpu *ret);
 /* ret: GArray of struct vp_io_dev; *ret_limited false when the cgroup is the root. */
-int vp_cgroup_read_io(const struct vc_cgroup_layout *l, GPtrArray *proc_cgroups, GArray **ret,
-		      bool *ret_limited);
+int vp_cgroup_read_io(struct vp_fdcache *fc, const struct vc_cgroup_layout *l,
+		      GPtrArray *proc_cgroups, GArray **ret, bool *ret_limited);
 /* The directory whose tasks are the container's (for loadavg); -ENOENT when all are root. */
 int vp_cgroup_task_dir(const struct vc_cgroup_layout *l, GPtrArray *proc_cgroups, char **ret_dir,
 		       bool *ret_v2);

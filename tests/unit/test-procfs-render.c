@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 #include <glib.h>
 
 #include "fd-util.h"
@@ -85,7 +86,7 @@ static void test_mem_nested_limit(void)
 	struct vp_mem m;
 
 	g_assert_cmpint(vp_meminfo_host_totals(host, &host_total, &host_swap), ==, 0);
-	g_assert_cmpint(vp_cgroup_read_mem(l, pc, host_total, host_swap, &m), ==, 0);
+	g_assert_cmpint(vp_cgroup_read_mem(NULL, l, pc, host_total, host_swap, &m), ==, 0);
 	g_assert_true(m.limited);
 	g_assert_cmpuint(m.limit, ==, 536870912); /* c1's max -> the parent's 512 MiB */
 	g_assert_cmpuint(m.usage, ==, 104857600);
@@ -118,7 +119,7 @@ static void test_mem_own_limit_missing_stat(void)
 	struct vp_mem m;
 
 	g_assert_cmpint(vp_meminfo_host_totals(host, &host_total, &host_swap), ==, 0);
-	g_assert_cmpint(vp_cgroup_read_mem(l, pc, host_total, host_swap, &m), ==, 0);
+	g_assert_cmpint(vp_cgroup_read_mem(NULL, l, pc, host_total, host_swap, &m), ==, 0);
 	g_assert_true(m.limited);
 	g_assert_cmpuint(m.limit, ==, 268435456);
 	g_assert_cmpuint(m.usage, ==, 1048576);
@@ -136,15 +137,15 @@ static void test_mem_max_everywhere(void)
 	g_autoptr(GPtrArray) c1 = proc_cgroup("/lxc/c1");
 	struct vp_mem m;
 
-	g_assert_cmpint(vp_cgroup_read_mem(l, pc, 8ULL << 30, 0, &m), ==, 0);
+	g_assert_cmpint(vp_cgroup_read_mem(NULL, l, pc, 8ULL << 30, 0, &m), ==, 0);
 	g_assert_false(m.limited);
 	g_assert_cmpuint(m.limit, ==, 8ULL << 30);
 	/* A limit above the host's memory is no limit either: clipped to the host. */
-	g_assert_cmpint(vp_cgroup_read_mem(l, c1, 256 << 20, 0, &m), ==, 0);
+	g_assert_cmpint(vp_cgroup_read_mem(NULL, l, c1, 256 << 20, 0, &m), ==, 0);
 	g_assert_false(m.limited);
 	g_assert_cmpuint(m.limit, ==, 256 << 20);
 	/* A cgroup whose files are all missing: nothing limited, no error. */
-	g_assert_cmpint(vp_cgroup_read_mem(l, nowhere, 8ULL << 30, 0, &m), ==, 0);
+	g_assert_cmpint(vp_cgroup_read_mem(NULL, l, nowhere, 8ULL << 30, 0, &m), ==, 0);
 	g_assert_false(m.limited);
 }
 
@@ -156,11 +157,11 @@ static void test_mem_swap_limits(void)
 	struct vp_mem m;
 
 	/* A host with 1 GiB of swap: c1's memory.swap.max is 0, so no swap for it. */
-	g_assert_cmpint(vp_cgroup_read_mem(l, c1, 8ULL << 30, 1ULL << 30, &m), ==, 0);
+	g_assert_cmpint(vp_cgroup_read_mem(NULL, l, c1, 8ULL << 30, 1ULL << 30, &m), ==, 0);
 	g_assert_cmpuint(m.swap_limit, ==, 0);
 	g_assert_cmpuint(m.swap_usage, ==, 0);
 	/* c2 has no swap files and its parent says max: the host's swap. */
-	g_assert_cmpint(vp_cgroup_read_mem(l, c2, 8ULL << 30, 1ULL << 30, &m), ==, 0);
+	g_assert_cmpint(vp_cgroup_read_mem(NULL, l, c2, 8ULL << 30, 1ULL << 30, &m), ==, 0);
 	g_assert_cmpuint(m.swap_limit, ==, 1ULL << 30);
 }
 
@@ -172,7 +173,7 @@ static void test_cpu_quota_and_cpuset(void)
 	struct vp_cpu c;
 
 	/* cpuset "1", quota 1.5 -> ceil = 2, min(1, 2) = 1 */
-	g_assert_cmpint(vp_cgroup_read_cpu(l, pc, host_online, 2, true, &c), ==, 0);
+	g_assert_cmpint(vp_cgroup_read_cpu(NULL, l, pc, host_online, 2, true, &c), ==, 0);
 	g_assert_true(c.limited);
 	g_assert_cmpuint(c.count, ==, 1);
 	g_assert_cmpuint(c.cpuset->len, ==, 1);
@@ -185,7 +186,7 @@ static void test_cpu_quota_and_cpuset(void)
 	vp_cpu_clear(&c);
 
 	/* c2: no cpuset files (inherits 0-1 from lxc), quota max -> the host's CPUs */
-	g_assert_cmpint(vp_cgroup_read_cpu(l, c2, host_online, 2, true, &c), ==, 0);
+	g_assert_cmpint(vp_cgroup_read_cpu(NULL, l, c2, host_online, 2, true, &c), ==, 0);
 	g_assert_false(c.limited);
 	g_assert_cmpuint(c.count, ==, 2);
 	vp_cpu_clear(&c);
@@ -299,7 +300,7 @@ static void test_render_io_swaps(void)
 	g_autoptr(GPtrArray) c2 = proc_cgroup("/lxc/c2");
 	bool limited;
 
-	g_assert_cmpint(vp_cgroup_read_io(l, c1, &devs, &limited), ==, 0);
+	g_assert_cmpint(vp_cgroup_read_io(NULL, l, c1, &devs, &limited), ==, 0);
 	g_assert_true(limited);
 	g_assert_cmpuint(devs->len, ==, 2);
 	/* A host line for device 8:0 in the kernel's format, plus the fixture's. */
@@ -311,13 +312,108 @@ static void test_render_io_swaps(void)
 			"   8       0 sda 10 0 2048 0 1 0 8 0 0 0 0 0 0 0 0 0 0\n");
 	g_clear_pointer(&devs, g_array_unref);
 	/* missing io.stat: no devices, still limited (not the root) */
-	g_assert_cmpint(vp_cgroup_read_io(l, c2, &devs, &limited), ==, 0);
+	g_assert_cmpint(vp_cgroup_read_io(NULL, l, c2, &devs, &limited), ==, 0);
 	g_assert_cmpuint(devs->len, ==, 0);
 
 	g_assert_cmpint(vp_render_swaps(swaps, &m, sw), ==, 0);
 	g_assert_true(g_str_has_prefix(sw->str, "Filename"));
 	g_assert_nonnull(strstr(sw->str, "\t65536\t"));
 	g_assert_nonnull(strstr(sw->str, "\t1024\t"));
+}
+
+static void fdcache_write(const char *dir, const char *name, const char *text)
+{
+	g_autofree char *p = g_build_filename(dir, name, NULL);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	g_assert_cmpint(fd, >=, 0);
+	g_assert_cmpint(write(fd, text, strlen(text)), ==, (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void test_fdcache_fresh_and_bounded(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("veneer-fdcache-XXXXXX", NULL);
+	g_autofree char *a = g_build_filename(dir, "a", NULL);
+	g_autofree char *b = g_build_filename(dir, "b", NULL);
+	g_autofree char *big = g_build_filename(dir, "big", NULL);
+	g_autofree char *none = g_build_filename(dir, "none", NULL);
+	g_autofree char *long_text = g_strnfill(10000, 'x');
+	struct vp_fdcache *c = vp_fdcache_new(2);
+
+	g_assert_nonnull(dir);
+	fdcache_write(dir, "a", "1\n");
+	fdcache_write(dir, "b", "2\n");
+	fdcache_write(dir, "big", long_text);
+	for (int i = 0; i < 3; i++) {
+		g_autofree char *t = NULL;
+
+		g_assert_cmpint(vp_fdcache_read(c, a, &t), ==, 0);
+		g_assert_cmpstr(t, ==, "1\n");
+	}
+	/* rewritten in place behind the kept fd: the next read has the new text */
+	fdcache_write(dir, "a", "22\n");
+	{
+		g_autofree char *t = NULL;
+
+		g_assert_cmpint(vp_fdcache_read(c, a, &t), ==, 0);
+		g_assert_cmpstr(t, ==, "22\n");
+	}
+	/* more than one buffer; a missing file is an error and keeps no fd */
+	{
+		g_autofree char *t = NULL, *u = NULL, *v = NULL;
+
+		g_assert_cmpint(vp_fdcache_read(c, big, &t), ==, 0);
+		g_assert_cmpstr(t, ==, long_text);
+		g_assert_cmpint(vp_fdcache_read(c, none, &u), ==, -ENOENT);
+		g_assert_cmpint(vp_fdcache_read(c, b, &v), ==, 0);
+		g_assert_cmpstr(v, ==, "2\n");
+	}
+	/* never more than max fds */
+	g_assert_cmpuint(vp_fdcache_size(c), <=, 2);
+	/* no cache: plain reads by path */
+	{
+		g_autofree char *t = NULL;
+
+		g_assert_cmpint(vp_fdcache_read(NULL, a, &t), ==, 0);
+		g_assert_cmpstr(t, ==, "22\n");
+	}
+	vp_fdcache_free(c);
+	g_assert_cmpint(unlink(a), ==, 0);
+	g_assert_cmpint(unlink(b), ==, 0);
+	g_assert_cmpint(unlink(big), ==, 0);
+	g_assert_cmpint(rmdir(dir), ==, 0);
+}
+
+/* Reads through the fd cache give what reads by path give. */
+static void test_cgroup_reads_through_fdcache(void)
+{
+	_cleanup_cgroup_layout_ struct vc_cgroup_layout *l = v2_layout();
+	g_autoptr(GPtrArray) pc = proc_cgroup("/lxc/c1");
+	struct vp_fdcache *fc = vp_fdcache_new(64);
+
+	for (int i = 0; i < 2; i++) {
+		struct vp_mem m1, m2;
+		struct vp_cpu c1, c2;
+
+		g_assert_cmpint(vp_cgroup_read_mem(NULL, l, pc, 8ULL << 30, 1ULL << 30, &m1), ==,
+				0);
+		g_assert_cmpint(vp_cgroup_read_mem(fc, l, pc, 8ULL << 30, 1ULL << 30, &m2), ==, 0);
+		g_assert_cmpmem(&m1, sizeof(m1), &m2, sizeof(m2));
+		g_assert_true(m2.limited);
+		g_assert_cmpint(vp_cgroup_read_cpu(NULL, l, pc, host_online, 2, true, &c1), ==, 0);
+		g_assert_cmpint(vp_cgroup_read_cpu(fc, l, pc, host_online, 2, true, &c2), ==, 0);
+		g_assert_cmpuint(c1.count, ==, c2.count);
+		g_assert_cmpuint(c1.quota_us, ==, c2.quota_us);
+		g_assert_cmpuint(c1.period_us, ==, c2.period_us);
+		g_assert_cmpuint(c1.total_user_ns, ==, c2.total_user_ns);
+		g_assert_cmpuint(c1.total_system_ns, ==, c2.total_system_ns);
+		g_assert_cmpuint(c1.cpuset->len, ==, c2.cpuset->len);
+		vp_cpu_clear(&c1);
+		vp_cpu_clear(&c2);
+	}
+	g_assert_cmpuint(vp_fdcache_size(fc), >, 0);
+	vp_fdcache_free(fc);
 }
 
 int main(int argc, char **argv)
@@ -332,5 +428,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/procfs/render/cpuinfo-stat-online", test_render_cpuinfo_stat_online);
 	g_test_add_func("/procfs/render/uptime-loadavg", test_render_uptime_loadavg);
 	g_test_add_func("/procfs/render/io-swaps", test_render_io_swaps);
+	g_test_add_func("/procfs/fdcache/fresh-and-bounded", test_fdcache_fresh_and_bounded);
+	g_test_add_func("/procfs/fdcache/cgroup-reads", test_cgroup_reads_through_fdcache);
 	return g_test_run();
 }

@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""veneer-procfs keeps fds of cgroup files, the container of each pid namespace
+and recent host files between reads: none of that may show a container stale
+values. A changed limit, a move to another cgroup, and a cgroup removed and
+made again under the same name all show on the very next read."""
+import os
+import time
+
+import pytest
+
+from procfs_util import MiB, Container, limited_cgroups, meminfo_kb, mount_procfs
+from veneer_harness import require
+
+
+@pytest.fixture
+def procfs_env(harness, need_fuse, procfs_bin):
+    require(os.path.isdir("/sys/fs/cgroup/memory") and os.path.isdir("/sys/fs/cgroup/cpuset"),
+            "needs cgroup v1 memory and cpuset hierarchies")
+    return harness
+
+
+def _total_kb(c):
+    return meminfo_kb(c.run("cat /proc/meminfo"), "MemTotal")
+
+
+def _move(c, ctrl, path):
+    """Move the container (unshare's process and the init; later commands) to path in ctrl."""
+    for pid in (c.proc.pid, c.init):
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+    c.cgroups = dict(c.cgroups, **{ctrl: path})
+
+
+def test_limit_change_move_and_recreated_cgroup_show_at_once(procfs_env):
+    h = procfs_env
+    m = mount_procfs(h)
+    cg = limited_cgroups(h, mem=256 * MiB)
+    c = Container(h, m.path, cg)
+    for _ in range(3):
+        assert _total_kb(c) == 256 * 1024
+
+    # The limit file is kept open: a new value must still show on the next read.
+    with open(os.path.join(cg["memory"], "memory.limit_in_bytes"), "w") as f:
+        f.write(str(128 * MiB))
+    assert _total_kb(c) == 128 * 1024
+
+    # Moved to another cgroup: that one's limit, at once.
+    _, other = h.cgroup_v1(["memory"], settings={("memory", "memory.limit_in_bytes"): 64 * MiB})
+    _move(c, "memory", other["memory"])
+    assert _total_kb(c) == 64 * 1024
+
+    # The first cgroup removed and made again under the same name with another limit;
+    # moved back: the kept fds of the removed one must not answer.
+    old = cg["memory"]
+    deadline = time.time() + 10
+    while True:
+        try:
+            os.rmdir(old)
+            break
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)  # the commands that ran there may still be leaving
+    os.mkdir(old)
+    with open(os.path.join(old, "memory.limit_in_bytes"), "w") as f:
+        f.write(str(32 * MiB))
+    _move(c, "memory", old)
+    assert _total_kb(c) == 32 * 1024
+
+
+def test_new_container_after_the_previous_died(procfs_env):
+    """A container gone and a new one started: the new one's own values, never the cached ones
+    of the old namespace or its init."""
+    h = procfs_env
+    m = mount_procfs(h)
+    for mib in (96, 48, 160):
+        c = Container(h, m.path, limited_cgroups(h, mem=mib * MiB))
+        assert _total_kb(c) == mib * 1024
+        c.stop()
