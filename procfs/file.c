@@ -487,7 +487,7 @@ int vp_fs_init(struct vp_fs *fs, struct vp_opts *opts)
 	g_mutex_init(&fs->ns_lock);
 	g_mutex_init(&fs->handle_lock);
 	g_mutex_init(&fs->host_lock);
-	fs->ns_cache = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+	fs->ns_cache = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, vp_nsinit_unref);
 	/* Two dozen files per container at most: a few thousand fds, far below the limit. */
 	fs->cgfiles = vp_fdcache_new(VP_CGROUP_FDS_MAX);
 	fs->handles = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, vp_handle_unref);

@@ -85,7 +85,7 @@ struct vp_fs {
 
 	/* Lock order: ns_lock and handle_lock are leaves; never held together. */
 	GMutex ns_lock;
-	GHashTable *ns_cache;	       /* protected by ns_lock: pid-ns inode -> struct vp_nsinit */
+	GHashTable *ns_cache; /* protected by ns_lock: pid-ns inode -> struct vp_nsinit (ref) */
 	struct vp_fdcache *cgfiles;    /* thread-safe itself: kept fds of cgroup files */
 	GMutex host_lock;	       /* a leaf */
 	char *host_text[VP_F_COUNT];   /* protected by host_lock: recent host files */
@@ -104,6 +104,8 @@ struct vp_container {
 };
 
 int vp_container_resolve(struct vp_fs *fs, pid_t caller, struct vp_container *ret);
+/* The value destructor of vp_fs.ns_cache. */
+void vp_nsinit_unref(gpointer p);
 void vp_container_clear(struct vp_container *c);
 
 /* file.c: render one file for a caller; the FUSE operations. */
