@@ -71,11 +71,12 @@ int vu_file_fd(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node
 	return fd;
 }
 
+/* st: of fd when the caller has it, else NULL. */
 static void vu_file_attach(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node,
-			   int fd, int layer)
+			   int fd, int layer, const struct stat *st)
 {
 	struct vu_fileh *h = g_new0(struct vu_fileh, 1);
-	struct stat st;
+	struct stat fst;
 
 	pthread_mutex_init(&h->lock, NULL);
 	h->fd = fd;
@@ -89,9 +90,16 @@ static void vu_file_attach(struct vu_fs *fs, struct fuse_file_info *fi, struct v
 	 * Lower files never change, and every upper change passes through the kernel, which
 	 * keeps the page cache right -- except for hard links, which are separate inodes to it.
 	 */
-	fi->keep_cache = !(fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1);
+	if (!st && fstat(fd, &fst) == 0)
+		st = &fst;
+	fi->keep_cache = !(st && S_ISREG(st->st_mode) && st->st_nlink > 1);
 	if (fi->flags & O_DIRECT)
 		fi->direct_io = 1;
+	/*
+	 * FLUSH does nothing here (no locks, no writeback cache: every write has already
+	 * reached the layer), so close() need not wait for a round trip.
+	 */
+	fi->noflush = 1;
 }
 
 static void vu_file_detach(struct vu_fs *fs, struct fuse_file_info *fi)
@@ -135,7 +143,7 @@ void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -r);
 		return;
 	}
-	vu_file_attach(fs, fi, node, fd, layer);
+	vu_file_attach(fs, fi, node, fd, layer, NULL);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		vu_file_detach(fs, fi);
 }
@@ -194,7 +202,7 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	node = vu_node_get(fs, pnode, name, &f, true);
 	vu_fdref_put(&pd);
 	vu_fill_entry(fs, node, &f.st, &e);
-	vu_file_attach(fs, fi, node, fd, 0);
+	vu_file_attach(fs, fi, node, fd, 0, &f.st);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		vu_file_detach(fs, fi);
 		vu_node_forget(fs, node, 1);

@@ -58,11 +58,11 @@ static void vu_namei_ino(struct vu_fs *fs, struct vu_node *parent, const char *n
 	}
 }
 
-int vu_namei_lookup(struct vu_fs *fs, struct vu_node *parent, const char *name,
-		    struct vu_found *ret)
+/* The search itself; ret->ino is left for vu_namei_ino (lower_st: the top lower directory). */
+static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char *name,
+			   struct vu_found *ret, struct stat *lower_st, bool *have_lower)
 {
 	int ptop = atomic_load(&parent->top), pbot = atomic_load(&parent->bottom);
-	struct stat lower_st;
 	bool have_lower_st = false;
 
 	memset(ret, 0, sizeof(*ret));
@@ -115,7 +115,7 @@ int vu_namei_lookup(struct vu_fs *fs, struct vu_node *parent, const char *name,
 			else if (vu_namei_opaque(fs, l, d.fd, name))
 				stop = true;
 			if (!vu_is_upper(fs, l) && S_ISDIR(st.st_mode)) {
-				lower_st = st;
+				*lower_st = st;
 				have_lower_st = true;
 			}
 		} else if (!S_ISDIR(st.st_mode)) {
@@ -123,7 +123,7 @@ int vu_namei_lookup(struct vu_fs *fs, struct vu_node *parent, const char *name,
 		} else {
 			ret->bottom = l;
 			if (!have_lower_st) {
-				lower_st = st;
+				*lower_st = st;
 				have_lower_st = true;
 			}
 			if (vu_namei_opaque(fs, l, d.fd, name))
@@ -133,19 +133,42 @@ int vu_namei_lookup(struct vu_fs *fs, struct vu_node *parent, const char *name,
 		if (stop)
 			break;
 	}
-	if (ret->top < 0)
-		return -ENOENT;
-	vu_namei_ino(fs, parent, name, ret, have_lower_st ? &lower_st : NULL);
+	*have_lower = have_lower_st;
+	return ret->top < 0 ? -ENOENT : 0;
+}
+
+int vu_namei_lookup(struct vu_fs *fs, struct vu_node *parent, const char *name,
+		    struct vu_found *ret)
+{
+	struct stat lower_st;
+	bool have_lower = false;
+	int r = vu_namei_search(fs, parent, name, ret, &lower_st, &have_lower);
+
+	if (r < 0)
+		return r;
+	vu_namei_ino(fs, parent, name, ret, have_lower ? &lower_st : NULL);
 	return 0;
 }
 
 int vu_namei_child(struct vu_fs *fs, struct vu_node *parent, const char *name, bool count,
 		   struct vu_node **ret_node, struct vu_found *ret_found)
 {
+	struct vu_node *known;
 	struct vu_found f;
+	struct stat lower_st;
+	bool have_lower = false;
 	int r;
 
-	r = vu_namei_lookup(fs, parent, name, &f);
+	r = vu_namei_search(fs, parent, name, &f, &lower_st, &have_lower);
+	if (r == 0) {
+		/* A node already known keeps its st_ino: no origin probes for it. */
+		known = vu_node_find(fs, parent, name);
+		if (known && known->type == (f.st.st_mode & S_IFMT))
+			f.ino = atomic_load(&known->ino);
+		else
+			vu_namei_ino(fs, parent, name, &f, have_lower ? &lower_st : NULL);
+		vu_node_unref(fs, known);
+	}
 	if (ret_found)
 		*ret_found = f;
 	if (r < 0)
