@@ -8,6 +8,7 @@ and lxcfs, interleaved, then prints one markdown table and writes RESULTS.md.
 Everything it mounts, starts or creates is undone on exit, error or Ctrl-C.
 """
 import argparse
+import fcntl
 import os
 import shlex
 import signal
@@ -96,6 +97,12 @@ def main(argv):
     results_path = a.results or ("" if a.quick else os.path.join(BENCH, "RESULTS.md"))
     timeout = a.timeout or (120 if a.quick else 1800)
     os.makedirs(ws, exist_ok=True)
+    lock = os.open(os.path.join(ws, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"bench/run: another run uses the workspace {ws} (--workdir)", file=sys.stderr)
+        return 2
 
     reaper = Reaper(ws)
     reaper.install_signals()

@@ -41,7 +41,10 @@ def main():
     p.add_argument("--out", default="/tmp/veneer-profile")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    reaper = Reaper(a.workdir)
+    # Own runs directory: the final sweep must never touch a benchmark running on the workspace.
+    a.own = os.path.join(a.workdir, f"profile-{os.getpid()}")
+    os.makedirs(a.own, exist_ok=True)
+    reaper = Reaper(a.own)
     reaper.install_signals()
     try:
         if a.op == "proc":
@@ -50,6 +53,7 @@ def main():
     finally:
         for e in reaper.unwind():
             print(f"cleanup: {e}", file=sys.stderr)
+        subprocess.run(["rm", "-rf", "--one-file-system", a.own])
 
 
 def _strace_attach(pid, out):
@@ -74,8 +78,7 @@ def _strace_detach(proc, out, nops, what):
 def profile_union(a, reaper):
     sizes = Sizes()
     layers = Layers(a.workdir, sizes, lambda m: print(m, file=sys.stderr))
-    ut = UnionTargets(a.workdir, reaper, os.path.abspath(a.veneer_build), 3600,
-                      Trash(a.workdir))
+    ut = UnionTargets(a.own, reaper, os.path.abspath(a.veneer_build), 3600, Trash(a.own))
     if a.tool == "callgrind":
         orig = ut.binary
 
@@ -167,7 +170,7 @@ def annotate(out):
 def profile_proc(a, reaper):
     """strace the veneer-procfs or lxcfs worker while 10 containers read /proc/meminfo."""
     sizes = Sizes(proc_seconds=2.0)
-    pb = ProcBench(a.workdir, reaper, sizes, os.path.abspath(a.veneer_build),
+    pb = ProcBench(a.own, reaper, sizes, os.path.abspath(a.veneer_build),
                    lambda m: print(m, file=sys.stderr))
     orig_start = pb.start_daemon
     holder = {}
