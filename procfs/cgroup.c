@@ -115,16 +115,20 @@ int vp_cgroup_read_mem(struct vp_fdcache *fc, const struct vc_cgroup_layout *l, 
 	if (!dir)
 		return 0;
 	v1 = h->version == VC_CGROUP_V1;
-	r = vp_cg_min_up(fc, h, dir, v1 ? "memory.limit_in_bytes" : "memory.max", &limit);
-	if (r < 0)
-		return r;
+	(void)vp_cg_read(fc, dir, "memory.stat", &stat);
+	/* v1's memory.stat carries the smallest limit of the cgroup and its ancestors: one
+	 * read instead of one per ancestor. */
+	if (!v1 || !stat || vc_kv_lookup_u64(stat, "hierarchical_memory_limit", &limit) < 0) {
+		r = vp_cg_min_up(fc, h, dir, v1 ? "memory.limit_in_bytes" : "memory.max", &limit);
+		if (r < 0)
+			return r;
+	}
 	if (limit < host_mem_total) {
 		ret->limited = true;
 		ret->limit = limit;
 	}
 	if (vp_cg_read_u64(fc, dir, v1 ? "memory.usage_in_bytes" : "memory.current", &v) >= 0)
 		ret->usage = v;
-	(void)vp_cg_read(fc, dir, "memory.stat", &stat);
 	if (v1) {
 		ret->cache = vp_kv(stat, "total_cache");
 		ret->rss = vp_kv(stat, "total_rss");
@@ -137,7 +141,8 @@ int vp_cgroup_read_mem(struct vp_fdcache *fc, const struct vc_cgroup_layout *l, 
 		ret->unevictable = vp_kv(stat, "total_unevictable");
 		/* v1 counts memory+swap together: swap = memsw - mem. No host swap: skip. */
 		if (host_swap_total > 0 &&
-		    vp_cg_min_up(fc, h, dir, "memory.memsw.limit_in_bytes", &sw) >= 0 &&
+		    ((stat && vc_kv_lookup_u64(stat, "hierarchical_memsw_limit", &sw) >= 0) ||
+		     vp_cg_min_up(fc, h, dir, "memory.memsw.limit_in_bytes", &sw) >= 0) &&
 		    sw != UINT64_MAX && sw >= limit)
 			ret->swap_limit = MIN(sw - MIN(limit, sw), host_swap_total);
 		if (host_swap_total > 0 &&
@@ -230,7 +235,9 @@ static int vp_cgroup_quota(struct vp_fdcache *fc, const struct vc_cgroup_hier *h
 		uint64_t q = UINT64_MAX, p = 0;
 
 		if (h->version == VC_CGROUP_V1) {
+			/* the period only matters where a quota is set (not at the root) */
 			if (vp_cg_read_u64(fc, dirs->pdata[i], "cpu.cfs_quota_us", &q) < 0 ||
+			    q == UINT64_MAX ||
 			    vp_cg_read_u64(fc, dirs->pdata[i], "cpu.cfs_period_us", &p) < 0)
 				continue;
 		} else {

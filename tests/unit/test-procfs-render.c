@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <glib.h>
 
@@ -416,6 +417,69 @@ static void test_cgroup_reads_through_fdcache(void)
 	vp_fdcache_free(fc);
 }
 
+/* v1: the limit comes from memory.stat's hierarchical_memory_limit when it is there (one read
+ * instead of one per ancestor), else from the smallest memory.limit_in_bytes up the tree. */
+static void test_mem_v1_hierarchical_limit(void)
+{
+	g_autofree char *root = g_dir_make_tmp("veneer-memv1-XXXXXX", NULL);
+	g_autofree char *c1 = g_build_filename(root, "c1", NULL);
+	g_autofree char *c2 = g_build_filename(root, "c2", NULL);
+	_cleanup_cgroup_layout_ struct vc_cgroup_layout *l = vc_cgroup_layout_new();
+	g_autoptr(GPtrArray) p1 = NULL;
+	g_autoptr(GPtrArray) p2 = NULL;
+	static const char *const files[] = {"memory.limit_in_bytes", "memory.usage_in_bytes",
+					    "memory.stat"};
+	struct vc_cgroup_layout *lp = l;
+	struct vp_fdcache *fc = vp_fdcache_new(16);
+
+	g_assert_nonnull(root);
+	g_assert_cmpint(vc_cgroup_parse_proc("5:memory:/c1\n1:name=systemd:/\n", &p1), ==, 0);
+	g_assert_cmpint(vc_cgroup_parse_proc("5:memory:/c2\n", &p2), ==, 0);
+	g_assert_cmpint(mkdir(c1, 0755), ==, 0);
+	g_assert_cmpint(mkdir(c2, 0755), ==, 0);
+	vc_cgroup_layout_add(l, VC_CGROUP_V1, "memory", root, "/");
+	fdcache_write(root, "memory.limit_in_bytes", "1073741824\n");
+	/* c1's own file says unlimited; the stat line is what applies */
+	fdcache_write(c1, "memory.limit_in_bytes", "9223372036854771712\n");
+	fdcache_write(c1, "memory.usage_in_bytes", "1048576\n");
+	fdcache_write(c1, "memory.stat",
+		      "total_rss 1048576\nhierarchical_memory_limit 268435456\n");
+	/* c2: no stat line (an old kernel): the parent's 1 GiB */
+	fdcache_write(c2, "memory.limit_in_bytes", "9223372036854771712\n");
+	fdcache_write(c2, "memory.usage_in_bytes", "2097152\n");
+	fdcache_write(c2, "memory.stat", "total_rss 2097152\n");
+	for (int i = 0; i < 2; i++) {
+		struct vp_fdcache *cache = i ? fc : NULL;
+		struct vp_mem m;
+
+		g_assert_cmpint(vp_cgroup_read_mem(cache, lp, p1, 8ULL << 30, 0, &m), ==, 0);
+		g_assert_true(m.limited);
+		g_assert_cmpuint(m.limit, ==, 268435456);
+		g_assert_cmpuint(m.usage, ==, 1048576);
+		g_assert_cmpuint(m.rss, ==, 1048576);
+		g_assert_cmpint(vp_cgroup_read_mem(cache, lp, p2, 8ULL << 30, 0, &m), ==, 0);
+		g_assert_true(m.limited);
+		g_assert_cmpuint(m.limit, ==, 1073741824);
+		g_assert_cmpuint(m.usage, ==, 2097152);
+	}
+	vp_fdcache_free(fc);
+	for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
+		g_autofree char *a = g_build_filename(c1, files[i], NULL);
+		g_autofree char *b = g_build_filename(c2, files[i], NULL);
+
+		g_assert_cmpint(unlink(a), ==, 0);
+		g_assert_cmpint(unlink(b), ==, 0);
+	}
+	{
+		g_autofree char *t = g_build_filename(root, "memory.limit_in_bytes", NULL);
+
+		g_assert_cmpint(unlink(t), ==, 0);
+	}
+	g_assert_cmpint(rmdir(c1), ==, 0);
+	g_assert_cmpint(rmdir(c2), ==, 0);
+	g_assert_cmpint(rmdir(root), ==, 0);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -430,5 +494,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/procfs/render/io-swaps", test_render_io_swaps);
 	g_test_add_func("/procfs/fdcache/fresh-and-bounded", test_fdcache_fresh_and_bounded);
 	g_test_add_func("/procfs/fdcache/cgroup-reads", test_cgroup_reads_through_fdcache);
+	g_test_add_func("/procfs/mem/v1-hierarchical-limit", test_mem_v1_hierarchical_limit);
 	return g_test_run();
 }
