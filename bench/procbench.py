@@ -106,8 +106,7 @@ class ProcBench:
         os.makedirs(mnt, exist_ok=True)
         log = os.path.join(self.logs, f"{target}-{self.n}.log")
         if target == "lxcfs":
-            argv = [self.binary(target), "-f", "--enable-cfs", "-l", "-p",
-                    os.path.join(self.ws, "runs", f"lxcfs-{self.n}.pid"), mnt]
+            argv = [self.binary(target), "-f", "--enable-cfs", "-l", "-p", mnt + ".pid", mnt]
         else:
             argv = [self.binary(target), "-f", mnt]
         d = Daemon(self.reaper, argv, log)
@@ -128,6 +127,9 @@ class ProcBench:
             d.stop()
         self.reaper.pop(d.token)
         shutil.rmtree(mnt, ignore_errors=True)
+        pidfile = mnt + ".pid"  # lxcfs -p; it leaves the file behind when stopped by a signal
+        if os.path.exists(pidfile):
+            os.unlink(pidfile)
 
     # --- one run: n containers x 3 files ----------------------------------------
     def run(self, target, n, timeout):
