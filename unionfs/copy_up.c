@@ -274,7 +274,8 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 	/*
 	 * The copy has its own ctime (and the parent a new one): drop what the kernel
 	 * cached from the lower, or a stat before and an fstat after disagree (tar -c).
-	 * Attributes only (offset -1): no page locks, safe inside a request.
+	 * Attributes only (offset -1), and the parent's pages when a d_ino changed: no
+	 * inode lock is taken, so this is safe inside a request.
 	 */
 	if (fs->se) {
 		fuse_lowlevel_notify_inval_inode(fs->se, vu_node_ino(fs, node), -1, 0);
@@ -310,10 +311,10 @@ int vu_copy_up(struct vu_fs *fs, struct vu_node *node, bool with_data)
 		return -ENOENT;
 	r = vu_copy_up(fs, parent, true);
 	if (r == 0) {
-		pthread_mutex_lock(&node->lock);
+		vu_node_lock(fs, node);
 		if (atomic_load(&node->top) != 0)
 			r = vu_copy_up_one(fs, node, parent, name, with_data);
-		pthread_mutex_unlock(&node->lock);
+		vu_node_unlock(fs, node);
 	}
 	vu_node_unref(fs, parent);
 	return r;

@@ -293,7 +293,7 @@ static int vu_dir_remove(struct vu_fs *fs, struct vu_node *parent, const char *n
 	if (r < 0)
 		return r;
 	/* Serialised with a copy-up of the node: it lands either before or unnamed after. */
-	pthread_mutex_lock(&node->lock);
+	vu_node_lock(fs, node);
 	lower = atomic_load(&node->top) != 0 || vu_namei_lower_visible(fs, parent, name);
 	/*
 	 * Pinned and unhashed before the name changes on disk: a racing open of this node
@@ -323,7 +323,7 @@ static int vu_dir_remove(struct vu_fs *fs, struct vu_node *parent, const char *n
 	}
 	if (r < 0 && at)
 		vu_node_rehash(fs, node);
-	pthread_mutex_unlock(&node->lock);
+	vu_node_unlock(fs, node);
 	vu_fdref_put(&pd);
 	return r;
 }
@@ -451,9 +451,7 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 		goto out;
 
 	/* Renames are serialised by the kernel; copy-ups of these two wait for this one. */
-	pthread_mutex_lock(&src->lock);
-	if (dst)
-		pthread_mutex_lock(&dst->lock);
+	vu_node_lock2(fs, src, dst);
 	locked = true;
 	if (flags & RENAME_EXCHANGE) {
 		struct vu_fdref xd = VU_FDREF_INIT;
@@ -532,9 +530,7 @@ out_rehash:
 		vu_node_rehash(fs, dst);
 out:
 	if (locked) {
-		if (dst)
-			pthread_mutex_unlock(&dst->lock);
-		pthread_mutex_unlock(&src->lock);
+		vu_node_unlock2(fs, src, dst);
 	}
 	vu_fdref_put(&sd);
 	vu_fdref_put(&od);

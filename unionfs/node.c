@@ -45,13 +45,67 @@ static gboolean vu_fdent_equal(gconstpointer a, gconstpointer b)
 
 static struct vu_node *vu_node_alloc(const char *name)
 {
-	struct vu_node *n = g_new0(struct vu_node, 1);
+	size_t len = strlen(name) + 1;
+	struct vu_node *n = g_malloc0(sizeof(*n) + len);
 
-	n->name = g_strdup(name);
+	memcpy(n->inl, name, len);
+	n->inl_size = len;
+	n->name = n->inl;
 	n->pinned_fd = -1;
 	n->pinned_old_fd = -1;
-	pthread_mutex_init(&n->lock, NULL);
 	return n;
+}
+
+/* nodes_lock held (or the node not yet shared). */
+static void vu_node_set_name(struct vu_node *n, const char *name)
+{
+	size_t len = strlen(name) + 1;
+
+	if (n->name != n->inl)
+		g_free(n->name);
+	if (len <= n->inl_size) {
+		memmove(n->inl, name, len);
+		n->name = n->inl;
+	} else {
+		n->name = g_strdup(name);
+	}
+}
+
+static pthread_mutex_t *vu_node_lock_of(struct vu_fs *fs, struct vu_node *node)
+{
+	return &fs->node_locks[((uintptr_t)node >> 4) * 2654435761u % VU_NODE_LOCKS];
+}
+
+void vu_node_lock(struct vu_fs *fs, struct vu_node *node)
+{
+	pthread_mutex_lock(vu_node_lock_of(fs, node));
+}
+
+void vu_node_unlock(struct vu_fs *fs, struct vu_node *node)
+{
+	pthread_mutex_unlock(vu_node_lock_of(fs, node));
+}
+
+/* Both nodes' locks (b may be NULL), in address order; one stripe is taken once. */
+void vu_node_lock2(struct vu_fs *fs, struct vu_node *a, struct vu_node *b)
+{
+	pthread_mutex_t *x = vu_node_lock_of(fs, a), *y = b ? vu_node_lock_of(fs, b) : x;
+
+	if (x == y) {
+		pthread_mutex_lock(x);
+	} else {
+		pthread_mutex_lock(x < y ? x : y);
+		pthread_mutex_lock(x < y ? y : x);
+	}
+}
+
+void vu_node_unlock2(struct vu_fs *fs, struct vu_node *a, struct vu_node *b)
+{
+	pthread_mutex_t *x = vu_node_lock_of(fs, a), *y = b ? vu_node_lock_of(fs, b) : x;
+
+	pthread_mutex_unlock(x);
+	if (y != x)
+		pthread_mutex_unlock(y);
 }
 
 struct vu_node *vu_node_new_root(struct vu_fs *fs)
@@ -61,10 +115,12 @@ struct vu_node *vu_node_new_root(struct vu_fs *fs)
 
 	pthread_mutex_init(&fs->nodes_lock, NULL);
 	pthread_mutex_init(&fs->fdcache_lock, NULL);
+	for (size_t i = 0; i < VU_NODE_LOCKS; i++)
+		pthread_mutex_init(&fs->node_locks[i], NULL);
 	fs->names = g_hash_table_new(vu_node_hash, vu_node_equal);
+	fs->unhashed = g_hash_table_new(g_direct_hash, g_direct_equal);
 	fs->fdcache = g_hash_table_new(vu_fdent_hash, vu_fdent_equal);
 	g_queue_init(&fs->lru);
-	g_queue_init(&fs->all_nodes);
 	fs->links = g_hash_table_new(g_direct_hash, g_direct_equal);
 
 	root->type = S_IFDIR;
@@ -117,7 +173,8 @@ static void vu_node_free_locked(struct vu_fs *fs, struct vu_node *node)
 {
 	if (node->hashed)
 		g_hash_table_remove(fs->names, node);
-	g_queue_unlink(&fs->all_nodes, &node->all_link);
+	else
+		g_hash_table_remove(fs->unhashed, node);
 	if (node->link_ino &&
 	    g_hash_table_lookup(fs->links, GSIZE_TO_POINTER(node->link_ino)) == node)
 		g_hash_table_remove(fs->links, GSIZE_TO_POINTER(node->link_ino));
@@ -126,8 +183,8 @@ static void vu_node_free_locked(struct vu_fs *fs, struct vu_node *node)
 	pthread_mutex_unlock(&fs->fdcache_lock);
 	vc_close_nointr(node->pinned_fd);
 	vc_close_nointr(node->pinned_old_fd);
-	pthread_mutex_destroy(&node->lock);
-	g_free(node->name);
+	if (node->name != node->inl)
+		g_free(node->name);
 	g_free(node);
 }
 
@@ -168,6 +225,7 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 	if (n && (n->type != (f->st.st_mode & S_IFMT))) {
 		/* The object changed type behind our back: the old node is stale. */
 		g_hash_table_remove(fs->names, n);
+		g_hash_table_add(fs->unhashed, n);
 		n->hashed = false;
 		n->gen++;
 		n = NULL;
@@ -196,8 +254,6 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 		atomic_store(&n->opaque_lower, f->lower_exists);
 		n->hashed = true;
 		g_hash_table_add(fs->names, n);
-		n->all_link.data = n;
-		g_queue_push_tail_link(&fs->all_nodes, &n->all_link);
 		if (vu_is_upper(fs, f->top) && !S_ISDIR(f->st.st_mode) && f->st.st_nlink > 1 &&
 		    !g_hash_table_contains(fs->links, GSIZE_TO_POINTER(f->st.st_ino))) {
 			n->link_ino = f->st.st_ino;
@@ -312,6 +368,7 @@ void vu_node_unhash(struct vu_fs *fs, struct vu_node *node)
 	pthread_mutex_lock(&fs->nodes_lock);
 	if (node->hashed) {
 		g_hash_table_remove(fs->names, node);
+		g_hash_table_add(fs->unhashed, node);
 		node->hashed = false;
 	}
 	node->gen++;
@@ -323,6 +380,7 @@ void vu_node_rehash(struct vu_fs *fs, struct vu_node *node)
 {
 	pthread_mutex_lock(&fs->nodes_lock);
 	if (!node->hashed && !g_hash_table_contains(fs->names, node)) {
+		g_hash_table_remove(fs->unhashed, node);
 		g_hash_table_add(fs->names, node);
 		node->hashed = true;
 	}
@@ -339,16 +397,18 @@ void vu_node_move(struct vu_fs *fs, struct vu_node *node, struct vu_node *newpar
 	pthread_mutex_lock(&fs->nodes_lock);
 	if (node->hashed)
 		g_hash_table_remove(fs->names, node);
+	else
+		g_hash_table_remove(fs->unhashed, node);
 	old = node->parent;
 	node->gen++;
 	newparent->refs++;
 	node->parent = newparent;
-	g_free(node->name);
-	node->name = g_strdup(newname);
+	vu_node_set_name(node, newname);
 	if (!g_hash_table_contains(fs->names, node)) {
 		g_hash_table_add(fs->names, node);
 		node->hashed = true;
 	} else {
+		g_hash_table_add(fs->unhashed, node);
 		node->hashed = false;
 	}
 	old->refs--;
@@ -358,20 +418,25 @@ void vu_node_move(struct vu_fs *fs, struct vu_node *node, struct vu_node *newpar
 
 void vu_node_exchange(struct vu_fs *fs, struct vu_node *a, struct vu_node *b)
 {
+	g_autofree char *aname = NULL, *bname = NULL;
 	struct vu_node *p;
-	char *name;
 
 	pthread_mutex_lock(&fs->nodes_lock);
 	if (a->hashed)
 		g_hash_table_remove(fs->names, a);
+	else
+		g_hash_table_remove(fs->unhashed, a);
 	if (b->hashed)
 		g_hash_table_remove(fs->names, b);
+	else
+		g_hash_table_remove(fs->unhashed, b);
 	p = a->parent;
 	a->parent = b->parent;
 	b->parent = p;
-	name = a->name;
-	a->name = b->name;
-	b->name = name;
+	aname = g_strdup(a->name);
+	bname = g_strdup(b->name);
+	vu_node_set_name(a, bname);
+	vu_node_set_name(b, aname);
 	g_hash_table_add(fs->names, a);
 	g_hash_table_add(fs->names, b);
 	a->hashed = b->hashed = true;
@@ -550,18 +615,23 @@ void vu_node_fd_forget(struct vu_fs *fs, struct vu_node *node, int layer)
 
 void vu_nodes_teardown(struct vu_fs *fs)
 {
-	GList *l;
+	g_autofree gpointer *all = NULL;
+	guint n;
 
 	if (!fs->names)
 		return;
 	/* After unmount nothing references nodes any more, whatever the kernel forgot to forget. */
-	while ((l = fs->all_nodes.head))
-		vu_node_free_locked(fs, l->data);
+	for (GHashTable *t = fs->names; t; t = t == fs->names ? fs->unhashed : NULL) {
+		g_free(all);
+		all = g_hash_table_get_keys_as_array(t, &n);
+		for (guint i = 0; i < n; i++)
+			vu_node_free_locked(fs, all[i]);
+	}
 	pthread_mutex_lock(&fs->fdcache_lock);
 	vu_node_drop_fds_locked(fs, fs->root);
 	pthread_mutex_unlock(&fs->fdcache_lock);
-	pthread_mutex_destroy(&fs->root->lock);
-	g_free(fs->root->name);
+	for (size_t i = 0; i < VU_NODE_LOCKS; i++)
+		pthread_mutex_destroy(&fs->node_locks[i]);
 	g_free(fs->root);
 	fs->root = NULL;
 	g_hash_table_destroy(fs->names);
@@ -570,4 +640,6 @@ void vu_nodes_teardown(struct vu_fs *fs)
 	fs->fdcache = NULL;
 	g_hash_table_destroy(fs->links);
 	fs->links = NULL;
+	g_hash_table_destroy(fs->unhashed);
+	fs->unhashed = NULL;
 }

@@ -18,6 +18,8 @@
 #include "cleanup.h"
 #include "fuse-util.h"
 
+#define VU_NODE_LOCKS 64 /* stripes of node locks */
+
 /* One layer: layers[0] is the upper when there is one, then lowers top to bottom. */
 struct vu_layer {
 	int fd; /* O_PATH directory fd of the layer root (a private non-recursive clone for lowers)
@@ -58,9 +60,12 @@ struct vu_fs {
 
 	/* Lock order: nodes_lock, then fdcache_lock. Node locks are taken before either. */
 	pthread_mutex_t nodes_lock;
-	GHashTable *names; /* (parent, name) -> node; protected by nodes_lock */
-	GQueue all_nodes;  /* every node but the root, for teardown; protected by nodes_lock */
+	GHashTable *names;    /* (parent, name) -> node; protected by nodes_lock */
+	GHashTable *unhashed; /* nodes not in names, for teardown; protected by nodes_lock */
 	GHashTable *links; /* upper st_ino -> node of a hard-linked file; protected by nodes_lock */
+
+	/* A node's lock is node_locks[hash of its address]: see vu_node_lock(). */
+	pthread_mutex_t node_locks[VU_NODE_LOCKS];
 
 	pthread_mutex_t fdcache_lock;
 	GHashTable *fdcache;  /* (node, layer) -> vu_fdent; protected by fdcache_lock */
@@ -68,30 +73,36 @@ struct vu_fs {
 	unsigned fdcache_max; /* read-only after setup */
 };
 
-/* One name of the merged tree. Its FUSE inode number is its address (root: FUSE_ROOT_ID). */
+/*
+ * One name of the merged tree. Its FUSE inode number is its address (root: FUSE_ROOT_ID).
+ * Kept small (a million of them for a big tree): no lock of its own, the name inline.
+ */
 struct vu_node {
 	/* protected by fs->nodes_lock (rename, unlink and forget change them) */
 	struct vu_node *parent; /* holds a reference */
-	char *name;
-	bool hashed;	   /* present in fs->names */
-	unsigned gen;	   /* bumped whenever parent, name or hashed change */
-	uint64_t nlookup;  /* kernel references */
-	unsigned refs;	   /* internal references: children, open handles, callers */
-	int pinned_fd;	   /* O_PATH fd kept once unlinked while still referenced */
-	int pinned_old_fd; /* the pinned fd replaced by a copy-up of the unlinked node */
-	GList all_link;	   /* in fs->all_nodes */
-	ino_t link_ino;	   /* key in fs->links, 0 if none; protected by fs->nodes_lock */
+	char *name;		/* inl, or a heap copy when a rename needed more room */
+	uint64_t nlookup;	/* kernel references */
+	ino_t link_ino;		/* key in fs->links, 0 if none */
+	unsigned gen;		/* bumped whenever parent, name or hashed change */
+	unsigned refs;		/* internal references: children, open handles, callers */
+	int pinned_fd;		/* O_PATH fd kept once unlinked while still referenced */
+	int pinned_old_fd;	/* the pinned fd replaced by a copy-up of the unlinked node */
+	bool hashed;		/* present in fs->names, else in fs->unhashed */
 
-	/* Serialises copy-up and other changes of where the node lives; parent before child. */
-	pthread_mutex_t lock;
-	atomic_int top;	   /* layer holding the visible object; written under lock */
-	atomic_int bottom; /* directories: the last layer merged in; written under lock */
+	/*
+	 * Copy-up and other changes of where the node lives are serialised by
+	 * vu_node_lock(); parent before child.
+	 */
 	atomic_bool
 		opaque_lower; /* a non-directory shadows lower names: whiteout needed on removal */
-	mode_t type;	      /* S_IFMT; fixed */
-	atomic_ulong ino; /* st_ino reported; changes only when a hard-linked lower is copied up */
+	unsigned short inl_size; /* bytes of inl; fixed */
+	atomic_int top;		 /* layer holding the visible object; written under the node lock */
+	atomic_int bottom; /* directories: the last layer merged in; written under the node lock */
+	mode_t type;	   /* S_IFMT; fixed */
+	atomic_ulong ino;  /* st_ino reported; changes only when a hard-linked lower is copied up */
 
 	GSList *fdents; /* this node's cache entries; protected by fs->fdcache_lock */
+	char inl[];	/* the name as first given; fixed storage */
 };
 
 /* A cached O_PATH fd of one node in one layer. */
@@ -185,6 +196,10 @@ int vu_node_fd(struct vu_fs *fs, struct vu_node *node, int layer, struct vu_fdre
 void vu_fdref_put(struct vu_fdref *ref);
 void vu_node_fd_forget(struct vu_fs *fs, struct vu_node *node, int layer);
 void vu_nodes_teardown(struct vu_fs *fs);
+void vu_node_lock(struct vu_fs *fs, struct vu_node *node);
+void vu_node_unlock(struct vu_fs *fs, struct vu_node *node);
+void vu_node_lock2(struct vu_fs *fs, struct vu_node *a, struct vu_node *b);
+void vu_node_unlock2(struct vu_fs *fs, struct vu_node *a, struct vu_node *b);
 #define _cleanup_fdref_ __attribute__((cleanup(vu_fdref_put)))
 #define VU_FDREF_INIT                                         \
 	{                                                     \
