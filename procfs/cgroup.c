@@ -263,9 +263,9 @@ static int vp_cgroup_quota(struct vp_fdcache *fc, const struct vc_cgroup_hier *h
 	return 0;
 }
 
-int vp_cgroup_read_cpu(struct vp_fdcache *fc, const struct vc_cgroup_layout *l, GPtrArray *pc,
-		       const guint *host_online, guint n_host_online, bool use_quota,
-		       struct vp_cpu *ret)
+static int vp_cgroup_read_cpu_common(struct vp_fdcache *fc, const struct vc_cgroup_layout *l,
+				     GPtrArray *pc, const guint *host_online, guint n_host_online,
+				     bool use_quota, bool accounting, struct vp_cpu *ret)
 {
 	const struct vc_cgroup_hier *h = NULL;
 	g_autofree char *setdir = vp_cgroup_dir_of(l, pc, "cpuset", &h);
@@ -309,8 +309,10 @@ int vp_cgroup_read_cpu(struct vp_fdcache *fc, const struct vc_cgroup_layout *l, 
 		if (r < 0)
 			return r;
 	}
-	acctdir = vp_cgroup_dir_of(l, pc, "cpuacct", &h);
-	if (acctdir && h->version == VC_CGROUP_V1) {
+	if (!accounting) {
+		/* the CPU count alone (cpuinfo, the CPU lists): no cpuacct reads */
+	} else if ((acctdir = vp_cgroup_dir_of(l, pc, "cpuacct", &h)) &&
+		   h->version == VC_CGROUP_V1) {
 		g_autofree char *u = NULL, *s = NULL, *all = NULL;
 
 		if (vp_cg_read(fc, acctdir, "cpuacct.usage_percpu_user", &u) >= 0 &&
@@ -342,6 +344,22 @@ int vp_cgroup_read_cpu(struct vp_fdcache *fc, const struct vc_cgroup_layout *l, 
 	}
 	vp_cpu_compute(ret, host_online, n_host_online, use_quota);
 	return 0;
+}
+
+int vp_cgroup_read_cpu(struct vp_fdcache *fc, const struct vc_cgroup_layout *l, GPtrArray *pc,
+		       const guint *host_online, guint n_host_online, bool use_quota,
+		       struct vp_cpu *ret)
+{
+	return vp_cgroup_read_cpu_common(fc, l, pc, host_online, n_host_online, use_quota, true,
+					 ret);
+}
+
+int vp_cgroup_read_cpu_count(struct vp_fdcache *fc, const struct vc_cgroup_layout *l, GPtrArray *pc,
+			     const guint *host_online, guint n_host_online, bool use_quota,
+			     struct vp_cpu *ret)
+{
+	return vp_cgroup_read_cpu_common(fc, l, pc, host_online, n_host_online, use_quota, false,
+					 ret);
 }
 
 static struct vp_io_dev *vp_io_dev_get(GArray *devs, unsigned major, unsigned minor)

@@ -98,8 +98,14 @@ static int vp_render_cpu_file(struct vp_fs *fs, enum vp_file file, struct vp_con
 	r = vp_host_online(fs, &online);
 	if (r < 0)
 		return r;
-	r = vp_cgroup_read_cpu(fs->cgfiles, fs->layout, c->cgroups, (guint *)online->data,
-			       online->len, fs->opts->cpu_quota, &cpu);
+	/* Only stat and uptime use the accounting; cpuinfo and the lists need the count. */
+	if (file == VP_F_STAT || file == VP_F_UPTIME)
+		r = vp_cgroup_read_cpu(fs->cgfiles, fs->layout, c->cgroups, (guint *)online->data,
+				       online->len, fs->opts->cpu_quota, &cpu);
+	else
+		r = vp_cgroup_read_cpu_count(fs->cgfiles, fs->layout, c->cgroups,
+					     (guint *)online->data, online->len,
+					     fs->opts->cpu_quota, &cpu);
 	if (r < 0)
 		return r;
 	if (!cpu.limited && file != VP_F_UPTIME) {

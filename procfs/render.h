@@ -98,6 +98,10 @@ int vp_cgroup_read_mem(struct vp_fdcache *fc, const struct vc_cgroup_layout *l,
 int vp_cgroup_read_cpu(struct vp_fdcache *fc, const struct vc_cgroup_layout *l,
 		       GPtrArray *proc_cgroups, const guint *host_online, guint n_host_online,
 		       bool use_quota, struct vp_cpu *ret);
+/* The same without the accounting (have_percpu false, totals 0): for the CPU count. */
+int vp_cgroup_read_cpu_count(struct vp_fdcache *fc, const struct vc_cgroup_layout *l,
+			     GPtrArray *proc_cgroups, const guint *host_online, guint n_host_online,
+			     bool use_quota, struct vp_cpu *ret);
 /* ret: GArray of struct vp_io_dev; *ret_limited false when the cgroup is the root. */
 int vp_cgroup_read_io(struct vp_fdcache *fc, const struct vc_cgroup_layout *l,
 		      GPtrArray *proc_cgroups, GArray **ret, bool *ret_limited);

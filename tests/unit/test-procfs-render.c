@@ -410,6 +410,15 @@ static void test_cgroup_reads_through_fdcache(void)
 		g_assert_cmpuint(c1.total_user_ns, ==, c2.total_user_ns);
 		g_assert_cmpuint(c1.total_system_ns, ==, c2.total_system_ns);
 		g_assert_cmpuint(c1.cpuset->len, ==, c2.cpuset->len);
+		vp_cpu_clear(&c2);
+		/* the count alone: same CPUs, no accounting */
+		g_assert_cmpint(vp_cgroup_read_cpu_count(fc, l, pc, host_online, 2, true, &c2), ==,
+				0);
+		g_assert_cmpuint(c1.count, ==, c2.count);
+		g_assert_true(c1.limited == c2.limited);
+		g_assert_cmpuint(c1.cpuset->len, ==, c2.cpuset->len);
+		g_assert_false(c2.have_percpu);
+		g_assert_cmpuint(c2.total_user_ns, ==, 0);
 		vp_cpu_clear(&c1);
 		vp_cpu_clear(&c2);
 	}
