@@ -49,7 +49,10 @@ static int vr_mount(const char *src, const char *dst, const char *type, unsigned
 		    const char *data)
 {
 	if (mount(src, dst, type, flags, data) < 0)
-		return log_error_errno(-errno, "failed to mount %s on '%s'", type ? type : src,
+		return log_error_errno(-errno, "failed to mount %s on '%s'",
+				       type  ? type
+				       : src ? src
+					     : "(remount)",
 				       dst);
 	return 0;
 }
