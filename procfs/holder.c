@@ -167,9 +167,9 @@ static void vp_holder_worker_free(gpointer p)
 	g_free(w);
 }
 
-static bool vp_holder_conn_alive(struct vp_holder *h)
+bool vp_fuse_conn_alive(int fuse_fd)
 {
-	struct pollfd p = {.fd = h->fuse_fd, .events = 0};
+	struct pollfd p = {.fd = fuse_fd, .events = 0};
 
 	return !(poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)));
 }
@@ -330,7 +330,7 @@ static void vp_holder_respawn(struct vp_holder *h)
 	if (h->respawn_delay_ms == 0 || h->workers->len || h->respawned || !h->lonely_since ||
 	    g_get_monotonic_time() - h->lonely_since < (gint64)h->respawn_delay_ms * 1000)
 		return;
-	if (!vp_holder_conn_alive(h))
+	if (!vp_fuse_conn_alive(h->fuse_fd))
 		return;
 	pid = fork();
 	if (pid < 0) {

@@ -163,6 +163,14 @@ static bool vp_loop_ctl_event(struct vp_loop *l, struct vp_attach *a)
 	if (r <= 0) {
 		guint before = a->orphans ? a->orphans->len : 0;
 
+		/*
+		 * The holder leaves when the last mount is gone: then the connection is
+		 * already dead and this worker stops too, quietly.
+		 */
+		if (!vp_fuse_conn_alive(fuse_session_fd(l->se))) {
+			log_debug("the holder left with the connection: stopping");
+			return false;
+		}
 		log_warning("the holder is gone: starting a new one");
 		r = vp_holder_replace(l->opts, fuse_session_fd(l->se), a);
 		if (r < 0) {

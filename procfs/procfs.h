@@ -115,6 +115,8 @@ int vp_fs_init(struct vp_fs *fs, struct vp_opts *opts);
 void vp_fs_done(struct vp_fs *fs);
 
 /* holder.c: the process that owns the /dev/fuse connection across worker restarts. */
+/* False once the kernel ended the connection (unmounted or aborted). */
+bool vp_fuse_conn_alive(int fuse_fd);
 struct vp_attach {
 	int ctl;     /* the control connection to the holder */
 	int fuse_fd; /* our copy of /dev/fuse */
