@@ -311,6 +311,16 @@ int vc_cgroup_read(const char *dir, const char *file, char **ret)
 	return vc_read_file_at(AT_FDCWD, p, ret, NULL);
 }
 
+int vc_cgroup_parse_u64(char *text, uint64_t *ret)
+{
+	g_strstrip(text);
+	if (strcmp(text, "-1") == 0) {
+		*ret = UINT64_MAX;
+		return 0;
+	}
+	return vc_parse_u64_or_max(text, ret);
+}
+
 int vc_cgroup_read_u64(const char *dir, const char *file, uint64_t *ret)
 {
 	g_autofree char *text = NULL;
@@ -318,12 +328,7 @@ int vc_cgroup_read_u64(const char *dir, const char *file, uint64_t *ret)
 
 	if (r < 0)
 		return r;
-	g_strstrip(text);
-	if (strcmp(text, "-1") == 0) {
-		*ret = UINT64_MAX;
-		return 0;
-	}
-	return vc_parse_u64_or_max(text, ret);
+	return vc_cgroup_parse_u64(text, ret);
 }
 
 int vc_cgroup_ancestors(const struct vc_cgroup_hier *h, const char *dir, GPtrArray **ret)

@@ -83,6 +83,8 @@ int vc_cgroup_dir(const struct vc_cgroup_hier *h, const char *path, char **ret);
 
 /* Read a file of a cgroup directory; NUL-terminated, trailing newline kept. */
 int vc_cgroup_read(const char *dir, const char *file, char **ret);
+/* The text of a one-number file (stripped in place); "max" and v1's "-1" are UINT64_MAX. */
+int vc_cgroup_parse_u64(char *text, uint64_t *ret);
 /* A one-number file; "max" and v1's "-1" read as UINT64_MAX. */
 int vc_cgroup_read_u64(const char *dir, const char *file, uint64_t *ret);
 

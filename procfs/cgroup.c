@@ -49,12 +49,7 @@ static int vp_cg_read_u64(struct vp_fdcache *fc, const char *dir, const char *fi
 
 	if (r < 0)
 		return r;
-	g_strstrip(text);
-	if (strcmp(text, "-1") == 0) {
-		*ret = UINT64_MAX;
-		return 0;
-	}
-	return vc_parse_u64_or_max(text, ret);
+	return vc_cgroup_parse_u64(text, ret);
 }
 
 /* The smallest value of a one-number file over dir and its ancestors (vc_cgroup_min_up). */

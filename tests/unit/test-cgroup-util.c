@@ -149,6 +149,20 @@ static void test_min_up(void)
 	g_assert_cmpint(vc_cgroup_read_u64(c2, "memory.stat", &v), ==, -ENOENT);
 }
 
+static void test_parse_u64(void)
+{
+	char max[] = "max\n", minus[] = "-1\n", num[] = " 268435456\n", bad[] = "12k";
+	uint64_t v = 0;
+
+	g_assert_cmpint(vc_cgroup_parse_u64(max, &v), ==, 0);
+	g_assert_cmpuint(v, ==, UINT64_MAX);
+	g_assert_cmpint(vc_cgroup_parse_u64(minus, &v), ==, 0);
+	g_assert_cmpuint(v, ==, UINT64_MAX);
+	g_assert_cmpint(vc_cgroup_parse_u64(num, &v), ==, 0);
+	g_assert_cmpuint(v, ==, 268435456);
+	g_assert_cmpint(vc_cgroup_parse_u64(bad, &v), ==, -EINVAL);
+}
+
 static void test_proc_stat(void)
 {
 	struct vc_proc_stat st;
@@ -207,6 +221,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/cgroup-util/layout-v2-nested", test_layout_v2_and_nested);
 	g_test_add_func("/cgroup-util/proc-cgroup", test_proc_cgroup);
 	g_test_add_func("/cgroup-util/min-up", test_min_up);
+	g_test_add_func("/cgroup-util/parse-u64", test_parse_u64);
 	g_test_add_func("/proc-util/stat", test_proc_stat);
 	g_test_add_func("/proc-util/nspid", test_nspid);
 	g_test_add_func("/proc-util/self-ns-init", test_self_ns_init);
