@@ -70,6 +70,23 @@ int vc_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+int vc_pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, off + (off_t)done);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += n;
+	}
+	return 0;
+}
+
 int vc_read_file_at(int dirfd, const char *path, char **ret, size_t *ret_len)
 {
 	_cleanup_close_ int fd = -1;

@@ -14,6 +14,8 @@
 int vc_close_nointr(int fd);
 ssize_t vc_read_all(int fd, void *buf, size_t len);
 int vc_write_all(int fd, const void *buf, size_t len);
+/* All of buf at offset off (pwrite), retrying short writes and EINTR. */
+int vc_pwrite_all(int fd, const void *buf, size_t len, off_t off);
 
 /* Read a whole (small) file relative to dirfd into a NUL-terminated buffer. */
 int vc_read_file_at(int dirfd, const char *path, char **ret, size_t *ret_len);

@@ -24,6 +24,7 @@
 static int vu_copy_rw(int in, int out, off_t from, off_t to)
 {
 	char buf[128 * 1024];
+	int r;
 
 	while (from < to) {
 		size_t want = MIN((off_t)sizeof(buf), to - from);
@@ -36,16 +37,9 @@ static int vu_copy_rw(int in, int out, off_t from, off_t to)
 		}
 		if (n == 0)
 			break;
-		for (ssize_t done = 0; done < n;) {
-			ssize_t w = pwrite(out, buf + done, n - done, from + done);
-
-			if (w < 0) {
-				if (errno == EINTR)
-					continue;
-				return -errno;
-			}
-			done += w;
-		}
+		r = vc_pwrite_all(out, buf, n, from);
+		if (r < 0)
+			return r;
 		from += n;
 	}
 	return 0;

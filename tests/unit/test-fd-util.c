@@ -83,6 +83,22 @@ static void test_read_file(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(vc_read_file_at(f->dfd, "nope", &s, &len), ==, -ENOENT);
 }
 
+static void test_pwrite_all(struct fixture *f, gconstpointer data)
+{
+	_cleanup_close_ int fd = -1;
+	g_autofree char *s = NULL;
+	size_t len;
+
+	fd = openat(f->dfd, "sub/file", O_WRONLY | O_CLOEXEC);
+	g_assert_cmpint(fd, >=, 0);
+	g_assert_cmpint(vc_pwrite_all(fd, "XY", 2, 3), ==, 0);
+	g_assert_cmpint(vc_pwrite_all(fd, "!", 1, 7), ==, 0);
+	g_assert_cmpint(vc_read_file_at(f->dfd, "sub/file", &s, &len), ==, 0);
+	g_assert_cmpuint(len, ==, 8);
+	g_assert_cmpmem(s, len, "helXY\0\0!", 8);
+	g_assert_cmpint(vc_pwrite_all(-1, "x", 1, 0), ==, -EBADF);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -91,6 +107,8 @@ int main(int argc, char **argv)
 	g_test_add("/fd/beneath-walk", struct fixture, NULL, fixture_setup, test_beneath_walk,
 		   fixture_teardown);
 	g_test_add("/fd/read-file", struct fixture, NULL, fixture_setup, test_read_file,
+		   fixture_teardown);
+	g_test_add("/fd/pwrite-all", struct fixture, NULL, fixture_setup, test_pwrite_all,
 		   fixture_teardown);
 	return g_test_run();
 }
