@@ -25,6 +25,7 @@ from layers import Layers, Sizes, quick_sizes  # noqa: E402
 from procbench import PROC_REFERENCE, PROC_TARGETS, ProcBench, proc_rows, proc_version  # noqa: E402
 from reaper import Interrupted, Reaper, Trash, quiesce  # noqa: E402
 from report import Results, table, write_results  # noqa: E402
+from targets import verdicts  # noqa: E402
 from union_targets import REFERENCE, UNION_TARGETS, UnionTargets, version_of  # noqa: E402
 from union_workloads import Workloads  # noqa: E402
 
@@ -150,6 +151,9 @@ def main(argv):
 
     lines = table(sections, res, sizes.reps)
     print("\n".join(lines))
+    judged = verdicts([r for rows, *_ in sections for r in rows], res,
+                      max(sizes.proc_containers), sizes.huge_files)
+    print("\n" + "\n".join(judged))
     elapsed = time.monotonic() - t_start
     incomplete = sorted({f"{t}: {k}" for (k, t), v in res.errors.items()
                          if not res.samples.get((k, t))})
@@ -171,7 +175,8 @@ def main(argv):
         versions.append(("veneer build", f"{build} (buildtype "
                          f"{_buildtype(build)})"))
         cmd = "bench/run " + " ".join(shlex.quote(x) for x in argv)
-        write_results(results_path, cmd.strip(), lines, versions, sizes.describe(), notes)
+        write_results(results_path, cmd.strip(), lines, versions, sizes.describe(), notes,
+                      judged)
         log(f"wrote {results_path}")
     if incomplete:
         log(f"{len(incomplete)} rows have no value")

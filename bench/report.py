@@ -131,7 +131,7 @@ def legend():
     ]
 
 
-def write_results(path, command, lines, versions, sizes_desc, notes):
+def write_results(path, command, lines, versions, sizes_desc, notes, judged=()):
     now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     doc = ["# veneer benchmark results", "",
            "What bounds each missed target, with profiles: bench/ANALYSIS.md "
@@ -142,6 +142,8 @@ def write_results(path, command, lines, versions, sizes_desc, notes):
            "", "## Sizes", ""] + [f"- {s}" for s in sizes_desc] + [
            "", "## Method", ""] + [f"- {x}" for x in legend()] + [
            "", "## Results", ""] + lines
+    if judged:
+        doc += ["", "## Issue 6's targets, judged on this run's medians", ""] + list(judged)
     if notes:
         doc += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     tmp = path + ".tmp"

@@ -40,13 +40,29 @@ def _expected_rows():
     return union, proc_rows(sizes.proc_containers)
 
 
+def _table_lines(text, header):
+    """The lines of the markdown table that starts with header (up to the first other line)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(header):
+            out = []
+            for ln in lines[i + 2:]:
+                if not ln.startswith("| "):
+                    break
+                out.append(ln)
+            return out
+    return []
+
+
+def _cells(line):
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def _parse_table(text):
-    """{(workload name, cache, target): [cells]} from the markdown table."""
+    """{(workload name, cache, target): [cells]} from the results table."""
     rows = {}
-    for line in text.splitlines():
-        if not line.startswith("| ") or line.startswith("| # "):
-            continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    for line in _table_lines(text, "| # | workload |"):
+        cells = _cells(line)
         rows[(cells[1], cells[2], cells[3])] = cells
     return rows
 
@@ -155,4 +171,24 @@ def test_results_md_says_how(quick):
     for needle in ("## Machine", "nproc:", "memory:", "kernel:", "## Versions", "fuse-overlayfs",
                    "lxcfs", "## Sizes", "bench/run --quick", "| # | workload |"):
         assert needle in md, f"RESULTS.md lacks {needle!r}"
-    assert md.count("\n| ") == len(quick["table"]) + 1  # header + every row of the printed table
+    assert len(_table_lines(md, "| # | workload |")) == len(quick["table"])  # every printed row
+
+
+def test_targets_are_judged(quick):
+    """Every issue-6 target gets a verdict line, in the output and in RESULTS.md, and the
+    verdicts follow from the table (quick sizes: the memory row is not judged)."""
+    sys.path.insert(0, BENCH)
+    try:
+        from targets import checks
+    finally:
+        sys.path.remove(BENCH)
+    for text in (quick["out"], quick["md"]):
+        lines = _table_lines(text, "| goal | row |")
+        assert len(lines) == len(checks()), text[-3000:]
+        for line in lines:
+            verdict = _cells(line)[4]
+            assert verdict in ("met", "**missed**") or verdict.startswith("not "), line
+        assert re.search(r"^\d+ met, \d+ missed", text, re.M), text[-2000:]
+    judged = [(_cells(ln)[1], _cells(ln)[4]) for ln in _table_lines(quick["out"], "| goal | row |")]
+    assert any(v.startswith("not judged") for k, v in judged if "10.rss" in k)
+    assert sum(v in ("met", "**missed**") for _, v in judged) == len(checks()) - 1, judged
