@@ -38,11 +38,17 @@ static int vu_before_loop(struct fuse_session *se, void *userdata)
 	struct vu_fs *fs = userdata;
 
 	fs->se = se;
-	return 0;
+	return vu_evict_start(fs);
+}
+
+static void vu_after_loop(void *userdata)
+{
+	vu_evict_stop(userdata);
 }
 
 static const struct vc_fuse_hooks vu_hooks = {
 	.before_loop = vu_before_loop,
+	.after_loop = vu_after_loop,
 };
 
 static const struct fuse_lowlevel_ops vu_ops = {
