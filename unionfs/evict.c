@@ -7,6 +7,7 @@
  * the nodes. Request handlers never wait for it.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -32,6 +33,7 @@ struct vu_prune_out {
 };
 
 #define VU_EVICT_BATCH 1024 /* node ids per notification */
+#define VU_EVICT_STEP 128   /* node ids picked per hold of nodes_lock */
 
 void vu_evict_init(struct vu_fs *fs)
 {
@@ -155,20 +157,38 @@ static void *vu_evict_main(void *arg)
 {
 	struct vu_fs *fs = arg;
 	g_autofree uint64_t *ids = g_new(uint64_t, VU_EVICT_BATCH);
-	bool probed = false;
+	bool probed = false, trim = false;
 
 	pthread_mutex_lock(&fs->nodes_lock);
 	while (!fs->evict_stop) {
 		size_t low = fs->node_max - fs->node_max / 8;
-		unsigned n;
+		unsigned n, want;
 		int r;
 
+		if (fs->nnodes <= fs->node_max && trim) {
+			/* A burst is over: give the freed nodes' pages back to the system. */
+			pthread_mutex_unlock(&fs->nodes_lock);
+			malloc_trim(0);
+			pthread_mutex_lock(&fs->nodes_lock);
+			trim = false;
+			continue;
+		}
 		if (fs->nnodes <= fs->node_max) {
 			fs->evict_kicked = false;
 			pthread_cond_wait(&fs->evict_cond, &fs->nodes_lock);
 			continue;
 		}
-		n = vu_evict_pick(fs, ids, MIN(fs->nnodes - low, (size_t)VU_EVICT_BATCH));
+		/* In small steps, so the workers never wait long for nodes_lock. */
+		want = MIN(fs->nnodes - low, (size_t)VU_EVICT_BATCH);
+		for (n = 0; n < want;) {
+			unsigned k = vu_evict_pick(fs, ids + n, MIN(want - n, VU_EVICT_STEP));
+
+			n += k;
+			if (k == 0 || fs->evict_stop)
+				break;
+			pthread_mutex_unlock(&fs->nodes_lock);
+			pthread_mutex_lock(&fs->nodes_lock);
+		}
 		pthread_mutex_unlock(&fs->nodes_lock);
 
 		if (!probed) {
@@ -191,6 +211,7 @@ static void *vu_evict_main(void *arg)
 			break;
 		}
 		fs->offered += n;
+		trim = trim || n > 0;
 		/*
 		 * The FORGETs are queued by now; give the workers time to handle them. When
 		 * nothing could be offered (every old node in use), wait longer.

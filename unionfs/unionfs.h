@@ -20,7 +20,9 @@
 
 #define VU_NODE_LOCKS 64 /* stripes of node locks */
 /* Nodes kept before the least recently used are pruned: ~25 MiB of them (evict.c). */
+#ifndef VU_NODE_BUDGET_DEFAULT
 #define VU_NODE_BUDGET_DEFAULT 200000
+#endif
 
 /* One layer: layers[0] is the upper when there is one, then lowers top to bottom. */
 struct vu_layer {
