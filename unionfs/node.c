@@ -122,6 +122,7 @@ struct vu_node *vu_node_new_root(struct vu_fs *fs)
 	fs->fdcache = g_hash_table_new(vu_fdent_hash, vu_fdent_equal);
 	g_queue_init(&fs->lru);
 	fs->links = g_hash_table_new(g_direct_hash, g_direct_equal);
+	vu_evict_init(fs);
 
 	root->type = S_IFDIR;
 	root->refs = 1;
@@ -171,6 +172,7 @@ static void vu_node_drop_fds_locked(struct vu_fs *fs, struct vu_node *node)
 
 static void vu_node_free_locked(struct vu_fs *fs, struct vu_node *node)
 {
+	vu_evict_removed(fs, node);
 	if (node->hashed)
 		g_hash_table_remove(fs->names, node);
 	else
@@ -254,6 +256,7 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 		atomic_store(&n->opaque_lower, f->lower_exists);
 		n->hashed = true;
 		g_hash_table_add(fs->names, n);
+		vu_evict_added(fs, n);
 		if (vu_is_upper(fs, f->top) && !S_ISDIR(f->st.st_mode) && f->st.st_nlink > 1 &&
 		    !g_hash_table_contains(fs->links, GSIZE_TO_POINTER(f->st.st_ino))) {
 			n->link_ino = f->st.st_ino;
@@ -261,9 +264,10 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 		}
 	}
 found:
-	if (count_lookup)
+	if (count_lookup) {
 		n->nlookup++;
-	else
+		vu_evict_touch(fs, n);
+	} else
 		n->refs++;
 	pthread_mutex_unlock(&fs->nodes_lock);
 	return n;
@@ -632,6 +636,7 @@ void vu_nodes_teardown(struct vu_fs *fs)
 	pthread_mutex_unlock(&fs->fdcache_lock);
 	for (size_t i = 0; i < VU_NODE_LOCKS; i++)
 		pthread_mutex_destroy(&fs->node_locks[i]);
+	pthread_cond_destroy(&fs->evict_cond);
 	g_free(fs->root);
 	fs->root = NULL;
 	g_hash_table_destroy(fs->names);

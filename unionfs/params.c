@@ -25,6 +25,7 @@ struct vu_opts {
 	char *fsync;
 	char *timeout;
 	char *fd_cache;
+	char *node_budget;
 	int volatile_mode;
 	int ro;
 	int bad; /* an unknown option was seen (already reported) */
@@ -43,6 +44,7 @@ static const struct fuse_opt vu_opt_table[] = {
 	{"fsync=%s", offsetof(struct vu_opts, fsync), 0},
 	{"timeout=%s", offsetof(struct vu_opts, timeout), 0},
 	{"fd_cache=%s", offsetof(struct vu_opts, fd_cache), 0},
+	{"node_budget=%s", offsetof(struct vu_opts, node_budget), 0},
 	{"volatile", offsetof(struct vu_opts, volatile_mode), 1},
 	{"ro", offsetof(struct vu_opts, ro), 1},
 	FUSE_OPT_KEY("ro", VU_KEY_PASS),
@@ -171,6 +173,7 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 	memset(ret, 0, sizeof(*ret));
 	ret->timeout = 3600.0;
 	ret->fd_cache_max = 4096;
+	ret->node_budget = VU_NODE_BUDGET_DEFAULT;
 	if (fuse_opt_parse(args, &o, vu_opt_table, vu_opt_proc) < 0) {
 		r = -EINVAL;
 		goto out;
@@ -224,6 +227,19 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 		}
 		ret->fd_cache_max = v;
 	}
+	if (o.node_budget) {
+		unsigned v;
+
+		r = vc_parse_uint(o.node_budget, &v);
+		if (r < 0 || (v != 0 && (v < 64 || v > 1u << 30))) {
+			log_error("node_budget='%s': expected 0 (no budget) or a number of nodes "
+				  "between 64 and 1073741824",
+				  o.node_budget);
+			r = -EINVAL;
+			goto out;
+		}
+		ret->node_budget = v;
+	}
 out:
 	free(o.lowerdir);
 	free(o.upperdir);
@@ -231,6 +247,7 @@ out:
 	free(o.fsync);
 	free(o.timeout);
 	free(o.fd_cache);
+	free(o.node_budget);
 	return r;
 }
 
@@ -343,5 +360,8 @@ void vu_params_help(void)
 	       "    -o default_permissions kernel permission checks (always on)\n"
 	       "    -o context=CTX         SELinux context: accepted and ignored\n"
 	       "    -o timeout=SECONDS     kernel entry/attribute cache time (default 3600)\n"
-	       "    -o fd_cache=N          cached layer file descriptors (default 4096)\n\n");
+	       "    -o fd_cache=N          cached layer file descriptors (default 4096)\n"
+	       "    -o node_budget=N       nodes kept before the kernel is asked to forget the\n"
+	       "                           least recently used ones (default %u, 0: no limit)\n\n",
+	       VU_NODE_BUDGET_DEFAULT);
 }

@@ -170,6 +170,7 @@ int vu_super_setup(struct vu_fs *fs)
 	fs->handle_fd = -1;
 	fs->timeout = p->timeout;
 	fs->fdcache_max = p->fd_cache_max;
+	fs->node_max = p->node_budget;
 
 	if (fs->has_upper) {
 		struct stat st;

@@ -19,6 +19,10 @@
 #include "fuse-util.h"
 
 #define VU_NODE_LOCKS 64 /* stripes of node locks */
+/* Nodes kept before the least recently used are pruned: ~25 MiB of them (evict.c). */
+#ifndef VU_NODE_BUDGET_DEFAULT
+#define VU_NODE_BUDGET_DEFAULT 200000
+#endif
 
 /* One layer: layers[0] is the upper when there is one, then lowers top to bottom. */
 struct vu_layer {
@@ -39,6 +43,12 @@ struct vu_params {
 	bool ro;
 	double timeout;
 	unsigned fd_cache_max;
+	unsigned node_budget; /* 0: unlimited */
+};
+
+/* A link in fs->node_lru. */
+struct vu_lru {
+	struct vu_lru *prev, *next;
 };
 
 struct vu_fs {
@@ -71,6 +81,17 @@ struct vu_fs {
 	GHashTable *fdcache;  /* (node, layer) -> vu_fdent; protected by fdcache_lock */
 	GQueue lru;	      /* of vu_fdent, most recent at head; protected by fdcache_lock */
 	unsigned fdcache_max; /* read-only after setup */
+
+	/* The node budget (evict.c). */
+	struct vu_lru node_lru;	   /* every node but the root; protected by nodes_lock */
+	size_t nnodes;		   /* in node_lru; protected by nodes_lock */
+	unsigned node_max;	   /* 0: no budget; read-only after setup */
+	uint64_t offered;	   /* node ids sent to be pruned; protected by nodes_lock */
+	bool evict_kicked;	   /* evict_cond was signalled; protected by nodes_lock */
+	bool evict_stop;	   /* protected by nodes_lock */
+	pthread_cond_t evict_cond; /* waited on with nodes_lock */
+	pthread_t evict_thread;	   /* started and joined by the main thread */
+	bool evict_running;	   /* main thread only */
 };
 
 /*
@@ -101,8 +122,9 @@ struct vu_node {
 	mode_t type;	   /* S_IFMT; fixed */
 	atomic_ulong ino;  /* st_ino reported; changes only when a hard-linked lower is copied up */
 
-	GSList *fdents; /* this node's cache entries; protected by fs->fdcache_lock */
-	char inl[];	/* the name as first given; fixed storage */
+	GSList *fdents;	   /* this node's cache entries; protected by fs->fdcache_lock */
+	struct vu_lru lru; /* in fs->node_lru; protected by fs->nodes_lock */
+	char inl[];	   /* the name as first given; fixed storage */
 };
 
 /* A cached O_PATH fd of one node in one layer. */
@@ -150,6 +172,9 @@ enum {
 	VU_WH_REPLACE,	   /* replace the upper non-directory atomically */
 	VU_WH_REPLACE_DIR, /* replace an emptied upper directory */
 };
+
+/* Read-only, on the root only: "nodes=N budget=B offered=P\n" (evict.c). */
+#define VU_XATTR_STATS "trusted.veneer.nodes"
 
 #define VU_OCI_PREFIX ".wh."
 #define VU_OCI_OPAQUE ".wh..wh..opq"
@@ -205,6 +230,16 @@ void vu_node_unlock2(struct vu_fs *fs, struct vu_node *a, struct vu_node *b);
 	{                                                     \
 		.fs = NULL, .ent = NULL, .fd = -1, .flags = 0 \
 	}
+
+/* evict.c */
+void vu_evict_init(struct vu_fs *fs);
+void vu_evict_added(struct vu_fs *fs, struct vu_node *node);
+void vu_evict_touch(struct vu_fs *fs, struct vu_node *node);
+void vu_evict_removed(struct vu_fs *fs, struct vu_node *node);
+size_t vu_evict_count(struct vu_fs *fs);
+int vu_evict_start(struct vu_fs *fs);
+void vu_evict_stop(struct vu_fs *fs);
+char *vu_evict_stats(struct vu_fs *fs);
 
 /* namei.c */
 int vu_namei_lookup(struct vu_fs *fs, struct vu_node *parent, const char *name,

@@ -81,6 +81,19 @@ void vu_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 	ssize_t n;
 	int r;
 
+	if (node == fs->root && strcmp(name, VU_XATTR_STATS) == 0) {
+		/* Not stored anywhere, not listed: the node budget's counters, for diagnosis. */
+		g_autofree char *stats = vu_evict_stats(fs);
+
+		n = strlen(stats);
+		if (size == 0)
+			fuse_reply_xattr(req, n);
+		else if (size < (size_t)n)
+			fuse_reply_err(req, ERANGE);
+		else
+			fuse_reply_buf(req, stats, n);
+		return;
+	}
 	if (!real) {
 		fuse_reply_err(req, ENODATA);
 		return;
