@@ -105,3 +105,38 @@ def test_whiteouts_written_as_oci_files_are_seen(harness, unionfs_bin, need_fuse
     assert snapshot(v.path) == expected
     assert os.path.exists(os.path.join(upper, "d", ".wh.x"))
     assert os.path.exists(os.path.join(upper, ".wh.top"))
+
+
+def _owner_ops(m):
+    sg = os.path.join(m, "sg")
+    os.close(os.open(os.path.join(sg, "f"), os.O_CREAT | os.O_WRONLY, 0o4755))
+    os.mkdir(os.path.join(sg, "sub"), 0o755)
+    os.close(os.open(os.path.join(sg, "sub", "g"), os.O_CREAT | os.O_WRONLY, 0o644))
+    os.mkdir(os.path.join(m, "mine"))
+    os.chown(os.path.join(m, "mine"), 0, 4343)
+    os.chmod(os.path.join(m, "mine"), 0o2775)
+    os.close(os.open(os.path.join(m, "mine", "h"), os.O_CREAT | os.O_WRONLY, 0o2755))
+    os.symlink("t", os.path.join(m, "mine", "l"))
+    os.mknod(os.path.join(m, "mine", "fifo"), 0o644 | 0o010000)
+    os.unlink(os.path.join(sg, "old"))  # a whiteout, then a new file over it
+    os.close(os.open(os.path.join(sg, "old"), os.O_CREAT | os.O_WRONLY, 0o6755))
+
+
+def test_root_creates_in_set_group_id_dirs(harness, unionfs_bin, need_fuse, need_overlay):
+    """Objects a root caller makes (in place, where veneer skips its owner fix-up, and over
+    a whiteout, where it does not) get the owner, group and mode the kernel gives them."""
+    h = harness
+    lower = h.mkdir("lower")
+    os.makedirs(os.path.join(lower, "sg"))
+    _write(os.path.join(lower, "sg", "old"), "o")
+    os.chown(os.path.join(lower, "sg"), 0, 4242)
+    os.chmod(os.path.join(lower, "sg"), 0o2777)
+    k = h.mount_overlay([lower], h.mkdir("ku"), h.mkdir("kw"), mnt=h.path("km"))
+    v = h.mount_unionfs([lower], h.mkdir("vu"), h.mkdir("vw"), mnt=h.path("vm"))
+    old = os.umask(0o022)
+    try:
+        _owner_ops(k.path)
+        _owner_ops(v.path)
+    finally:
+        os.umask(old)
+    assert snapshot(v.path) == snapshot(k.path)

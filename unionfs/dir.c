@@ -18,14 +18,25 @@
 #include "log.h"
 #include "unionfs.h"
 
-void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, uid_t *uid, gid_t *gid,
-		  mode_t *mode)
+/*
+ * Owner of a new object made for the caller. in_place: made under its name in the upper
+ * parent (not in the workdir).
+ */
+void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, bool in_place,
+		  uid_t *uid, gid_t *gid, mode_t *mode)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct stat pst;
 
 	*uid = ctx->uid;
 	*gid = ctx->gid;
+	/*
+	 * A root daemon making it in place for a root caller: the upper's filesystem applies
+	 * the same rules with the same credentials, set-group-ID directory included. Nothing
+	 * to fix up, so no stat of the parent.
+	 */
+	if (in_place && fs->root_creds && ctx->uid == 0 && ctx->gid == 0)
+		return;
 	/* BSD group semantics of a set-group-ID directory, as inode_init_owner() does. */
 	if (vu_inode_stat(fs, parent, &pst) == 0 && (pst.st_mode & S_ISGID)) {
 		*gid = pst.st_gid;
@@ -162,7 +173,7 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 	if (r < 0)
 		goto out;
 	if (!o->src) {
-		vu_dir_owner(req, fs, parent, &uid, &gid, &o->mode);
+		vu_dir_owner(req, fs, parent, !tmp, &uid, &gid, &o->mode);
 		if ((uid != 0 || gid != 0) &&
 		    fchownat(dirfd, nm, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
 			r = -errno;

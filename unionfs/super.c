@@ -169,6 +169,7 @@ int vu_super_setup(struct vu_fs *fs)
 	fs->work_fd = -1;
 	fs->handle_fd = -1;
 	fs->timeout = p->timeout;
+	fs->root_creds = geteuid() == 0 && getegid() == 0;
 	fs->fdcache_max = p->fd_cache_max;
 
 	if (fs->has_upper) {

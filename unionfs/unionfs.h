@@ -55,6 +55,7 @@ struct vu_fs {
 	bool can_mknod;	  /* mknod of a 0/0 whiteout works in the workdir */
 	bool can_trusted; /* trusted.* xattrs can be set in the workdir */
 	bool can_clone;	  /* FICLONE worked in the probe */
+	bool root_creds;  /* the daemon runs as uid 0 and gid 0 */
 	double timeout;
 	struct vu_node *root;
 	struct fuse_session *se;      /* set before the loop starts, read-only afterwards */
@@ -254,8 +255,8 @@ int vu_dir_prepare_create(struct vu_fs *fs, struct vu_node *parent, const char *
 int vu_dir_install(struct vu_fs *fs, struct vu_node *parent, const char *name, const char *tmpname,
 		   const struct vu_found *found, bool is_dir);
 void vu_dir_mark_new(struct vu_fs *fs, struct vu_node *dir);
-void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, uid_t *uid, gid_t *gid,
-		  mode_t *mode);
+void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, bool in_place,
+		  uid_t *uid, gid_t *gid, mode_t *mode);
 
 /* readdir.c */
 void vu_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
