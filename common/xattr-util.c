@@ -43,8 +43,27 @@ ssize_t vc_flistxattr(int fd, bool o_path, char *buf, size_t len)
 	return n < 0 ? -errno : n;
 }
 
+/* Most values and name lists are short: one call into a buffer of this size, else probe. */
+#define VC_XATTR_GUESS 1024
+
+static int vc_xattr_take(char *buf, ssize_t n, char **ret, size_t *ret_len)
+{
+	buf[n] = '\0';
+	if (ret_len)
+		*ret_len = n;
+	*ret = buf;
+	return 0;
+}
+
 int vc_fgetxattr_alloc(int fd, bool o_path, const char *name, char **ret, size_t *ret_len)
 {
+	g_autofree char *first = g_malloc(VC_XATTR_GUESS + 1);
+	ssize_t k = vc_fgetxattr(fd, o_path, name, first, VC_XATTR_GUESS);
+
+	if (k >= 0)
+		return vc_xattr_take(g_steal_pointer(&first), k, ret, ret_len);
+	if (k != -ERANGE)
+		return k;
 	for (int tries = 0; tries < 8; tries++) {
 		g_autofree char *buf = NULL;
 		ssize_t n = vc_fgetxattr(fd, o_path, name, NULL, 0);
@@ -68,6 +87,13 @@ int vc_fgetxattr_alloc(int fd, bool o_path, const char *name, char **ret, size_t
 
 int vc_flistxattr_alloc(int fd, bool o_path, char **ret, size_t *ret_len)
 {
+	g_autofree char *first = g_malloc(VC_XATTR_GUESS + 1);
+	ssize_t k = vc_flistxattr(fd, o_path, first, VC_XATTR_GUESS);
+
+	if (k >= 0)
+		return vc_xattr_take(g_steal_pointer(&first), k, ret, ret_len);
+	if (k != -ERANGE)
+		return k;
 	for (int tries = 0; tries < 8; tries++) {
 		g_autofree char *buf = NULL;
 		ssize_t n = vc_flistxattr(fd, o_path, NULL, 0);

@@ -265,6 +265,8 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 		}
 	}
 	atomic_store(&node->top, 0);
+	if (S_ISDIR(st.st_mode))
+		vu_dir_mark_new(fs, node);
 	/*
 	 * The copy has its own ctime (and the parent a new one): drop what the kernel
 	 * cached from the lower, or a stat before and an fstat after disagree (tar -c).

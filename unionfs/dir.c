@@ -18,14 +18,25 @@
 #include "log.h"
 #include "unionfs.h"
 
-void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, uid_t *uid, gid_t *gid,
-		  mode_t *mode)
+/*
+ * Owner of a new object made for the caller. in_place: made under its name in the upper
+ * parent (not in the workdir).
+ */
+void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, bool in_place,
+		  uid_t *uid, gid_t *gid, mode_t *mode)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct stat pst;
 
 	*uid = ctx->uid;
 	*gid = ctx->gid;
+	/*
+	 * A root daemon making it in place for a root caller: the upper's filesystem applies
+	 * the same rules with the same credentials, set-group-ID directory included. Nothing
+	 * to fix up, so no stat of the parent.
+	 */
+	if (in_place && fs->root_creds && ctx->uid == 0 && ctx->gid == 0)
+		return;
 	/* BSD group semantics of a set-group-ID directory, as inode_init_owner() does. */
 	if (vu_inode_stat(fs, parent, &pst) == 0 && (pst.st_mode & S_ISGID)) {
 		*gid = pst.st_gid;
@@ -81,6 +92,17 @@ int vu_dir_install(struct vu_fs *fs, struct vu_node *parent, const char *name, c
 out:
 	vu_fdref_put(&pd);
 	return r;
+}
+
+/* A directory we just made in the upper is empty: misses in it need no ".wh." probe. */
+void vu_dir_mark_new(struct vu_fs *fs, struct vu_node *dir)
+{
+	struct vu_fdref d = VU_FDREF_INIT;
+
+	/* Opened now rather than at the first use inside it, which usually follows. */
+	if (vu_node_fd(fs, dir, 0, &d) == 0)
+		vu_fdref_set_flags(&d, 0, VU_FD_NOWH);
+	vu_fdref_put(&d);
 }
 
 struct vu_newobj {
@@ -151,7 +173,7 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 	if (r < 0)
 		goto out;
 	if (!o->src) {
-		vu_dir_owner(req, fs, parent, &uid, &gid, &o->mode);
+		vu_dir_owner(req, fs, parent, !tmp, &uid, &gid, &o->mode);
 		if ((uid != 0 || gid != 0) &&
 		    fchownat(dirfd, nm, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
 			r = -errno;
@@ -177,8 +199,28 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 		if (r < 0)
 			goto out_unlink;
 	}
+	if (!o->src) {
+		/*
+		 * What a lookup would find, without searching the layers again: the new
+		 * object alone in the upper (a lower one would have made the name exist,
+		 * a whited-out one is hidden by the opaque directory made above).
+		 */
+		struct vu_found nf = {.top = 0, .bottom = 0};
+
+		if (fstatat(pd.fd, name, &nf.st, AT_SYMLINK_NOFOLLOW) < 0) {
+			r = -errno;
+			goto out;
+		}
+		vu_fdref_put(&pd);
+		nf.ino = nf.st.st_ino;
+		node = vu_node_get(fs, parent, name, &nf, true);
+		if (S_ISDIR(nf.st.st_mode))
+			vu_dir_mark_new(fs, node);
+		vu_fill_entry(fs, node, &nf.st, e);
+		return 0;
+	}
 	vu_fdref_put(&pd);
-	if (o->src) {
+	{
 		/* A hard link is the same inode to the kernel: answer with the source node. */
 		struct stat st;
 
@@ -199,11 +241,6 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 		vu_fill_entry(fs, o->src, &st, e);
 		return 0;
 	}
-	r = vu_namei_child(fs, parent, name, true, &node, &f);
-	if (r < 0)
-		return r;
-	vu_fill_entry(fs, node, &f.st, e);
-	return 0;
 
 out_unlink:
 	unlinkat(dirfd, nm, S_ISDIR(o->mode) ? AT_REMOVEDIR : 0);
@@ -259,16 +296,24 @@ void vu_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char
 	vu_dir_reply_create(req, newparent, newname, &o);
 }
 
-/* Keep an unlinked node reachable for the kernel, which may still hold it open. */
-static void vu_dir_pin(struct vu_fs *fs, struct vu_node *node)
+/*
+ * Keep an unlinked node reachable for the kernel, which may still hold it open.
+ * updirfd: the upper parent's fd, where an upper node is opened by name (the kernel
+ * holds the parent and the node locked, so the name is the node's object).
+ */
+static void vu_dir_pin(struct vu_fs *fs, struct vu_node *node, int updirfd, const char *name)
 {
 	struct vu_fdref d = VU_FDREF_INIT;
 	int fd;
 
-	if (vu_node_fd(fs, node, atomic_load(&node->top), &d) < 0)
-		return;
-	fd = fcntl(d.fd, F_DUPFD_CLOEXEC, 3);
-	vu_fdref_put(&d);
+	if (atomic_load(&node->top) == 0) {
+		fd = openat(updirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	} else {
+		if (vu_node_fd(fs, node, atomic_load(&node->top), &d) < 0)
+			return;
+		fd = fcntl(d.fd, F_DUPFD_CLOEXEC, 3);
+		vu_fdref_put(&d);
+	}
 	pthread_mutex_lock(&fs->nodes_lock);
 	if (node->pinned_fd < 0 && fd >= 0) {
 		node->pinned_fd = fd;
@@ -302,22 +347,22 @@ static int vu_dir_remove(struct vu_fs *fs, struct vu_node *parent, const char *n
 	/* Only the name's own node goes; another hard link's node keeps its name. */
 	at = vu_node_is_at(fs, node, parent, name);
 	if (at) {
-		vu_dir_pin(fs, node);
+		vu_dir_pin(fs, node, pd.fd, name);
 		vu_node_unhash(fs, node);
 	}
 	if (atomic_load(&node->top) != 0) {
-		r = vu_whiteout_make(fs, pd.fd, name, VU_WH_NOREPLACE);
+		r = vu_whiteout_make(fs, parent, pd.fd, name, VU_WH_NOREPLACE);
 	} else if (is_dir) {
 		r = vu_node_fd(fs, node, 0, &cd);
 		if (r == 0)
 			r = vu_whiteout_clear_upper_dir(fs, cd.fd);
 		vu_fdref_put(&cd);
 		if (r == 0 && lower)
-			r = vu_whiteout_make(fs, pd.fd, name, VU_WH_REPLACE_DIR);
+			r = vu_whiteout_make(fs, parent, pd.fd, name, VU_WH_REPLACE_DIR);
 		else if (r == 0 && unlinkat(pd.fd, name, AT_REMOVEDIR) < 0)
 			r = -errno;
 	} else if (lower) {
-		r = vu_whiteout_make(fs, pd.fd, name, VU_WH_REPLACE);
+		r = vu_whiteout_make(fs, parent, pd.fd, name, VU_WH_REPLACE);
 	} else if (unlinkat(pd.fd, name, 0) < 0) {
 		r = -errno;
 	}
@@ -504,7 +549,7 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 	src_at = vu_node_is_at(fs, src, op, name);
 	dst_at = dst && vu_node_is_at(fs, dst, np, newname);
 	if (dst_at) {
-		vu_dir_pin(fs, dst);
+		vu_dir_pin(fs, dst, nd.fd, newname);
 		vu_node_unhash(fs, dst);
 	}
 	/* Held across the rename: the old name turns into a whiteout under racing opens. */
@@ -523,7 +568,7 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 	if (src_at)
 		vu_node_move(fs, src, np, newname);
 	if (src_lower && !fs->can_mknod)
-		r = vu_whiteout_make(fs, od.fd, name, VU_WH_NOREPLACE);
+		r = vu_whiteout_make(fs, op, od.fd, name, VU_WH_NOREPLACE);
 	goto out;
 out_rehash:
 	if (dst_at)

@@ -168,7 +168,7 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	r = vu_node_fd(fs, pnode, 0, &pd);
 	if (r < 0)
 		goto fail;
-	vu_dir_owner(req, fs, pnode, &uid, &gid, &mode);
+	vu_dir_owner(req, fs, pnode, f.upper_whiteout == VU_WH_NONE, &uid, &gid, &mode);
 	/* Over a whiteout the file is built in the workdir and renamed over it. */
 	if (f.upper_whiteout != VU_WH_NONE) {
 		tmp = vu_tmpname(fs);
@@ -185,6 +185,11 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		goto fail;
 	}
 	if ((uid != 0 || gid != 0) && fchown(fd, uid, gid) < 0) {
+		r = -errno;
+		goto fail_unlink;
+	}
+	/* The chown dropped set-ID bits that a root caller's new file keeps on the kernel. */
+	if (uid == 0 && gid != 0 && (mode & (S_ISUID | S_ISGID)) && fchmod(fd, mode & 07777) < 0) {
 		r = -errno;
 		goto fail_unlink;
 	}

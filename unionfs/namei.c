@@ -89,7 +89,8 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 			return r;
 		if (fstatat(d.fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			r = -errno;
-			if (r == -ENOENT && vu_whiteout_oci_exists(d.fd, name)) {
+			if (r == -ENOENT && !(d.flags & VU_FD_NOWH) &&
+			    vu_whiteout_oci_exists(d.fd, name)) {
 				if (ret->top < 0 && vu_is_upper(fs, l))
 					ret->upper_whiteout = VU_WH_OCI;
 				stop = true;
@@ -194,7 +195,7 @@ bool vu_namei_lower_visible(struct vu_fs *fs, struct vu_node *parent, const char
 		if (fstatat(d.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			stop = true;
 			found = !vu_whiteout_is(fs, l, d.fd, d.flags, name, &st);
-		} else if (vu_whiteout_oci_exists(d.fd, name)) {
+		} else if (!(d.flags & VU_FD_NOWH) && vu_whiteout_oci_exists(d.fd, name)) {
 			stop = true;
 		}
 		vu_fdref_put(&d);

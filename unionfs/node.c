@@ -494,7 +494,7 @@ int vu_node_fd(struct vu_fs *fs, struct vu_node *node, int layer, struct vu_fdre
 		return -ENOENT;
 	if (node == fs->root) {
 		ret->fd = fs->layers[layer].fd;
-		ret->flags = fs->layers[layer].root_flags;
+		ret->flags = atomic_load(&fs->layers[layer].root_flags);
 		return 0;
 	}
 
@@ -594,6 +594,42 @@ void vu_fdref_put(struct vu_fdref *ref)
 	}
 	ref->ent = NULL;
 	ref->fd = -1;
+}
+
+/* Add flags (VU_FD_NOWH) to what the borrowed fd of layer says from now on. */
+void vu_fdref_set_flags(struct vu_fdref *ref, int layer, unsigned flags)
+{
+	struct vu_fs *fs = ref->fs;
+
+	if (!ref->ent) {
+		/* A layer root (pinned fds of unlinked nodes are never directories). */
+		if (fs && ref->fd >= 0 && layer >= 0 && layer < (int)fs->nlayers &&
+		    ref->fd == fs->layers[layer].fd)
+			atomic_fetch_or(&fs->layers[layer].root_flags, flags);
+		return;
+	}
+	pthread_mutex_lock(&fs->fdcache_lock);
+	if (!ref->ent->dead)
+		ref->ent->flags |= flags;
+	pthread_mutex_unlock(&fs->fdcache_lock);
+	ref->flags |= flags;
+}
+
+/* Take flags away from node's cached fd in layer (a reopened fd starts without NOWH). */
+void vu_node_fd_clear_flags(struct vu_fs *fs, struct vu_node *node, int layer, unsigned flags)
+{
+	struct vu_fdent key = {.node = node, .layer = layer};
+	struct vu_fdent *e;
+
+	if (node == fs->root) {
+		atomic_fetch_and(&fs->layers[layer].root_flags, ~flags);
+		return;
+	}
+	pthread_mutex_lock(&fs->fdcache_lock);
+	e = g_hash_table_lookup(fs->fdcache, &key);
+	if (e)
+		e->flags &= ~flags;
+	pthread_mutex_unlock(&fs->fdcache_lock);
 }
 
 void vu_node_fd_forget(struct vu_fs *fs, struct vu_node *node, int layer)

@@ -67,15 +67,18 @@ static void vu_readdir_fix_ino(struct vu_fs *fs, GArray *out, GHashTable *seen, 
 
 /* One layer's entries; names it whites out are collected in wh for the layers below. */
 static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned flags,
-			    GHashTable *seen, GHashTable *wh, GArray *out)
+			    GHashTable *seen, GHashTable *wh, GArray *out, bool *ret_nowh)
 {
 	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
+	bool nowh = true;
 	int k = vc_opendir_at(pathfd, ".", &d);
 
+	*ret_nowh = false;
 	if (k < 0)
 		return k;
-	while ((de = readdir(d))) {
+	/* errno tells the end of the listing from a failed read. */
+	for (errno = 0; (de = readdir(d)); errno = 0) {
 		const char *name = de->d_name;
 		unsigned char type = de->d_type;
 		struct stat st;
@@ -84,6 +87,7 @@ static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned fl
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 			continue;
 		if (vu_whiteout_is_private_name(name)) {
+			nowh = false;
 			if (strcmp(name, VU_OCI_OPAQUE) != 0)
 				g_hash_table_add(wh, g_strdup(name + strlen(VU_OCI_PREFIX)));
 			continue;
@@ -110,6 +114,8 @@ static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned fl
 			vu_is_upper(fs, layer);
 		g_hash_table_insert(seen, g_strdup(name), GUINT_TO_POINTER(out->len));
 	}
+	/* Read to the end without a ".wh." name: later misses here need no OCI probe. */
+	*ret_nowh = nowh && errno == 0;
 	return 0;
 }
 
@@ -125,6 +131,7 @@ int vu_readdir_merged(struct vu_fs *fs, struct vu_node *dir, GArray **ret)
 		g_autoptr(GHashTable) wh = NULL;
 		struct vu_fdref d = VU_FDREF_INIT;
 		GHashTableIter it;
+		bool nowh;
 		gpointer k;
 
 		r = vu_node_fd(fs, dir, l, &d);
@@ -133,7 +140,9 @@ int vu_readdir_merged(struct vu_fs *fs, struct vu_node *dir, GArray **ret)
 		if (r < 0)
 			return r;
 		wh = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-		r = vu_readdir_layer(fs, l, d.fd, d.flags, seen, wh, out);
+		r = vu_readdir_layer(fs, l, d.fd, d.flags, seen, wh, out, &nowh);
+		if (r == 0 && nowh && !(d.flags & VU_FD_NOWH))
+			vu_fdref_set_flags(&d, l, VU_FD_NOWH);
 		vu_fdref_put(&d);
 		if (r < 0)
 			return r;

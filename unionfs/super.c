@@ -169,6 +169,7 @@ int vu_super_setup(struct vu_fs *fs)
 	fs->work_fd = -1;
 	fs->handle_fd = -1;
 	fs->timeout = p->timeout;
+	fs->root_creds = geteuid() == 0 && getegid() == 0;
 	fs->fdcache_max = p->fd_cache_max;
 	fs->node_max = p->node_budget;
 
@@ -200,8 +201,16 @@ int vu_super_setup(struct vu_fs *fs)
 		if (r < 0)
 			return r;
 	}
-	for (unsigned i = fs->has_upper ? 1 : 0; i < fs->nlayers; i++)
-		vu_whiteout_dir_opaque(fs, i, fs->layers[i].fd, &fs->layers[i].root_flags);
+	for (unsigned i = 0; i < fs->nlayers; i++) {
+		unsigned flags = 0;
+
+		if (!vu_is_upper(fs, i))
+			vu_whiteout_dir_opaque(fs, i, fs->layers[i].fd, &flags);
+		/* A root without ".wh." entries spares every miss there the OCI probe. */
+		if (vu_whiteout_dir_scan(fs->layers[i].fd, VU_SCAN_ROOT_MAX) > 0)
+			flags |= VU_FD_NOWH;
+		atomic_store(&fs->layers[i].root_flags, flags);
+	}
 	fs->samefs = true;
 	for (unsigned i = 1; i < fs->nlayers; i++)
 		if (fs->layers[i].dev != fs->layers[0].dev)

@@ -18,7 +18,8 @@
 #include "cleanup.h"
 #include "fuse-util.h"
 
-#define VU_NODE_LOCKS 64 /* stripes of node locks */
+#define VU_NODE_LOCKS 64      /* stripes of node locks */
+#define VU_SCAN_ROOT_MAX 4096 /* entries of a layer root read at mount for VU_FD_NOWH */
 /* Nodes kept before the least recently used are pruned: ~25 MiB of them (evict.c). */
 #ifndef VU_NODE_BUDGET_DEFAULT
 #define VU_NODE_BUDGET_DEFAULT 200000
@@ -30,7 +31,8 @@ struct vu_layer {
 		 */
 	char *path; /* as given on the command line, for messages */
 	dev_t dev;
-	unsigned root_flags; /* VU_FD_* of the layer root, probed once */
+	atomic_uint root_flags; /* VU_FD_* of the layer root: XWHITEOUTS probed once, NOWH as
+				   for vu_fdent.flags */
 };
 
 /* Parsed command line, before any of it is acted upon. */
@@ -63,6 +65,7 @@ struct vu_fs {
 	bool can_mknod;	  /* mknod of a 0/0 whiteout works in the workdir */
 	bool can_trusted; /* trusted.* xattrs can be set in the workdir */
 	bool can_clone;	  /* FICLONE worked in the probe */
+	bool root_creds;  /* the daemon runs as uid 0 and gid 0 */
 	double timeout;
 	struct vu_node *root;
 	struct fuse_session *se;      /* set before the loop starts, read-only afterwards */
@@ -132,7 +135,7 @@ struct vu_fdent {
 	struct vu_node *node; /* key; fixed */
 	int layer;	      /* key; fixed */
 	int fd;		      /* fixed */
-	unsigned flags;	      /* VU_FD_*; fixed */
+	unsigned flags;	      /* VU_FD_*; XWHITEOUTS fixed, NOWH protected by fdcache_lock */
 	unsigned users;	      /* protected by fdcache_lock */
 	bool dead;	      /* evicted while in use; protected by fdcache_lock */
 	GList link;	      /* in fs->lru; protected by fdcache_lock */
@@ -140,6 +143,13 @@ struct vu_fdent {
 
 enum {
 	VU_FD_XWHITEOUTS = 1 << 0, /* directory in a lower marked overlay.opaque=x */
+	/*
+	 * The real directory holds no OCI ".wh." entries, so a name missing there needs no
+	 * ".wh.NAME" probe. Learned from a full listing, or set where we made the directory
+	 * (mkdir, copy-up: empty); cleared before we write a ".wh." file into it. Layers are
+	 * not changed behind the mount's back (as with overlayfs), so it stays true.
+	 */
+	VU_FD_NOWH = 1 << 1,
 };
 
 /* A borrowed fd; vu_fdref_put gives it back. */
@@ -219,6 +229,8 @@ void vu_node_move(struct vu_fs *fs, struct vu_node *node, struct vu_node *newpar
 void vu_node_exchange(struct vu_fs *fs, struct vu_node *a, struct vu_node *b);
 int vu_node_fd(struct vu_fs *fs, struct vu_node *node, int layer, struct vu_fdref *ret);
 void vu_fdref_put(struct vu_fdref *ref);
+void vu_fdref_set_flags(struct vu_fdref *ref, int layer, unsigned flags);
+void vu_node_fd_clear_flags(struct vu_fs *fs, struct vu_node *node, int layer, unsigned flags);
 void vu_node_fd_forget(struct vu_fs *fs, struct vu_node *node, int layer);
 void vu_nodes_teardown(struct vu_fs *fs);
 void vu_node_lock(struct vu_fs *fs, struct vu_node *node);
@@ -277,8 +289,9 @@ int vu_dir_prepare_create(struct vu_fs *fs, struct vu_node *parent, const char *
 			  struct vu_found *ret_found);
 int vu_dir_install(struct vu_fs *fs, struct vu_node *parent, const char *name, const char *tmpname,
 		   const struct vu_found *found, bool is_dir);
-void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, uid_t *uid, gid_t *gid,
-		  mode_t *mode);
+void vu_dir_mark_new(struct vu_fs *fs, struct vu_node *dir);
+void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, bool in_place,
+		  uid_t *uid, gid_t *gid, mode_t *mode);
 
 /* readdir.c */
 void vu_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
@@ -316,9 +329,10 @@ int vu_file_fd(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node
 bool vu_whiteout_is(struct vu_fs *fs, int layer, int dirfd, unsigned dirflags, const char *name,
 		    const struct stat *st);
 bool vu_whiteout_oci_exists(int dirfd, const char *name);
+int vu_whiteout_dir_scan(int pathfd, size_t max_entries);
 bool vu_whiteout_is_private_name(const char *name);
 int vu_whiteout_dir_opaque(struct vu_fs *fs, int layer, int dirfd, unsigned *ret_flags);
-int vu_whiteout_make(struct vu_fs *fs, int dirfd, const char *name, int how);
+int vu_whiteout_make(struct vu_fs *fs, struct vu_node *dir, int dirfd, const char *name, int how);
 int vu_whiteout_remove(struct vu_fs *fs, int dirfd, const char *name, int kind);
 int vu_whiteout_set_opaque(struct vu_fs *fs, int fd);
 int vu_whiteout_clear_upper_dir(struct vu_fs *fs, int dirfd);

@@ -49,6 +49,27 @@ bool vu_whiteout_oci_exists(int dirfd, const char *name)
 	return fstatat(dirfd, wh, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+/*
+ * 1 when the directory (an O_PATH fd) holds no ".wh." entries among at most max_entries,
+ * 0 when it holds one or is larger, -errno when it cannot be read.
+ */
+int vu_whiteout_dir_scan(int pathfd, size_t max_entries)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	size_t n = 0;
+	int r = vc_opendir_at(pathfd, ".", &d);
+
+	if (r < 0)
+		return r;
+	errno = 0;
+	while ((de = readdir(d))) {
+		if (++n > max_entries + 2 || vu_whiteout_is_private_name(de->d_name))
+			return 0;
+	}
+	return errno ? -errno : 1;
+}
+
 bool vu_whiteout_is(struct vu_fs *fs, int layer, int dirfd, unsigned dirflags, const char *name,
 		    const struct stat *st)
 {
@@ -88,7 +109,7 @@ int vu_whiteout_dir_opaque(struct vu_fs *fs, int layer, int dirfd, unsigned *ret
 	return opaque;
 }
 
-int vu_whiteout_make(struct vu_fs *fs, int dirfd, const char *name, int how)
+int vu_whiteout_make(struct vu_fs *fs, struct vu_node *dir, int dirfd, const char *name, int how)
 {
 	g_autofree char *tmp = NULL;
 	char wh[NAME_MAX + 1];
@@ -116,6 +137,8 @@ int vu_whiteout_make(struct vu_fs *fs, int dirfd, const char *name, int how)
 	/* Unprivileged: the OCI form, which containers/storage reads. */
 	if (!vu_whiteout_oci_name(name, wh))
 		return -ENAMETOOLONG;
+	/* Before the file exists: from now on a miss in dir probes for it again. */
+	vu_node_fd_clear_flags(fs, dir, 0, VU_FD_NOWH);
 	if (how != VU_WH_NOREPLACE &&
 	    unlinkat(dirfd, name, how == VU_WH_REPLACE_DIR ? AT_REMOVEDIR : 0) < 0 &&
 	    errno != ENOENT)

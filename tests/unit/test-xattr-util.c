@@ -39,8 +39,25 @@ static void check_fd(int fd, bool o_path)
 		found |= strcmp(n, "user.veneer") == 0;
 	g_assert_true(found);
 	g_assert_cmpint(vc_fsetxattr(fd, o_path, "user.veneer", "x", 1, XATTR_CREATE), ==, -EEXIST);
+	{
+		/* Larger than the first guess: the probing path. */
+		char big[3000];
+		g_autofree char *bv = NULL;
+
+		memset(big, 'b', sizeof(big));
+		g_assert_cmpint(vc_fsetxattr(fd, o_path, "user.big", big, sizeof(big), 0), ==, 0);
+		g_assert_cmpint(vc_fgetxattr_alloc(fd, o_path, "user.big", &bv, &len), ==, 0);
+		g_assert_cmpuint(len, ==, sizeof(big));
+		g_assert_true(memcmp(bv, big, sizeof(big)) == 0);
+		g_assert_cmpint(vc_fremovexattr(fd, o_path, "user.big"), ==, 0);
+	}
 	g_assert_cmpint(vc_fremovexattr(fd, o_path, "user.veneer"), ==, 0);
 	g_assert_cmpint(vc_fgetxattr(fd, o_path, "user.veneer", NULL, 0), ==, -ENODATA);
+	g_assert_cmpint(vc_fgetxattr_alloc(fd, o_path, "user.veneer", &v, &len), ==, -ENODATA);
+	g_clear_pointer(&names, g_free);
+	g_assert_cmpint(vc_flistxattr_alloc(fd, o_path, &names, &len), ==, 0);
+	for (char *n = names; n < names + len; n += strlen(n) + 1)
+		g_assert_true(strncmp(n, "user.", 5) != 0);
 }
 
 static void test_xattr(gconstpointer data)
