@@ -25,6 +25,7 @@ struct vu_opts {
 	char *fsync;
 	char *timeout;
 	char *fd_cache;
+	char *passthrough;
 	int volatile_mode;
 	int ro;
 	int bad; /* an unknown option was seen (already reported) */
@@ -43,6 +44,7 @@ static const struct fuse_opt vu_opt_table[] = {
 	{"fsync=%s", offsetof(struct vu_opts, fsync), 0},
 	{"timeout=%s", offsetof(struct vu_opts, timeout), 0},
 	{"fd_cache=%s", offsetof(struct vu_opts, fd_cache), 0},
+	{"passthrough=%s", offsetof(struct vu_opts, passthrough), 0},
 	{"volatile", offsetof(struct vu_opts, volatile_mode), 1},
 	{"ro", offsetof(struct vu_opts, ro), 1},
 	FUSE_OPT_KEY("ro", VU_KEY_PASS),
@@ -224,6 +226,24 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 		}
 		ret->fd_cache_max = v;
 	}
+	if (o.passthrough) {
+		static const char *const names[] = {
+			[VU_PT_AUTO] = "auto",
+			[VU_PT_ON] = "on",
+			[VU_PT_OFF] = "off",
+		};
+
+		r = -EINVAL;
+		for (int i = 0; i < (int)G_N_ELEMENTS(names); i++)
+			if (strcmp(o.passthrough, names[i]) == 0) {
+				ret->passthrough = i;
+				r = 0;
+			}
+		if (r < 0) {
+			log_error("passthrough='%s': expected auto, on or off", o.passthrough);
+			goto out;
+		}
+	}
 out:
 	free(o.lowerdir);
 	free(o.upperdir);
@@ -231,6 +251,7 @@ out:
 	free(o.fsync);
 	free(o.timeout);
 	free(o.fd_cache);
+	free(o.passthrough);
 	return r;
 }
 
@@ -343,5 +364,9 @@ void vu_params_help(void)
 	       "    -o default_permissions kernel permission checks (always on)\n"
 	       "    -o context=CTX         SELinux context: accepted and ignored\n"
 	       "    -o timeout=SECONDS     kernel entry/attribute cache time (default 3600)\n"
-	       "    -o fd_cache=N          cached layer file descriptors (default 4096)\n\n");
+	       "    -o fd_cache=N          cached layer file descriptors (default 4096)\n"
+	       "    -o passthrough=auto|on|off\n"
+	       "                           kernel reads/writes open files directly (FUSE\n"
+	       "                           passthrough, Linux >= 6.9); auto (default): when the\n"
+	       "                           kernel allows it, on: fail without it, off: never\n\n");
 }
