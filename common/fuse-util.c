@@ -122,6 +122,11 @@ int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, siz
 		r = log_error_errno(-EIO, "could not mount on '%s'", cl->mountpoint);
 		goto out_signals;
 	}
+	if (hooks && hooks->after_mount) {
+		r = hooks->after_mount(se, userdata);
+		if (r < 0)
+			goto out_unmount;
+	}
 	if (!cl->foreground) {
 		if (fuse_daemonize(0) != 0) {
 			r = log_error_errno(-EIO, "could not daemonize");

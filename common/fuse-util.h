@@ -42,6 +42,11 @@ void vc_fuse_cmdline_done(struct vc_fuse_cmdline *cl);
 void vc_fuse_print_common_help(void);
 
 struct vc_fuse_hooks {
+	/*
+	 * Called right after the mount, before daemonizing and readiness (e.g. to
+	 * answer INIT itself); an error unmounts and fails the run. May be NULL.
+	 */
+	int (*after_mount)(struct fuse_session *se, void *userdata);
 	/* Called after the mount and daemonize, before the loop (e.g. start background threads). */
 	int (*before_loop)(struct fuse_session *se, void *userdata);
 	/* Called after the loop ends and the filesystem is unmounted. */

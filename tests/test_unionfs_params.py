@@ -22,7 +22,7 @@ EXIT_USAGE = 2
 # Every option the command line accepts; --help and the man page list each.
 OPTIONS = ["lowerdir", "upperdir", "workdir", "volatile", "fsync", "ro", "rw", "noatime",
            "allow_other", "default_permissions", "context", "-f", "-d", "--ready-fd",
-           "--help", "--version"]
+           "--help", "--version", "passthrough"]
 
 
 def _state(root):
@@ -89,7 +89,7 @@ def _o(root, lower=("l1",), upper="u", work="w", extra=()):
     "upper-is-lower", "upper-inside-lower", "upper-is-work", "upper-inside-work",
     "no-lowerdir", "upper-without-work", "unknown-option", "unknown-flag-option",
     "missing-mountpoint", "mountpoint-is-file", "empty-lower", "bad-fsync", "bad-fd-cache",
-    "bad-timeout",
+    "bad-timeout", "bad-passthrough",
 ])
 def test_bad_input_is_refused(harness, unionfs_bin, fs, case):
     mnt = os.path.join(fs, "mnt")
@@ -114,6 +114,7 @@ def test_bad_input_is_refused(harness, unionfs_bin, fs, case):
         "bad-fsync": (_o(fs, extra=["fsync=2"]), "fsync"),
         "bad-fd-cache": (_o(fs, extra=["fd_cache=1"]), "fd_cache"),
         "bad-timeout": (_o(fs, extra=["timeout=soon"]), "timeout"),
+        "bad-passthrough": (_o(fs, extra=["passthrough=yes"]), "passthrough"),
     }
     opts, bad = table[case]
     if case == "upper-inside-work":
@@ -145,8 +146,10 @@ def test_workdir_on_another_filesystem(harness, unionfs_bin, fs):
     ["default_permissions"],
     ['context="system_u:object_r:container_file_t:s0"'],
     ["", "volatile", "noatime", "allow_other", "default_permissions", "fsync=0", "rw"],
+    ["passthrough=auto"],
+    ["passthrough=off"],
 ], ids=["empty", "volatile", "fsync0", "rw", "noatime", "allow_other", "default_permissions",
-        "context", "podman-set"])
+        "context", "podman-set", "passthrough-auto", "passthrough-off"])
 def test_accepted_options_mount(harness, fs, extra):
     m = harness.mount_unionfs([os.path.join(fs, "l1"), os.path.join(fs, "l2")],
                               os.path.join(fs, "u"), os.path.join(fs, "w"),

@@ -21,6 +21,8 @@ struct vu_fileh {
 	int old_fd; /* the lower fd replaced after a copy-up; other threads may still use it */
 	int layer;
 	int flags;
+	int pt_mode;	      /* VU_PTM_*: how the open was answered; fixed */
+	int backing_id;	      /* with VU_PTM_PASSTHROUGH; fixed */
 	struct vu_node *node; /* referenced while open */
 };
 
@@ -71,6 +73,16 @@ int vu_file_fd(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node
 	return fd;
 }
 
+/*
+ * The file whose data a handle reads and writes, which passthrough hands to the
+ * kernel as the backing file: the handle's own fd, opened in the layer that
+ * holds the data.
+ */
+static int vu_file_data_fd(const struct vu_fileh *h)
+{
+	return h->fd;
+}
+
 /* st: of fd when the caller has it, else NULL. */
 static void vu_file_attach(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node,
 			   int fd, int layer, const struct stat *st)
@@ -100,17 +112,39 @@ static void vu_file_attach(struct vu_fs *fs, struct fuse_file_info *fi, struct v
 	 * reached the layer), so close() need not wait for a round trip.
 	 */
 	fi->noflush = 1;
+	h->pt_mode = st ? vu_pt_open(fs, fi, node, layer, vu_file_data_fd(h), st, &h->backing_id)
+			: VU_PTM_NONE;
 }
 
 static void vu_file_detach(struct vu_fs *fs, struct fuse_file_info *fi)
 {
 	struct vu_fileh *h = (struct vu_fileh *)(uintptr_t)fi->fh;
 
+	vu_pt_release(fs, h->node, h->pt_mode);
 	close(h->fd);
 	vc_close_nointr(h->old_fd);
 	vu_node_unref(fs, h->node);
 	pthread_mutex_destroy(&h->lock);
 	g_free(h);
+}
+
+static int vu_file_reply_open(fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct vu_fileh *h = (struct vu_fileh *)(uintptr_t)fi->fh;
+
+	if (h->pt_mode == VU_PTM_PASSTHROUGH || h->pt_mode == VU_PTM_DIRECT)
+		return vu_pt_reply_open(req, fi, h->backing_id);
+	return fuse_reply_open(req, fi);
+}
+
+static int vu_file_reply_create(fuse_req_t req, const struct fuse_entry_param *e,
+				struct fuse_file_info *fi)
+{
+	struct vu_fileh *h = (struct vu_fileh *)(uintptr_t)fi->fh;
+
+	if (h->pt_mode == VU_PTM_PASSTHROUGH || h->pt_mode == VU_PTM_DIRECT)
+		return vu_pt_reply_create(req, e, fi, h->backing_id);
+	return fuse_reply_create(req, e, fi);
 }
 
 void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -144,7 +178,7 @@ void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	vu_file_attach(fs, fi, node, fd, layer, NULL);
-	if (fuse_reply_open(req, fi) == -ENOENT)
+	if (vu_file_reply_open(req, fi) == -ENOENT)
 		vu_file_detach(fs, fi);
 }
 
@@ -208,7 +242,7 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	vu_fdref_put(&pd);
 	vu_fill_entry(fs, node, &f.st, &e);
 	vu_file_attach(fs, fi, node, fd, 0, &f.st);
-	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+	if (vu_file_reply_create(req, &e, fi) == -ENOENT) {
 		vu_file_detach(fs, fi);
 		vu_node_forget(fs, node, 1);
 	}

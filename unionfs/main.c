@@ -29,6 +29,7 @@ static void vu_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	/* Attributes change only through us: no invalidation on every getattr. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* Also required by passthrough (passthrough.c), which the kernel refuses with it. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	log_debug("%u layers, upper %s, samefs %d", fs->nlayers, fs->has_upper ? "yes" : "no",
 		  fs->samefs);
@@ -47,7 +48,13 @@ static void vu_after_loop(void *userdata)
 	vu_evict_stop(userdata);
 }
 
+static int vu_after_mount(struct fuse_session *se, void *userdata)
+{
+	return vu_pt_session_setup(userdata, se);
+}
+
 static const struct vc_fuse_hooks vu_hooks = {
+	.after_mount = vu_after_mount,
 	.before_loop = vu_before_loop,
 	.after_loop = vu_after_loop,
 };
@@ -146,6 +153,7 @@ int main(int argc, char **argv)
 	if (r == 0)
 		ret = VC_EXIT_OK;
 out_teardown:
+	vu_pt_teardown(&fs);
 	vu_super_teardown(&fs);
 out:
 	vu_params_done(&fs.params);

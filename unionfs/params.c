@@ -26,6 +26,7 @@ struct vu_opts {
 	char *timeout;
 	char *fd_cache;
 	char *node_budget;
+	char *passthrough;
 	int volatile_mode;
 	int ro;
 	int bad; /* an unknown option was seen (already reported) */
@@ -45,6 +46,7 @@ static const struct fuse_opt vu_opt_table[] = {
 	{"timeout=%s", offsetof(struct vu_opts, timeout), 0},
 	{"fd_cache=%s", offsetof(struct vu_opts, fd_cache), 0},
 	{"node_budget=%s", offsetof(struct vu_opts, node_budget), 0},
+	{"passthrough=%s", offsetof(struct vu_opts, passthrough), 0},
 	{"volatile", offsetof(struct vu_opts, volatile_mode), 1},
 	{"ro", offsetof(struct vu_opts, ro), 1},
 	FUSE_OPT_KEY("ro", VU_KEY_PASS),
@@ -240,6 +242,24 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 		}
 		ret->node_budget = v;
 	}
+	if (o.passthrough) {
+		static const char *const names[] = {
+			[VU_PT_AUTO] = "auto",
+			[VU_PT_ON] = "on",
+			[VU_PT_OFF] = "off",
+		};
+
+		r = -EINVAL;
+		for (int i = 0; i < (int)G_N_ELEMENTS(names); i++)
+			if (strcmp(o.passthrough, names[i]) == 0) {
+				ret->passthrough = i;
+				r = 0;
+			}
+		if (r < 0) {
+			log_error("passthrough='%s': expected auto, on or off", o.passthrough);
+			goto out;
+		}
+	}
 out:
 	free(o.lowerdir);
 	free(o.upperdir);
@@ -248,6 +268,7 @@ out:
 	free(o.timeout);
 	free(o.fd_cache);
 	free(o.node_budget);
+	free(o.passthrough);
 	return r;
 }
 
@@ -362,6 +383,10 @@ void vu_params_help(void)
 	       "    -o timeout=SECONDS     kernel entry/attribute cache time (default 3600)\n"
 	       "    -o fd_cache=N          cached layer file descriptors (default 4096)\n"
 	       "    -o node_budget=N       nodes kept before the kernel is asked to forget the\n"
-	       "                           least recently used ones (default %u, 0: no limit)\n\n",
+	       "                           least recently used ones (default %u, 0: no limit)\n"
+	       "    -o passthrough=auto|on|off\n"
+	       "                           kernel reads/writes open files directly (FUSE\n"
+	       "                           passthrough, Linux >= 6.9); auto (default): when the\n"
+	       "                           kernel allows it, on: fail without it, off: never\n\n",
 	       VU_NODE_BUDGET_DEFAULT);
 }

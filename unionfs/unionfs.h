@@ -46,6 +46,25 @@ struct vu_params {
 	double timeout;
 	unsigned fd_cache_max;
 	unsigned node_budget; /* 0: unlimited */
+	int passthrough;      /* VU_PT_* */
+};
+
+enum {
+	VU_PT_AUTO = 0, /* passthrough when the kernel offers it */
+	VU_PT_ON,	/* refuse to run without it */
+	VU_PT_OFF,
+};
+
+/* FUSE passthrough state (passthrough.c). */
+struct vu_pt {
+	int devfd;		    /* the session's /dev/fuse fd; read-only after setup */
+	unsigned max_stack_depth;   /* offered in the INIT reply; read-only after setup */
+	bool expect_init;	    /* the next reply written answers INIT; setup thread only */
+	bool negotiated;	    /* the INIT reply asked for passthrough; setup thread only */
+	atomic_bool enabled;	    /* negotiated and usable: opens may pass through */
+	atomic_bool *layer_refused; /* per layer: the kernel refused its files as backing */
+	pthread_mutex_t lock;
+	GHashTable *nodes; /* vu_node -> vu_pt_node of nodes with open files; protected by lock */
 };
 
 /* A link in fs->node_lru. */
@@ -70,6 +89,7 @@ struct vu_fs {
 	struct vu_node *root;
 	struct fuse_session *se;      /* set before the loop starts, read-only afterwards */
 	atomic_uint_fast64_t tmp_seq; /* names of temporaries in the workdir */
+	struct vu_pt pt;
 
 	/* Lock order: nodes_lock, then fdcache_lock. Node locks are taken before either. */
 	pthread_mutex_t nodes_lock;
@@ -324,6 +344,22 @@ void vu_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			   struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			   struct fuse_file_info *fi_out, size_t len, int flags);
 int vu_file_fd(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node);
+
+/* passthrough.c */
+enum {
+	VU_PTM_NONE,	    /* passthrough is off: the handle is opened as without it */
+	VU_PTM_CACHED,	    /* through the daemon and the kernel's page cache */
+	VU_PTM_PASSTHROUGH, /* the kernel reads and writes the backing file itself */
+	VU_PTM_DIRECT,	    /* read/write through the daemon, mmap on another file's backing */
+};
+int vu_pt_session_setup(struct vu_fs *fs, struct fuse_session *se);
+void vu_pt_teardown(struct vu_fs *fs);
+int vu_pt_open(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node, int layer, int fd,
+	       const struct stat *st, int *ret_backing_id);
+void vu_pt_release(struct vu_fs *fs, struct vu_node *node, int mode);
+int vu_pt_reply_open(fuse_req_t req, const struct fuse_file_info *fi, int backing_id);
+int vu_pt_reply_create(fuse_req_t req, const struct fuse_entry_param *e,
+		       const struct fuse_file_info *fi, int backing_id);
 
 /* whiteout.c */
 bool vu_whiteout_is(struct vu_fs *fs, int layer, int dirfd, unsigned dirflags, const char *name,

@@ -1,0 +1,304 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""veneer-unionfs's FUSE passthrough: the kernel reads and writes layer files itself.
+
+The data must be what the kernel's overlayfs gives for the same calls (read,
+write, pwrite, append, truncate, sparse files, shared and private mmap, copy-up
+while a lower file is open); passthrough must really be in effect (reads on an
+open file complete while the daemon is stopped, and no READ/WRITE request
+reaches it), fall back where the kernel refuses a backing file, and
+-o passthrough=off must keep the old behaviour.
+"""
+import hashlib
+import mmap
+import os
+import signal
+import subprocess
+import threading
+
+import pytest
+
+from unionfs_diff import Diff, read, write
+from veneer_harness import require, sanitizer_env
+
+MIB = 1 << 20
+
+
+@pytest.fixture(autouse=True)
+def _prereqs(need_fuse, need_overlay, unionfs_bin):
+    pass
+
+
+@pytest.fixture
+def need_passthrough(harness):
+    """The kernel must accept passthrough (Linux >= 6.9, CONFIG_FUSE_PASSTHROUGH)."""
+    root = harness.mkdir("probe")
+    for d in ("l", "u", "w", "m"):
+        os.makedirs(os.path.join(root, d))
+    try:
+        m = harness.mount_unionfs([f"{root}/l"], f"{root}/u", f"{root}/w", mnt=f"{root}/m",
+                                  opts=["passthrough=on"])
+    except RuntimeError as e:
+        require(False, f"the kernel does not accept FUSE passthrough: {e}")
+    harness.umount(m)
+
+
+def pattern(n, seed):
+    return bytes((i * 7 + seed) & 0xFF for i in range(256)) * (n // 256)
+
+
+def requests(m, op):
+    """How many FUSE requests of opcode op the daemon (run with -d) logged."""
+    return m.daemon.output().count(f"opcode: {op} (")
+
+
+def in_thread(fn, timeout):
+    """Run fn in a thread; (finished within timeout, its result or exception)."""
+    out = {}
+
+    def run():
+        try:
+            out["v"] = fn()
+        except Exception as e:  # handed to the test
+            out["v"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    return t, out
+
+
+def file_ops(s):
+    """Every way to read and write a file's data; returns what each step saw."""
+    r = []
+    with open(s.p("big"), "rb") as f:                       # lower file, read
+        f.seek(3 * MIB + 17)
+        r.append(f.read(4096))
+    fd = os.open(s.p("big"), os.O_RDWR)                      # copy-up, pwrite
+    os.pwrite(fd, b"middle", 2 * MIB)
+    r.append(os.pread(fd, 16, 2 * MIB - 5))
+    os.close(fd)
+    with open(s.p("new"), "wb") as f:                        # create, write
+        f.write(pattern(MIB, 3))
+    with open(s.p("new"), "ab") as f:                        # append
+        f.write(b"tail")
+    r.append(os.stat(s.p("new")).st_size)
+    fd = os.open(s.p("new"), os.O_RDWR)
+    os.ftruncate(fd, 1000)                                   # truncate, then size seen
+    r.append((os.fstat(fd).st_size, os.stat(s.p("new")).st_size, len(os.pread(fd, 5000, 0))))
+    os.truncate(s.p("new"), 3000)
+    r.append((os.fstat(fd).st_size, os.pread(fd, 8, 996)))
+    os.close(fd)
+    fd = os.open(s.p("sparse"), os.O_CREAT | os.O_RDWR, 0o644)  # sparse
+    os.pwrite(fd, b"end", 8 * MIB)
+    r.append((os.fstat(fd).st_size, os.pread(fd, 4, 4 * MIB), os.lseek(fd, 0, os.SEEK_DATA),
+              os.lseek(fd, 0, os.SEEK_HOLE)))
+    os.close(fd)
+    with open(s.p("small"), "r+b") as f:                     # shared mmap writes reach the file
+        mm = mmap.mmap(f.fileno(), 0)
+        mm[0:4] = b"MMAP"
+        mm.flush()
+        mm.close()
+    r.append(read(s.p("small")))
+    with open(s.p("priv"), "r+b") as f:                      # private mmap writes do not
+        mm = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE)
+        mm[0:4] = b"PRIV"
+        r.append(mm[0:8])
+        mm.close()
+    r.append(read(s.p("priv")))
+    fd = os.open(s.p("small"), os.O_WRONLY | os.O_APPEND)   # O_APPEND with other writers
+    os.write(fd, b"+a")
+    other = os.open(s.p("small"), os.O_RDWR)
+    os.pwrite(other, b"Z", 0)
+    os.close(other)
+    os.write(fd, b"+b")
+    os.close(fd)
+    r.append(read(s.p("small")))
+    return r
+
+
+def build_files(l0):
+    write(f"{l0}/big", pattern(4 * MIB, 1))
+    write(f"{l0}/small", "0123456789")
+    write(f"{l0}/priv", "private!")
+
+
+def test_data_agrees_with_kernel_overlay(harness, need_passthrough):
+    d = Diff(harness, 1, build_files)
+    d.run(file_ops)
+    d.check()
+
+
+def test_data_agrees_without_passthrough(harness):
+    d = Diff(harness, 1, build_files, vopts=["passthrough=off"])
+    d.run(file_ops)
+    d.check()
+
+
+def _stopped_io(harness, opt):
+    """Mount with -d; open files; stop the daemon; read (and write) on the open fds."""
+    root = harness.mkdir("io")
+    for x in ("l", "u", "w", "m"):
+        os.makedirs(os.path.join(root, x))
+    data = os.urandom(16 * MIB)
+    write(f"{root}/l/lower", data)
+    m = harness.mount_unionfs([f"{root}/l"], f"{root}/u", f"{root}/w", mnt=f"{root}/m",
+                              opts=[f"passthrough={opt}"], args=["-d"])
+    low = os.open(f"{m.path}/lower", os.O_RDONLY)
+    up = os.open(f"{m.path}/upper", os.O_CREAT | os.O_RDWR, 0o644)
+    os.pwrite(up, pattern(MIB, 5), 0)
+    before = requests(m, "READ"), requests(m, "WRITE")
+    pid = m.daemon.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t, out = in_thread(lambda: (os.pread(low, MIB, 9 * MIB), os.pread(up, MIB, 0)),
+                           10 if opt == "on" else 2)
+        done = not t.is_alive()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    t.join(30)
+    assert not t.is_alive(), "the reads never completed"
+    assert out["v"] == (data[9 * MIB:10 * MIB], pattern(MIB, 5)), "wrong data"
+    after = requests(m, "READ"), requests(m, "WRITE")
+    os.close(low)
+    os.close(up)
+    return done, before, after
+
+
+def test_open_files_do_not_need_the_daemon(harness, need_passthrough):
+    done, before, after = _stopped_io(harness, "on")
+    assert done, "reads on open files waited for the stopped daemon"
+    assert before == (0, 0) and after == (0, 0), \
+        f"READ/WRITE requests reached the daemon: {before}, {after}"
+
+
+def test_without_passthrough_reads_need_the_daemon(harness):
+    done, before, after = _stopped_io(harness, "off")
+    assert not done, "reads completed while the daemon was stopped: not the FUSE path"
+    assert before[1] > 0 and after[0] > 0, (before, after)
+
+
+def _copy_up_while_open(s, follow):
+    """A reader holds the lower file (read and mmap) while a writer copies it up."""
+    r = []
+    ro = os.open(s.p("f"), os.O_RDONLY)
+    mm = mmap.mmap(ro, 0, prot=mmap.PROT_READ)
+    r.append(os.pread(ro, 10, 0))
+    w = os.open(s.p("f"), os.O_RDWR)                 # copy-up while the reader is open
+    os.pwrite(w, b"WRITTEN", 0)
+    r.append(os.pread(w, 10, 0))
+    second = os.open(s.p("f"), os.O_RDONLY)          # a second open after the copy-up
+    r.append(os.pread(second, 10, 0))
+    r.append(mm[0:10])                               # a mapping made before: the lower data
+    held = os.pread(ro, 10, 0)
+    if follow:
+        r.append(held)
+    mm.close()
+    os.pwrite(w, b"again", 20)                       # concurrent writer and reader
+    r.append(os.pread(second, 30, 0))
+    for fd in (ro, w, second):
+        os.close(fd)
+    fd = os.open(s.p("f"), os.O_RDONLY)              # after every old handle is gone
+    mm = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+    r.append((os.pread(fd, 30, 0), mm[0:30]))
+    mm.close()
+    os.close(fd)
+    return r, held
+
+
+def _lower_f(l0):
+    write(f"{l0}/f", "0123456789abcdefghijklmnopqrstuvwxyz")
+
+
+def test_copy_up_while_lower_file_is_open(harness, need_passthrough):
+    d = Diff(harness, 1, _lower_f)
+    rk, held_k = _copy_up_while_open(d.k, False)
+    rv, held_v = _copy_up_while_open(d.v, False)
+    assert rk == rv
+    # The kernel's overlayfs moves an old read-only fd to the upper file; a
+    # passthrough fd stays on its backing file, the lower one (the man page says so).
+    assert held_k == b"WRITTEN789"
+    assert held_v == b"0123456789"
+    d.check()
+
+
+def test_copy_up_while_lower_file_is_open_without_passthrough(harness):
+    d = Diff(harness, 1, _lower_f, vopts=["passthrough=off"])
+    rk, held_k = _copy_up_while_open(d.k, True)
+    rv, held_v = _copy_up_while_open(d.v, True)
+    # Without passthrough an old fd follows the copy-up as on the kernel; a mapping made
+    # before it shows the new data (through the FUSE page cache), not the lower data.
+    assert rk[3] == b"0123456789" and rv[3] == b"WRITTEN789"
+    del rk[3], rv[3]
+    assert rk == rv and held_k == held_v == b"WRITTEN789"
+    d.check()
+
+
+def test_readers_and_writers_share_the_file(harness, need_passthrough):
+    """Concurrent opens for read and write of an upper and a lower file, several threads."""
+    d = Diff(harness, 1, lambda l0: write(f"{l0}/shared", pattern(MIB, 9)))
+
+    def ops(s):
+        write(s.p("up"), pattern(MIB, 2))
+        out = []
+        for name in ("up", "shared"):
+            w = os.open(s.p(name), os.O_RDWR)       # (readers of a lower file opened
+            fds = [os.open(s.p(name), os.O_RDONLY) for _ in range(3)]  # before: see above)
+            ths = [threading.Thread(target=os.pwrite, args=(w, bytes([65 + i]) * 4096,
+                                                            i * 8192)) for i in range(4)]
+            for t in ths:
+                t.start()
+            for t in ths:
+                t.join()
+            out.append([hashlib.sha1(os.pread(fd, 4 * 8192, 0)).hexdigest() for fd in fds])
+            for fd in fds + [w]:
+                os.close(fd)
+        return out
+
+    d.run(ops)
+    d.check()
+
+
+def test_layer_too_deep_to_stack_falls_back(harness, need_passthrough):
+    """Backing files on overlayfs need depth 2; on an overlay of an overlay the kernel
+    refuses them and the files go through the daemon instead."""
+    root = harness.mkdir("stack")
+    for x in ("a", "b", "c", "u", "w", "m", "o1", "o2"):
+        os.makedirs(os.path.join(root, x))
+    data = os.urandom(2 * MIB)
+    write(f"{root}/a/deep", data)
+    o1 = harness.mount_overlay([f"{root}/a", f"{root}/b"], mnt=f"{root}/o1")   # depth 1
+    o2 = harness.mount_overlay([o1.path, f"{root}/c"], mnt=f"{root}/o2")       # depth 2
+    m = harness.mount_unionfs([o2.path, o1.path], f"{root}/u", f"{root}/w", mnt=f"{root}/m",
+                              args=["-d"])
+    assert read(f"{m.path}/deep") == data              # from o2: refused, through the daemon
+    assert requests(m, "READ") > 0
+    assert "not for files of layer" in m.daemon.output()
+    n = requests(m, "READ")
+    with open(f"{m.path}/deep", "r+b") as f:            # copied up to ext4: passthrough again
+        f.seek(MIB)
+        f.write(b"upper")
+    assert read(f"{root}/u/deep")[MIB:MIB + 5] == b"upper"
+    assert read(f"{m.path}/deep")[MIB - 2:MIB + 7] == data[MIB - 2:MIB] + b"upper" + \
+        data[MIB + 5:MIB + 7]
+    assert requests(m, "READ") == n and requests(m, "WRITE") == 0
+    assert harness.umount(m) == 0
+
+
+def test_passthrough_on_fails_the_mount_where_the_kernel_refuses(harness, unionfs_bin):
+    """Without CAP_SYS_ADMIN in the initial namespace the kernel refuses backing files."""
+    root = harness.mkdir("userns")
+    for x in ("l", "u", "w", "m"):
+        os.makedirs(os.path.join(root, x))
+    write(f"{root}/l/f", "x")
+    opts = f"lowerdir={root}/l,upperdir={root}/u,workdir={root}/w"
+    argv = ["unshare", "-Urm", unionfs_bin, "-f", "-o"]
+    r = subprocess.run(argv + [opts + ",passthrough=on", f"{root}/m"], capture_output=True,
+                       text=True, timeout=30, env=sanitizer_env())
+    assert r.returncode == 1, r.stderr
+    assert "passthrough=on" in r.stderr
+    # auto mounts anyway, and the files work through the daemon.
+    r = subprocess.run(["unshare", "-Urm", "sh", "-c",
+                        f'"$0" -o {opts} {root}/m && cat {root}/m/f && umount {root}/m',
+                        unionfs_bin], capture_output=True, text=True, timeout=30,
+                       env=sanitizer_env())
+    assert r.returncode == 0 and r.stdout == "x", r.stderr

@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * FUSE passthrough (Linux >= 6.9) on libfuse 3.14, which has no API for it: a
+ * custom-io hook amends the INIT reply, backing files are registered with
+ * FUSE_DEV_IOC_BACKING_OPEN and open/create replies carry the backing id. Per
+ * node it tracks the kernel inode's io mode, which must never mix cached and
+ * passthrough opens nor two backing files (the kernel fails such an open with EIO).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "fuse-abi.h"
+#include "log.h"
+#include "macro.h"
+#include "unionfs.h"
+
+#define VU_OVERLAYFS_MAGIC 0x794c7630
+#define VU_FUSE_MAGIC 0x65735546
+
+/* The kernel inode behind one node, while the node has open files. */
+struct vu_pt_node {
+	int backing_id; /* > 0 while pt_opens > 0 */
+	dev_t dev;	/* the backing file, to tell it from a copy-up's new file */
+	ino_t ino;
+	unsigned pt_opens;     /* handles answered with FOPEN_PASSTHROUGH */
+	unsigned cached_opens; /* handles answered without it, using the page cache */
+};
+
+static ssize_t vu_pt_read(int fd, void *buf, size_t len, void *userdata)
+{
+	return read(fd, buf, len);
+}
+
+static ssize_t vu_pt_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+			    unsigned int flags, void *userdata)
+{
+	return splice(fdin, offin, fdout, offout, len, flags);
+}
+
+/*
+ * Every reply passes here. Only the INIT reply, written while the session is
+ * still set up by one thread, is changed: it asks for passthrough and says how
+ * deep the backing files may be stacked.
+ */
+static ssize_t vu_pt_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	struct vu_fs *fs = userdata;
+	const struct fuse_out_header *oh = iov[0].iov_base;
+	struct fuse_init_out out;
+	struct iovec v[2];
+
+	if (likely(!fs->pt.expect_init))
+		return writev(fd, iov, count);
+	fs->pt.expect_init = false;
+	if (count != 2 || oh->error != 0 || iov[1].iov_len != sizeof(out))
+		return writev(fd, iov, count);
+	memcpy(&out, iov[1].iov_base, sizeof(out));
+	/* The kernel ignores flags2 without FUSE_INIT_EXT, and refuses writeback with it. */
+	if (!(out.flags & FUSE_INIT_EXT) || (out.flags & FUSE_WRITEBACK_CACHE))
+		return writev(fd, iov, count);
+	out.flags2 |= (uint32_t)(VU_FUSE_PASSTHROUGH >> 32);
+	memcpy((char *)&out + VU_FUSE_INIT_OUT_MAX_STACK_DEPTH, &fs->pt.max_stack_depth,
+	       sizeof(uint32_t));
+	fs->pt.negotiated = true;
+	v[0] = iov[0];
+	v[1] = (struct iovec){.iov_base = &out, .iov_len = sizeof(out)};
+	return writev(fd, v, 2);
+}
+
+/*
+ * Backing files on a stacked filesystem (overlayfs, or FUSE with passthrough)
+ * need a depth of 2; then this mount cannot itself be a layer of a kernel overlay.
+ */
+static unsigned vu_pt_stack_depth(struct vu_fs *fs)
+{
+	for (unsigned i = 0; i < fs->nlayers; i++) {
+		struct statfs sfs;
+
+		if (fstatfs(fs->layers[i].fd, &sfs) == 0 &&
+		    (sfs.f_type == VU_OVERLAYFS_MAGIC || sfs.f_type == VU_FUSE_MAGIC))
+			return 2;
+	}
+	return 1;
+}
+
+/* 1: the kernel offers passthrough in this INIT request, 0: it does not. */
+static int vu_pt_init_offers(const struct fuse_buf *buf)
+{
+	const struct fuse_in_header *ih = buf->mem;
+	const struct fuse_init_in *ii = (const void *)(ih + 1);
+
+	if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(*ih) + sizeof(*ii) ||
+	    ih->opcode != FUSE_INIT)
+		return 0;
+	return ii->major == 7 && (ii->flags & FUSE_INIT_EXT) &&
+	       (ii->flags2 & (uint32_t)(VU_FUSE_PASSTHROUGH >> 32));
+}
+
+static int vu_pt_backing_open(struct vu_fs *fs, int fd)
+{
+	struct vu_fuse_backing_map map = {.fd = fd};
+	int id = ioctl(fs->pt.devfd, VU_FUSE_DEV_IOC_BACKING_OPEN, &map);
+
+	return id < 0 ? -errno : id;
+}
+
+static void vu_pt_backing_close(struct vu_fs *fs, int id)
+{
+	uint32_t v = id;
+
+	if (ioctl(fs->pt.devfd, VU_FUSE_DEV_IOC_BACKING_CLOSE, &v) < 0)
+		log_debug_errno(-errno, "closing backing id %d", id);
+}
+
+static void vu_pt_setup_tables(struct vu_fs *fs)
+{
+	if (fs->pt.nodes)
+		return;
+	pthread_mutex_init(&fs->pt.lock, NULL);
+	fs->pt.nodes = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+	fs->pt.layer_refused = g_new0(atomic_bool, fs->nlayers);
+}
+
+/*
+ * Called right after the mount, before readiness: mount(2) has queued INIT, so
+ * it is answered here, and -o passthrough=on can still fail the mount.
+ */
+int vu_pt_session_setup(struct vu_fs *fs, struct fuse_session *se)
+{
+	static const struct fuse_custom_io io = {
+		.writev = vu_pt_writev,
+		.read = vu_pt_read,
+		.splice_receive = vu_pt_splice,
+		.splice_send = vu_pt_splice,
+	};
+	struct fuse_buf buf = {.mem = NULL};
+	int r, offered;
+
+	if (fs->params.passthrough == VU_PT_OFF)
+		return 0;
+	vu_pt_setup_tables(fs);
+	fs->pt.devfd = fuse_session_fd(se);
+	fs->pt.max_stack_depth = vu_pt_stack_depth(fs);
+	/* The same fd: libfuse keeps closing it once, at fuse_session_destroy(). */
+	r = fuse_session_custom_io(se, &io, fs->pt.devfd);
+	if (r < 0)
+		return log_error_errno(r, "could not hook the FUSE device for passthrough");
+	do
+		r = fuse_session_receive_buf(se, &buf);
+	while (r == -EINTR || r == -EAGAIN);
+	if (r <= 0) {
+		free(buf.mem);
+		return log_error_errno(r < 0 ? r : -EIO, "no INIT request from the kernel");
+	}
+	offered = vu_pt_init_offers(&buf);
+	fs->pt.expect_init = offered;
+	fuse_session_process_buf(se, &buf);
+	free(buf.mem);
+	fs->pt.expect_init = false;
+	if (fuse_session_exited(se))
+		return log_error_errno(-EPROTO, "the FUSE INIT handshake failed");
+	if (fs->pt.negotiated) {
+		/* Backing files need CAP_SYS_ADMIN: a directory tells without registering one. */
+		r = vu_pt_backing_open(fs, fs->layers[0].fd);
+		if (r > 0)
+			vu_pt_backing_close(fs, r);
+		if (r == -EPERM)
+			log_debug(
+				"passthrough: the kernel refuses backing files (no CAP_SYS_ADMIN)");
+		else
+			atomic_store(&fs->pt.enabled, true);
+	}
+	if (!atomic_load(&fs->pt.enabled) && fs->params.passthrough == VU_PT_ON)
+		return log_error_errno(-EOPNOTSUPP,
+				       "passthrough=on: the kernel %s FUSE passthrough (it needs "
+				       "Linux >= 6.9 with CONFIG_FUSE_PASSTHROUGH and "
+				       "CAP_SYS_ADMIN)",
+				       offered ? "refuses" : "does not offer");
+	log_debug("passthrough %s (max_stack_depth %u)",
+		  atomic_load(&fs->pt.enabled) ? "on" : "off", fs->pt.max_stack_depth);
+	return 0;
+}
+
+void vu_pt_teardown(struct vu_fs *fs)
+{
+	/* Backing ids die with the connection; only the bookkeeping is freed. */
+	if (!fs->pt.nodes)
+		return;
+	g_clear_pointer(&fs->pt.nodes, g_hash_table_destroy);
+	pthread_mutex_destroy(&fs->pt.lock);
+	g_clear_pointer(&fs->pt.layer_refused, g_free);
+}
+
+/* A backing open failed: remember what cannot change for this layer or this mount. */
+static void vu_pt_refused(struct vu_fs *fs, int layer, int r)
+{
+	switch (r) {
+	case -EPERM:
+		if (atomic_exchange(&fs->pt.enabled, false))
+			log_info_errno(r, "passthrough: the kernel refuses backing files; off");
+		break;
+	case -ELOOP:
+	case -EINVAL:
+	case -EOPNOTSUPP:
+		if (!atomic_exchange(&fs->pt.layer_refused[layer], true))
+			log_info_errno(r, "passthrough: not for files of layer '%s'",
+				       fs->layers[layer].path);
+		break;
+	default:
+		log_debug_errno(r, "passthrough: backing open failed");
+	}
+}
+
+/*
+ * Decide how a new handle of node (its data file open as fd, with stat st, in
+ * layer) is answered, set fi's cache flags to match and count it. Returns a
+ * VU_PTM_* mode for vu_pt_release(); with VU_PTM_PASSTHROUGH and VU_PTM_DIRECT,
+ * *ret_backing_id goes into the reply. The rules are the kernel's (fs/fuse/iomode.c): an inode
+ * is in cached or in passthrough io mode, and all its passthrough opens share
+ * one backing file, which every later open must name too. A node copied up
+ * while its lower file is open through passthrough gets VU_PTM_DIRECT handles
+ * until that closes.
+ */
+int vu_pt_open(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node, int layer, int fd,
+	       const struct stat *st, int *ret_backing_id)
+{
+	struct vu_pt_node *pn;
+	int mode, r;
+
+	if (!atomic_load(&fs->pt.enabled))
+		return VU_PTM_NONE;
+	pthread_mutex_lock(&fs->pt.lock);
+	if (!atomic_load(&fs->pt.enabled)) {
+		pthread_mutex_unlock(&fs->pt.lock);
+		return VU_PTM_NONE;
+	}
+	pn = g_hash_table_lookup(fs->pt.nodes, node);
+	if (!pn) {
+		pn = g_new0(struct vu_pt_node, 1);
+		g_hash_table_insert(fs->pt.nodes, node, pn);
+	}
+	if (pn->pt_opens > 0) {
+		mode = pn->dev == st->st_dev && pn->ino == st->st_ino ? VU_PTM_PASSTHROUGH
+								      : VU_PTM_DIRECT;
+		pn->pt_opens++;
+	} else if (pn->cached_opens > 0 || atomic_load(&fs->pt.layer_refused[layer])) {
+		mode = VU_PTM_CACHED;
+	} else {
+		r = vu_pt_backing_open(fs, fd);
+		if (r > 0) {
+			pn->backing_id = r;
+			pn->dev = st->st_dev;
+			pn->ino = st->st_ino;
+			pn->pt_opens = 1;
+			mode = VU_PTM_PASSTHROUGH;
+		} else {
+			vu_pt_refused(fs, layer, r);
+			mode = VU_PTM_CACHED;
+		}
+	}
+	if (mode == VU_PTM_CACHED)
+		pn->cached_opens++;
+	*ret_backing_id = pn->backing_id;
+	pthread_mutex_unlock(&fs->pt.lock);
+
+	switch (mode) {
+	case VU_PTM_PASSTHROUGH:
+		/* The kernel refuses FOPEN_KEEP_CACHE with passthrough, and DIRECT_IO wins. */
+		fi->keep_cache = 0;
+		fi->direct_io = 0;
+		break;
+	case VU_PTM_DIRECT:
+		/*
+		 * The inode's backing file is the lower one a reader still has open, and
+		 * the kernel wants FOPEN_PASSTHROUGH with that same backing on every open:
+		 * with FOPEN_DIRECT_IO, read and write come to the daemon (the new file)
+		 * and only mmap uses the backing file.
+		 */
+		fi->keep_cache = 0;
+		fi->direct_io = 1;
+		break;
+	default:
+		/* Passthrough writes on this layer may have bypassed the kernel's page cache. */
+		if (!atomic_load(&fs->pt.layer_refused[layer]))
+			fi->keep_cache = 0;
+	}
+	return mode;
+}
+
+void vu_pt_release(struct vu_fs *fs, struct vu_node *node, int mode)
+{
+	struct vu_pt_node *pn;
+
+	if (mode == VU_PTM_NONE)
+		return;
+	pthread_mutex_lock(&fs->pt.lock);
+	pn = g_hash_table_lookup(fs->pt.nodes, node);
+	if (pn && mode != VU_PTM_CACHED && pn->pt_opens > 0) {
+		/*
+		 * RELEASE comes after the kernel dropped the file's io mode, so with the
+		 * last one the inode no longer refers to this backing id.
+		 */
+		if (--pn->pt_opens == 0) {
+			vu_pt_backing_close(fs, pn->backing_id);
+			pn->backing_id = 0;
+		}
+	} else if (pn && mode == VU_PTM_CACHED && pn->cached_opens > 0) {
+		pn->cached_opens--;
+	}
+	if (pn && pn->pt_opens == 0 && pn->cached_opens == 0)
+		g_hash_table_remove(fs->pt.nodes, node);
+	pthread_mutex_unlock(&fs->pt.lock);
+}
+
+static uint32_t vu_pt_open_flags(const struct fuse_file_info *fi)
+{
+	return VU_FOPEN_PASSTHROUGH | (fi->noflush ? FOPEN_NOFLUSH : 0) |
+	       (fi->direct_io ? FOPEN_DIRECT_IO : 0);
+}
+
+/* libfuse 3.14's fuse_reply_open() cannot carry a backing id: the same reply, built here. */
+int vu_pt_reply_open(fuse_req_t req, const struct fuse_file_info *fi, int backing_id)
+{
+	struct vu_fuse_open_out o = {
+		.fh = fi->fh,
+		.open_flags = vu_pt_open_flags(fi),
+		.backing_id = backing_id,
+	};
+	struct iovec iov = {.iov_base = &o, .iov_len = sizeof(o)};
+
+	return fuse_reply_iov(req, &iov, 1);
+}
+
+static void vu_pt_timeout(double t, uint64_t *sec, uint32_t *nsec)
+{
+	if (t <= 0) {
+		*sec = 0;
+		*nsec = 0;
+		return;
+	}
+	*sec = (uint64_t)t;
+	*nsec = (uint32_t)((t - (double)*sec) * 1e9);
+	if (*nsec > 999999999)
+		*nsec = 999999999;
+}
+
+/* fuse_reply_create() with a backing id: fuse_entry_out as libfuse fills it, then the open. */
+int vu_pt_reply_create(fuse_req_t req, const struct fuse_entry_param *e,
+		       const struct fuse_file_info *fi, int backing_id)
+{
+	struct {
+		struct fuse_entry_out entry;
+		struct vu_fuse_open_out open;
+	} out;
+	struct fuse_attr *a = &out.entry.attr;
+	const struct stat *st = &e->attr;
+	struct iovec iov = {.iov_base = &out, .iov_len = sizeof(out)};
+
+	memset(&out, 0, sizeof(out));
+	out.entry.nodeid = e->ino;
+	out.entry.generation = e->generation;
+	vu_pt_timeout(e->entry_timeout, &out.entry.entry_valid, &out.entry.entry_valid_nsec);
+	vu_pt_timeout(e->attr_timeout, &out.entry.attr_valid, &out.entry.attr_valid_nsec);
+	a->ino = st->st_ino;
+	a->mode = st->st_mode;
+	a->nlink = st->st_nlink;
+	a->uid = st->st_uid;
+	a->gid = st->st_gid;
+	a->rdev = st->st_rdev;
+	a->size = st->st_size;
+	a->blksize = st->st_blksize;
+	a->blocks = st->st_blocks;
+	a->atime = st->st_atim.tv_sec;
+	a->mtime = st->st_mtim.tv_sec;
+	a->ctime = st->st_ctim.tv_sec;
+	a->atimensec = st->st_atim.tv_nsec;
+	a->mtimensec = st->st_mtim.tv_nsec;
+	a->ctimensec = st->st_ctim.tv_nsec;
+	out.open.fh = fi->fh;
+	out.open.open_flags = vu_pt_open_flags(fi);
+	out.open.backing_id = backing_id;
+	return fuse_reply_iov(req, &iov, 1);
+}
