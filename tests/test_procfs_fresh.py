@@ -9,7 +9,7 @@ import time
 import pytest
 
 from procfs_util import MiB, Container, limited_cgroups, meminfo_kb, mount_procfs
-from veneer_harness import require
+from veneer_harness import remove_cgroup, require
 
 
 @pytest.fixture
@@ -77,3 +77,49 @@ def test_new_container_after_the_previous_died(procfs_env):
         c = Container(h, m.path, limited_cgroups(h, mem=mib * MiB))
         assert _total_kb(c) == mib * 1024
         c.stop()
+
+
+def _fds_under(pid, dirs):
+    """The daemon's open fds whose target lies in one of dirs (kernfs links of removed
+    files may carry a " (deleted)" suffix: a prefix match covers both)."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue  # closed meanwhile
+        if any(target == d or target.startswith(d + "/") for d in dirs):
+            n += 1
+    return n
+
+
+def test_fds_of_removed_cgroups_are_closed_without_a_read(procfs_env):
+    """The daemon keeps fds of cgroup files between reads; each pins its cgroup (a removed
+    memcg stays in memory while a file of it is open). Once the containers are gone and
+    their cgroups removed, those fds must close on their own: nobody reads them again."""
+    h = procfs_env
+    m = mount_procfs(h)
+    worker = m.daemon.proc.pid
+    dirs = []
+    for mib in (96, 112):
+        cg = limited_cgroups(h, mem=mib * MiB, quota=0.5)
+        c = Container(h, m.path, cg)
+        for f in ("meminfo", "cpuinfo", "stat"):
+            c.run(f"cat /proc/{f}")
+        assert _total_kb(c) == mib * 1024
+        c.stop()
+        dirs.extend(cg.values())
+    assert _fds_under(worker, dirs) > 0, "the daemon kept no cgroup fds: nothing to test"
+    for d in dirs:
+        remove_cgroup(d)
+        assert not os.path.exists(d)
+    deadline = time.time() + 60  # generous: the sweep runs every few seconds
+    while _fds_under(worker, dirs) > 0:
+        assert time.time() < deadline, \
+            f"fds of removed cgroups still open: {_fds_under(worker, dirs)}"
+        time.sleep(0.2)
+    # Still serving, and cgroup fds are kept again for a live container.
+    cg = limited_cgroups(h, mem=80 * MiB)
+    c = Container(h, m.path, cg)
+    assert _total_kb(c) == 80 * 1024
+    assert _fds_under(worker, list(cg.values())) > 0

@@ -372,6 +372,15 @@ static void test_fdcache_fresh_and_bounded(void)
 	}
 	/* never more than max fds */
 	g_assert_cmpuint(vp_fdcache_size(c), <=, 2);
+	/* a sweep keeps the fds of files that are still there (only a removed cgroup's go,
+	 * tested on real cgroups in test_procfs_fresh.py) */
+	{
+		unsigned n = vp_fdcache_size(c);
+
+		g_assert_cmpuint(n, >, 0);
+		g_assert_cmpuint(vp_fdcache_sweep(c), ==, 0);
+		g_assert_cmpuint(vp_fdcache_size(c), ==, n);
+	}
 	/* no cache: plain reads by path */
 	{
 		g_autofree char *t = NULL;
@@ -423,6 +432,24 @@ static void test_cgroup_reads_through_fdcache(void)
 		vp_cpu_clear(&c2);
 	}
 	g_assert_cmpuint(vp_fdcache_size(fc), >, 0);
+	vp_fdcache_free(fc);
+}
+
+/* The sweeper thread starts, sweeps live files without dropping them, and stops on free. */
+static void test_fdcache_sweeper_keeps_live_files(void)
+{
+	_cleanup_cgroup_layout_ struct vc_cgroup_layout *l = v2_layout();
+	g_autoptr(GPtrArray) pc = proc_cgroup("/lxc/c1");
+	struct vp_fdcache *fc = vp_fdcache_new(64);
+	struct vp_mem m;
+	unsigned n;
+
+	vp_fdcache_start_sweeper(fc, 1);
+	g_assert_cmpint(vp_cgroup_read_mem(fc, l, pc, 8ULL << 30, 1ULL << 30, &m), ==, 0);
+	n = vp_fdcache_size(fc);
+	g_assert_cmpuint(n, >, 0);
+	g_usleep(20 * 1000); /* a few sweeps */
+	g_assert_cmpuint(vp_fdcache_size(fc), ==, n);
 	vp_fdcache_free(fc);
 }
 
@@ -503,6 +530,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/procfs/render/io-swaps", test_render_io_swaps);
 	g_test_add_func("/procfs/fdcache/fresh-and-bounded", test_fdcache_fresh_and_bounded);
 	g_test_add_func("/procfs/fdcache/cgroup-reads", test_cgroup_reads_through_fdcache);
+	g_test_add_func("/procfs/fdcache/sweeper", test_fdcache_sweeper_keeps_live_files);
 	g_test_add_func("/procfs/mem/v1-hierarchical-limit", test_mem_v1_hierarchical_limit);
 	return g_test_run();
 }
