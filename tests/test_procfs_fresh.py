@@ -4,6 +4,7 @@ and recent host files between reads: none of that may show a container stale
 values. A changed limit, a move to another cgroup, and a cgroup removed and
 made again under the same name all show on the very next read."""
 import os
+import subprocess
 import time
 
 import pytest
@@ -123,3 +124,49 @@ def test_fds_of_removed_cgroups_are_closed_without_a_read(procfs_env):
     c = Container(h, m.path, cg)
     assert _total_kb(c) == 80 * 1024
     assert _fds_under(worker, list(cg.values())) > 0
+
+
+def test_one_process_reading_again_sees_changes_at_once(procfs_env):
+    """The daemon remembers the pid namespace of a process that reads more than once (a
+    pidfd tells it the process still lives): a long-lived reader (top, a monitoring agent)
+    must still see a changed limit and a move of its container on its very next open."""
+    h = procfs_env
+    m = mount_procfs(h)
+    cg = limited_cgroups(h, mem=200 * MiB)
+    c = Container(h, m.path, cg)
+    join = "".join(f"echo $$ > {d}/cgroup.procs; " for d in c.cgroups.values())
+    reader = ("import sys\n"
+              "for _ in sys.stdin:\n"
+              "    t = open('/proc/meminfo').read()\n"
+              "    print(next(l.split()[1] for l in t.splitlines()"
+              " if l.startswith('MemTotal:')), flush=True)\n")
+    p = subprocess.Popen(["sh", "-c", join + f'exec nsenter -t {c.init} -m -p -- "$0" -c "$1"',
+                          "/usr/bin/python3", reader],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    h.defer(lambda: (p.kill(), p.wait(10)))
+
+    def total_kb():
+        p.stdin.write("\n")
+        p.stdin.flush()
+        return int(p.stdout.readline())
+
+    for _ in range(5):  # the second read onwards comes from the remembered namespace
+        assert total_kb() == 200 * 1024
+    worker = m.daemon.proc.pid
+    links = []
+    for fd in os.listdir(f"/proc/{worker}/fd"):
+        try:
+            links.append(os.readlink(f"/proc/{worker}/fd/{fd}"))
+        except FileNotFoundError:
+            pass
+    assert "anon_inode:[pidfd]" in links, "the reader's pid was not remembered"
+    with open(os.path.join(cg["memory"], "memory.limit_in_bytes"), "w") as f:
+        f.write(str(150 * MiB))
+    assert total_kb() == 150 * 1024
+    _, other = h.cgroup_v1(["memory"], settings={("memory", "memory.limit_in_bytes"): 72 * MiB})
+    _move(c, "memory", other["memory"])
+    assert total_kb() == 72 * 1024
+    # A new container, with a reader of its own: its own values, never the first one's.
+    c2 = Container(h, m.path, limited_cgroups(h, mem=40 * MiB))
+    assert _total_kb(c2) == 40 * 1024
+    assert total_kb() == 72 * 1024
