@@ -6,6 +6,8 @@
  * pidfd taken with it does not poll readable (the process has not exited). A
  * pid seen once is only noted; the pidfd comes on its second read, so a
  * one-shot reader (cat) pays no more than the /proc walk it always needed.
+ * Callers are threads (FUSE passes the calling task's id): a thread's id is
+ * just as unique while it lives.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +21,12 @@
 #include "macro.h"
 #include "parse-util.h"
 #include "pidcache.h"
+
+#ifdef PIDFD_THREAD
+#define VP_PIDFD_THREAD PIDFD_THREAD
+#else
+#define VP_PIDFD_THREAD O_EXCL /* its value in linux/pidfd.h */
+#endif
 
 struct vp_pidcache_entry {
 	gatomicrefcount ref;
@@ -81,6 +89,21 @@ static bool vp_pidcache_alive(int pidfd)
 	return poll(&p, 1, 0) == 0;
 }
 
+/*
+ * A pidfd of the task that sent a request: FUSE names the calling thread, which is
+ * not always a process's leader. PIDFD_THREAD (Linux 6.9) takes any thread; older
+ * kernels refuse the flag and, for a non-leader, a plain pidfd (EINVAL): that
+ * caller stays uncached.
+ */
+static int vp_pidcache_pidfd(pid_t pid)
+{
+	int fd = pidfd_open(pid, VP_PIDFD_THREAD);
+
+	if (fd < 0 && errno == EINVAL)
+		fd = pidfd_open(pid, 0);
+	return fd;
+}
+
 /* readlink of /proc/PID/ns/pid ("pid:[INO]"): no nsfs dentry, unlike a stat through it. */
 static int vp_pidcache_read_ns(int procfd, pid_t pid, uint64_t *ret)
 {
@@ -127,11 +150,10 @@ int vp_pidcache_ns(struct vp_pidcache *c, int procfd, pid_t pid, uint64_t *ret_n
 		vp_pidcache_entry_unref(e);
 	}
 
-	/* The pidfd first: if its process still lives after the namespace was read,
-	 * /proc/PID was that process. Threads other than a leader get no pidfd
-	 * (EINVAL) and stay uncached. */
+	/* The pidfd first: if its task still lives after the namespace was read,
+	 * /proc/PID was that task. */
 	if (seen)
-		pidfd = pidfd_open(pid, 0);
+		pidfd = vp_pidcache_pidfd(pid);
 	r = vp_pidcache_read_ns(procfd, pid, &ns);
 	if (r < 0) {
 		if (pidfd >= 0)

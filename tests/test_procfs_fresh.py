@@ -127,19 +127,24 @@ def test_fds_of_removed_cgroups_are_closed_without_a_read(procfs_env):
 
 
 def test_one_process_reading_again_sees_changes_at_once(procfs_env):
-    """The daemon remembers the pid namespace of a process that reads more than once (a
-    pidfd tells it the process still lives): a long-lived reader (top, a monitoring agent)
-    must still see a changed limit and a move of its container on its very next open."""
+    """The daemon remembers the pid namespace of a task that reads more than once (a pidfd
+    tells it the task still lives): a long-lived reader (top, a monitoring agent) must
+    still see a changed limit and a move of its container on its very next open."""
     h = procfs_env
     m = mount_procfs(h)
     cg = limited_cgroups(h, mem=200 * MiB)
     c = Container(h, m.path, cg)
     join = "".join(f"echo $$ > {d}/cgroup.procs; " for d in c.cgroups.values())
-    reader = ("import sys\n"
-              "for _ in sys.stdin:\n"
-              "    t = open('/proc/meminfo').read()\n"
-              "    print(next(l.split()[1] for l in t.splitlines()"
-              " if l.startswith('MemTotal:')), flush=True)\n")
+    # Reads from a thread that is not the process's leader: FUSE names the calling thread.
+    reader = ("import sys, threading\n"
+              "def run():\n"
+              "    for _ in sys.stdin:\n"
+              "        t = open('/proc/meminfo').read()\n"
+              "        print(next(l.split()[1] for l in t.splitlines()"
+              " if l.startswith('MemTotal:')), flush=True)\n"
+              "th = threading.Thread(target=run)\n"
+              "th.start()\n"
+              "th.join()\n")
     p = subprocess.Popen(["sh", "-c", join + f'exec nsenter -t {c.init} -m -p -- "$0" -c "$1"',
                           "/usr/bin/python3", reader],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
