@@ -155,7 +155,7 @@ int vp_container_resolve(struct vp_fs *fs, pid_t caller, struct vp_container *re
 	ret->init = 1;
 	/* pid 0: the caller is not visible from our pid namespace; treat it as the host. */
 	if (caller > 0) {
-		r = vc_proc_pidns_ino(fs->procfd, caller, &ns);
+		r = vp_pidcache_ns(fs->pids, fs->procfd, caller, &ns);
 		if (r < 0)
 			return r;
 	}

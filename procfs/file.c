@@ -22,6 +22,9 @@
 
 #define VP_ATTR_TIMEOUT 3600.0
 #define VP_CGROUP_FDS_MAX 4096
+#define VP_PIDS_MAX 1024
+/* How often the fds of removed cgroups are closed (each pins its cgroup). */
+#define VP_CGROUP_SWEEP_MS 2000
 
 static const char *const vp_host_paths[] = {
 	[VP_F_MEMINFO] = "meminfo",
@@ -496,6 +499,8 @@ int vp_fs_init(struct vp_fs *fs, struct vp_opts *opts)
 	fs->ns_cache = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, vp_nsinit_unref);
 	/* Two dozen files per container at most: a few thousand fds, far below the limit. */
 	fs->cgfiles = vp_fdcache_new(VP_CGROUP_FDS_MAX);
+	vp_fdcache_start_sweeper(fs->cgfiles, VP_CGROUP_SWEEP_MS);
+	fs->pids = vp_pidcache_new(VP_PIDS_MAX);
 	fs->handles = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, vp_handle_unref);
 	/* Handle numbers unique across workers, so a new one never mistakes an old handle
 	 * for one of its own: start from the time in ns. */
@@ -526,6 +531,7 @@ void vp_fs_done(struct vp_fs *fs)
 	g_clear_pointer(&fs->layout, vc_cgroup_layout_free);
 	g_clear_pointer(&fs->ns_cache, g_hash_table_unref);
 	g_clear_pointer(&fs->cgfiles, vp_fdcache_free);
+	g_clear_pointer(&fs->pids, vp_pidcache_free);
 	for (unsigned i = 0; i < VP_F_COUNT; i++)
 		g_clear_pointer(&fs->host_text[i], g_free);
 	g_clear_pointer(&fs->handles, g_hash_table_unref);

@@ -14,6 +14,7 @@
 
 #include "cgroup-util.h"
 #include "fuse-util.h"
+#include "pidcache.h"
 #include "render.h"
 
 #define VP_DEFAULT_MOUNTPOINT "/var/lib/veneer/procfs"
@@ -87,6 +88,7 @@ struct vp_fs {
 	GMutex ns_lock;
 	GHashTable *ns_cache; /* protected by ns_lock: pid-ns inode -> struct vp_nsinit (ref) */
 	struct vp_fdcache *cgfiles;    /* thread-safe itself: kept fds of cgroup files */
+	struct vp_pidcache *pids;      /* thread-safe itself: caller pid -> pid namespace */
 	GMutex host_lock;	       /* a leaf */
 	char *host_text[VP_F_COUNT];   /* protected by host_lock: recent host files */
 	gint64 host_stamp[VP_F_COUNT]; /* protected by host_lock: when read (monotonic us) */

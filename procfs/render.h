@@ -22,6 +22,11 @@ struct vp_fdcache *vp_fdcache_new(unsigned max);
 void vp_fdcache_free(struct vp_fdcache *c);
 int vp_fdcache_read(struct vp_fdcache *c, const char *path, char **ret);
 unsigned vp_fdcache_size(struct vp_fdcache *c);
+/* Close the fds of files whose cgroup was removed (pinned memcgs); returns how many.
+ * Never waits on a reader: the cache lock is held only to list the fds. */
+unsigned vp_fdcache_sweep(struct vp_fdcache *c);
+/* A thread that sweeps every interval_ms, until vp_fdcache_free. */
+void vp_fdcache_start_sweeper(struct vp_fdcache *c, unsigned interval_ms);
 /* The whole file from offset 0, NUL-terminated. A short read is the end: cgroup and
  * /proc/PID files are seq_files, which fill the buffer unless the text ends. */
 int vp_pread_all(int fd, char **ret);

@@ -10,12 +10,17 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <glib.h>
 
 #include "fd-util.h"
 #include "parse-util.h"
+#include "pidcache.h"
+#include "proc-util.h"
 #include "render.h"
 
 static const guint host_online[] = {0, 1};
@@ -372,6 +377,15 @@ static void test_fdcache_fresh_and_bounded(void)
 	}
 	/* never more than max fds */
 	g_assert_cmpuint(vp_fdcache_size(c), <=, 2);
+	/* a sweep keeps the fds of files that are still there (only a removed cgroup's go,
+	 * tested on real cgroups in test_procfs_fresh.py) */
+	{
+		unsigned n = vp_fdcache_size(c);
+
+		g_assert_cmpuint(n, >, 0);
+		g_assert_cmpuint(vp_fdcache_sweep(c), ==, 0);
+		g_assert_cmpuint(vp_fdcache_size(c), ==, n);
+	}
 	/* no cache: plain reads by path */
 	{
 		g_autofree char *t = NULL;
@@ -423,6 +437,63 @@ static void test_cgroup_reads_through_fdcache(void)
 		vp_cpu_clear(&c2);
 	}
 	g_assert_cmpuint(vp_fdcache_size(fc), >, 0);
+	vp_fdcache_free(fc);
+}
+
+/* A pid's namespace is remembered while the process lives, and never served once it is gone. */
+static void test_pidcache_follows_the_process(void)
+{
+	int procfd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct vp_pidcache *c = vp_pidcache_new(2);
+	uint64_t want, ns;
+	pid_t child;
+	int status;
+
+	g_assert_cmpint(procfd, >=, 0);
+	child = fork();
+	g_assert_cmpint(child, >=, 0);
+	if (child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a failed test */
+		pause();
+		_exit(0);
+	}
+	g_assert_cmpint(vc_proc_pidns_ino(procfd, child, &want), ==, 0);
+	for (int i = 0; i < 3; i++) { /* noted, then kept with a pidfd, then served from it */
+		g_assert_cmpint(vp_pidcache_ns(c, procfd, child, &ns), ==, 0);
+		g_assert_cmpuint(ns, ==, want);
+	}
+	g_assert_cmpuint(vp_pidcache_size(c), ==, 1);
+	/* bounded: more pids than max empty the table instead of growing it */
+	for (int i = 0; i < 8; i++) {
+		g_assert_cmpint(vp_pidcache_ns(c, procfd, getpid(), &ns), ==, 0);
+		g_assert_cmpint(vp_pidcache_ns(c, procfd, getppid(), &ns), ==, 0);
+	}
+	g_assert_cmpuint(vp_pidcache_size(c), <=, 2);
+	g_assert_cmpint(vp_pidcache_ns(c, procfd, child, &ns), ==, 0);
+	g_assert_cmpint(vp_pidcache_ns(c, procfd, child, &ns), ==, 0);
+	/* gone (reaped): its pid answers nothing, the kept entry is not trusted */
+	g_assert_cmpint(kill(child, SIGKILL), ==, 0);
+	g_assert_cmpint(waitpid(child, &status, 0), ==, child);
+	g_assert_cmpint(vp_pidcache_ns(c, procfd, child, &ns), ==, -ESRCH);
+	vp_pidcache_free(c);
+	close(procfd);
+}
+
+/* The sweeper thread starts, sweeps live files without dropping them, and stops on free. */
+static void test_fdcache_sweeper_keeps_live_files(void)
+{
+	_cleanup_cgroup_layout_ struct vc_cgroup_layout *l = v2_layout();
+	g_autoptr(GPtrArray) pc = proc_cgroup("/lxc/c1");
+	struct vp_fdcache *fc = vp_fdcache_new(64);
+	struct vp_mem m;
+	unsigned n;
+
+	vp_fdcache_start_sweeper(fc, 1);
+	g_assert_cmpint(vp_cgroup_read_mem(fc, l, pc, 8ULL << 30, 1ULL << 30, &m), ==, 0);
+	n = vp_fdcache_size(fc);
+	g_assert_cmpuint(n, >, 0);
+	g_usleep(20 * 1000); /* a few sweeps */
+	g_assert_cmpuint(vp_fdcache_size(fc), ==, n);
 	vp_fdcache_free(fc);
 }
 
@@ -503,6 +574,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/procfs/render/io-swaps", test_render_io_swaps);
 	g_test_add_func("/procfs/fdcache/fresh-and-bounded", test_fdcache_fresh_and_bounded);
 	g_test_add_func("/procfs/fdcache/cgroup-reads", test_cgroup_reads_through_fdcache);
+	g_test_add_func("/procfs/pidcache", test_pidcache_follows_the_process);
+	g_test_add_func("/procfs/fdcache/sweeper", test_fdcache_sweeper_keeps_live_files);
 	g_test_add_func("/procfs/mem/v1-hierarchical-limit", test_mem_v1_hierarchical_limit);
 	return g_test_run();
 }
