@@ -132,7 +132,10 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 	if (r < 0)
 		return r;
 	if (o->src) {
-		r = vu_copy_up(fs, o->src, true);
+		/* A metacopy file's other names find its data by an absolute redirect. */
+		r = vu_copy_up_meta(fs, o->src);
+		if (r == 0)
+			r = vu_mc_set_redirect(fs, o->src, false);
 		if (r < 0)
 			return r;
 	}
@@ -436,11 +439,16 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 			goto out;
 		}
 	}
-	r = vu_copy_up(fs, src, true);
+	r = vu_copy_up_meta(fs, src);
 	if (r == 0)
 		r = vu_copy_up(fs, np, true);
 	if (r == 0 && (flags & RENAME_EXCHANGE))
-		r = vu_copy_up(fs, dst, true);
+		r = vu_copy_up_meta(fs, dst);
+	/* A metacopy file that moves keeps finding its data: a redirect, as the kernel. */
+	if (r == 0)
+		r = vu_mc_set_redirect(fs, src, op == np);
+	if (r == 0 && (flags & RENAME_EXCHANGE))
+		r = vu_mc_set_redirect(fs, dst, op == np);
 	if (r < 0)
 		goto out;
 	src_lower = vu_namei_lower_visible(fs, op, name);

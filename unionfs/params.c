@@ -25,6 +25,7 @@ struct vu_opts {
 	char *fsync;
 	char *timeout;
 	char *fd_cache;
+	char *metacopy;
 	int volatile_mode;
 	int ro;
 	int bad; /* an unknown option was seen (already reported) */
@@ -43,6 +44,7 @@ static const struct fuse_opt vu_opt_table[] = {
 	{"fsync=%s", offsetof(struct vu_opts, fsync), 0},
 	{"timeout=%s", offsetof(struct vu_opts, timeout), 0},
 	{"fd_cache=%s", offsetof(struct vu_opts, fd_cache), 0},
+	{"metacopy=%s", offsetof(struct vu_opts, metacopy), 0},
 	{"volatile", offsetof(struct vu_opts, volatile_mode), 1},
 	{"ro", offsetof(struct vu_opts, ro), 1},
 	FUSE_OPT_KEY("ro", VU_KEY_PASS),
@@ -224,7 +226,17 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 		}
 		ret->fd_cache_max = v;
 	}
+	if (o.metacopy) {
+		if (strcmp(o.metacopy, "on") == 0) {
+			ret->metacopy = true;
+		} else if (strcmp(o.metacopy, "off") != 0) {
+			log_error("metacopy='%s': expected on or off", o.metacopy);
+			r = -EINVAL;
+			goto out;
+		}
+	}
 out:
+	free(o.metacopy);
 	free(o.lowerdir);
 	free(o.upperdir);
 	free(o.workdir);
@@ -343,5 +355,8 @@ void vu_params_help(void)
 	       "    -o default_permissions kernel permission checks (always on)\n"
 	       "    -o context=CTX         SELinux context: accepted and ignored\n"
 	       "    -o timeout=SECONDS     kernel entry/attribute cache time (default 3600)\n"
-	       "    -o fd_cache=N          cached layer file descriptors (default 4096)\n\n");
+	       "    -o fd_cache=N          cached layer file descriptors (default 4096)\n"
+	       "    -o metacopy=on|off     on: chmod/chown/utimes/xattr changes copy up metadata\n"
+	       "                           only, data on the first write; follow metacopy\n"
+	       "                           files and their redirects (default off)\n\n");
 }
