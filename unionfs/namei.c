@@ -110,8 +110,7 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 		if (ret->top < 0) {
 			ret->top = ret->bottom = l;
 			ret->st = st;
-			/* Metadata only? The kernel asks every regular file; lowers only when on.
-			 */
+			/* Metadata only? Lowers are asked only with metacopy=on. */
 			if (S_ISREG(st.st_mode) && (vu_is_upper(fs, l) || fs->params.metacopy)) {
 				r = vu_mc_check(fs, d.fd, name, &st);
 				if (r < 0) {
