@@ -370,13 +370,7 @@ static int vu_copy_up_data(struct vu_fs *fs, struct vu_node *node, bool with_dat
 	} else if (ftruncate(out, 0) < 0) {
 		return -errno;
 	}
-	/* Bringing the data up is no change of the file: its times stay. */
-	{
-		struct timespec ts[2] = {ust.st_atim, ust.st_mtim};
-
-		if (futimens(out, ts) < 0)
-			return -errno;
-	}
+	/* The times are left as the copy made them: the kernel does not restore them either. */
 	r = vc_fremovexattr(out, false, VU_MC_XATTR);
 	if (r < 0 && r != -ENODATA)
 		return r;

@@ -167,8 +167,13 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 			goto out_unlink;
 		}
 	}
-	if (tmp && S_ISDIR(o->mode)) {
-		/* A directory made where a whiteout was hides what the lowers have there. */
+	/*
+	 * A directory made where a whiteout was hides what the lowers have there. With
+	 * metacopy=on (the kernel's redirect_dir=on) every new directory in a merged one is
+	 * marked opaque too, as the kernel does.
+	 */
+	if (S_ISDIR(o->mode) &&
+	    (tmp || (fs->params.metacopy && atomic_load(&parent->bottom) > 0))) {
 		_cleanup_close_ int fd = vc_open_path_at(dirfd, nm);
 
 		r = fd < 0 ? fd : vu_whiteout_set_opaque(fs, fd);

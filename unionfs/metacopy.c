@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fd-util.h"
+#include "xattr-util.h"
 #include "log.h"
 #include "unionfs.h"
 
@@ -58,6 +59,20 @@ int vu_mc_check(struct vu_fs *fs, int dirfd, const char *name, const struct stat
 	return 1;
 }
 
+/* Check a redirect value read (n bytes or -errno) and hand it out. */
+static int vu_mc_redirect_take(char *buf, ssize_t n, char **ret)
+{
+	*ret = NULL;
+	if (n < 0)
+		return n == -ENODATA || n == -EOPNOTSUPP ? 0 : (int)n;
+	buf[n] = '\0';
+	/* A relative redirect is one name; an absolute one a path from the layer root. */
+	if (n == 0 || strlen(buf) != (size_t)n || (buf[0] != '/' && strchr(buf, '/')))
+		return log_debug_errno(-EIO, "invalid redirect '%s'", buf);
+	*ret = g_strdup(buf);
+	return 0;
+}
+
 /* trusted.overlay.redirect of name in dirfd; *ret NULL when there is none. */
 static int vu_mc_redirect_of(int dirfd, const char *name, char **ret)
 {
@@ -65,17 +80,18 @@ static int vu_mc_redirect_of(int dirfd, const char *name, char **ret)
 	char buf[PATH_MAX];
 	ssize_t n;
 
-	*ret = NULL;
 	vu_mc_at_path(dirfd, name, p, sizeof(p));
 	n = lgetxattr(p, VU_REDIRECT_XATTR, buf, sizeof(buf) - 1);
-	if (n < 0)
-		return errno == ENODATA || errno == EOPNOTSUPP ? 0 : -errno;
-	buf[n] = '\0';
-	/* A relative redirect is one name; an absolute one a path from the layer root. */
-	if (n == 0 || strlen(buf) != (size_t)n || (buf[0] != '/' && strchr(buf, '/')))
-		return log_debug_errno(-EIO, "'%s' has an invalid redirect", name);
-	*ret = g_strdup(buf);
-	return 0;
+	return vu_mc_redirect_take(buf, n < 0 ? -errno : n, ret);
+}
+
+/* The same for an object held by an O_PATH fd. */
+static int vu_mc_redirect_of_fd(int fd, char **ret)
+{
+	char buf[PATH_MAX];
+
+	return vu_mc_redirect_take(
+		buf, vc_fgetxattr(fd, true, VU_REDIRECT_XATTR, buf, sizeof(buf) - 1), ret);
 }
 
 /*
@@ -128,10 +144,11 @@ static int vu_mc_open_dir(struct vu_fs *fs, int l, const char *path, const char 
  * object met on the way. -EIO when no data file is found (a whiteout, another type,
  * or nothing); -EPERM when the mount has metacopy=off, as the kernel.
  */
-int vu_mc_resolve(struct vu_fs *fs, struct vu_node *parent, const char *name, int top,
+int vu_mc_resolve(struct vu_fs *fs, struct vu_node *parent, const char *name, int top, int objfd,
 		  struct vu_mcdata *ret)
 {
-	int ptop = atomic_load(&parent->top), pbot = atomic_load(&parent->bottom);
+	int ptop = parent ? atomic_load(&parent->top) : 0;
+	int pbot = parent ? atomic_load(&parent->bottom) : -1;
 	g_autofree char *cur = g_strdup(name), *path = NULL;
 	struct vu_fdref d = VU_FDREF_INIT;
 	bool first = true;
@@ -142,14 +159,21 @@ int vu_mc_resolve(struct vu_fs *fs, struct vu_node *parent, const char *name, in
 	/* Not followed at all with metacopy=off: refused, whether its data is there or not. */
 	if (!fs->params.metacopy)
 		return -EPERM;
-	r = vu_node_fd(fs, parent, top, &d);
-	if (r < 0)
-		return r;
-	r = vu_mc_redirect_of(d.fd, name, &redirect);
-	vu_fdref_put(&d);
+	if (objfd >= 0) {
+		r = vu_mc_redirect_of_fd(objfd, &redirect);
+	} else {
+		r = vu_node_fd(fs, parent, top, &d);
+		if (r < 0)
+			return r;
+		r = vu_mc_redirect_of(d.fd, name, &redirect);
+		vu_fdref_put(&d);
+	}
 	if (r < 0)
 		return r;
 	vu_mc_follow(&path, &cur, redirect);
+	/* Without a name in a directory only an absolute redirect leads to the data. */
+	if (!parent && !path)
+		return -EIO;
 
 	for (int l = top + 1; l < (int)fs->nlayers; l++) {
 		_cleanup_close_ int owned = -1;
@@ -216,24 +240,29 @@ int vu_mc_resolve(struct vu_fs *fs, struct vu_node *parent, const char *name, in
 	return -EIO;
 }
 
-/* The data of a metacopy node; the caller closes ret->fd. */
+/*
+ * The data of a metacopy node; the caller closes ret->fd. An unlinked node (still
+ * open, or another hard link's node) has no name left to look its data up by: only
+ * an absolute redirect, which every hard-linked metacopy file has, finds it.
+ */
 int vu_mc_node_data(struct vu_fs *fs, struct vu_node *node, struct vu_mcdata *ret)
 {
 	g_autofree char *name = NULL;
-	struct vu_node *parent;
+	struct vu_fdref o = VU_FDREF_INIT;
+	struct vu_node *parent = NULL;
 	int r;
 
 	ret->fd = -1;
-	/* An unlinked node has no name left to look its data up by. */
-	if (!vu_node_hashed(fs, node))
-		return -EIO;
-	parent = vu_node_parent(fs, node, &name);
-	if (!parent)
-		return -EIO;
-	r = vu_mc_resolve(fs, parent, name, atomic_load(&node->top), ret);
+	r = vu_node_fd(fs, node, atomic_load(&node->top), &o);
+	if (r < 0)
+		return r;
+	if (vu_node_hashed(fs, node))
+		parent = vu_node_parent(fs, node, &name);
+	r = vu_mc_resolve(fs, parent, name ? name : "", atomic_load(&node->top), o.fd, ret);
+	vu_fdref_put(&o);
 	vu_node_unref(fs, parent);
 	if (r < 0)
-		log_debug_errno(r, "no data found for metacopy file '%s'", name);
+		log_debug_errno(r, "no data found for metacopy file '%s'", name ? name : "");
 	return r;
 }
 
@@ -276,7 +305,7 @@ int vu_mc_set_redirect(struct vu_fs *fs, struct vu_node *node, bool samedir)
 	parent = vu_node_parent(fs, node, &name);
 	if (!parent)
 		return -ENOENT;
-	r = vu_mc_resolve(fs, parent, name, 0, &md);
+	r = vu_mc_resolve(fs, parent, name, 0, -1, &md);
 	vc_close_nointr(md.fd);
 	if (r < 0)
 		goto out;

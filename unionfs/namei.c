@@ -148,7 +148,7 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 	if (ret->metacopy) {
 		/* Its data must be there (else EIO, as the kernel); stat shows its blocks. */
 		struct vu_mcdata md;
-		int r = vu_mc_resolve(fs, parent, name, ret->top, &md);
+		int r = vu_mc_resolve(fs, parent, name, ret->top, -1, &md);
 
 		vc_close_nointr(md.fd);
 		if (r < 0)

@@ -275,7 +275,7 @@ struct vu_mcdata {
 	nlink_t first_nlink; /* links of the first lower found below the metacopy object */
 };
 int vu_mc_check(struct vu_fs *fs, int dirfd, const char *name, const struct stat *st);
-int vu_mc_resolve(struct vu_fs *fs, struct vu_node *parent, const char *name, int top,
+int vu_mc_resolve(struct vu_fs *fs, struct vu_node *parent, const char *name, int top, int objfd,
 		  struct vu_mcdata *ret);
 int vu_mc_node_data(struct vu_fs *fs, struct vu_node *node, struct vu_mcdata *ret);
 int vu_mc_set_redirect(struct vu_fs *fs, struct vu_node *node, bool samedir);
