@@ -237,6 +237,18 @@ def test_metacopy_lower_layer_with_redirect(harness, unionfs_bin, need_fuse, nee
         snaps[kind] = snapshot(mnt)
         h.umount(m)
     assert snaps["kernel"] == snaps["veneer"]
+    # Read-only (no upper): the metacopy lower still reads through its redirect.
+    for kind in ("kernel", "veneer"):
+        mnt = h.path(kind, "ro")
+        if kind == "kernel":
+            m = h.mount_overlay([mid, data], mnt=mnt, opts=MC)
+        else:
+            m = h.mount_unionfs([mid, data], mnt=mnt, opts=MC)
+        assert read(os.path.join(mnt, "e", "moved")) == _blob(BIG, "mv")
+        assert os.stat(os.path.join(mnt, "chmod")).st_mode & 0o777 == 0o600
+        snaps[kind + "-ro"] = snapshot(mnt)
+        h.umount(m)
+    assert snaps["kernel-ro"] == snaps["veneer-ro"]
 
 
 def test_missing_lower_data_and_metacopy_off(harness, unionfs_bin, need_fuse, need_overlay):
