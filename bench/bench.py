@@ -221,7 +221,7 @@ def run_union(ut, res, rows, t, lowers, plain, fn, wid, rep, reps, settle):
         os.sync()  # earlier runs' dirty data must not be written back during this one
         if settle:
             quiesce(ut.trash.dev, settle)
-        run = ut.mount(t, lowers, plain)
+        run = ut.mount(t, lowers, plain, getattr(fn, "mount_opts", {}).get(t))
         try:
             vals = fn(run)
         finally:

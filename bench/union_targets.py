@@ -112,8 +112,9 @@ class UnionTargets:
             return "no /dev/fuse"
         return None
 
-    def mount(self, target, lowers, plain_root):
-        """Mount target over lowers (top first) with a fresh upper; plain uses plain_root."""
+    def mount(self, target, lowers, plain_root, extra=None):
+        """Mount target over lowers (top first) with a fresh upper; plain uses plain_root.
+        extra: more -o options for this target (e.g. metacopy=on)."""
         if target == "plain":
             return Run(target, plain_root)
         self.n += 1
@@ -125,6 +126,8 @@ class UnionTargets:
             os.makedirs(d)
         esc = ":".join(lw.replace(":", "\\:") for lw in lowers)
         opts = f"lowerdir={esc},upperdir={upper},workdir={work}"
+        if extra:
+            opts += "," + extra
         if target == "kernel-overlay":
             token = self.reaper.push(f"kernel overlay {mnt}", umount, mnt)
             try:

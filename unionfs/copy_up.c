@@ -5,6 +5,8 @@
  * (data, then owner, xattrs, mode, times) and renamed into place, so a crash
  * never leaves a partial file visible. Data moves by FICLONE, else
  * copy_file_range extent by extent (holes stay holes), else read/write.
+ * With -o metacopy=on a metadata change copies no data: the copy is marked
+ * metadata only (metacopy.c) and gets its data on the first write open.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -151,9 +153,19 @@ static int vu_copy_meta(struct vu_fs *fs, int srcfd, int dstfd, const struct sta
 	return r < 0 ? -errno : 0;
 }
 
-/* Build a copy of src under tmp in the workdir; returns an O_PATH fd of it. */
-static int vu_copy_build(struct vu_fs *fs, int srcfd, const struct stat *st, const char *tmp,
-			 bool with_data)
+enum vu_copy_mode {
+	VU_COPY_DATA,  /* the data is needed (write open, truncate) */
+	VU_COPY_TRUNC, /* the data is about to be thrown away (O_TRUNC) */
+	VU_COPY_META,  /* a metadata change: metadata only where the mount allows it */
+};
+
+/*
+ * Build a copy of src under tmp in the workdir; returns an O_PATH fd of it. The data
+ * comes from datafd (src itself, or the data of a metacopy src); with meta none is
+ * copied: the copy gets the size and the kernel's metacopy marker.
+ */
+static int vu_copy_build(struct vu_fs *fs, int srcfd, int datafd, const struct stat *st,
+			 const char *tmp, bool with_data, bool meta)
 {
 	char p[VC_PROC_FD_PATH_MAX];
 	_cleanup_close_ int in = -1, out = -1;
@@ -170,8 +182,11 @@ static int vu_copy_build(struct vu_fs *fs, int srcfd, const struct stat *st, con
 		out = openat(fs->work_fd, tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 		if (out < 0)
 			return -errno;
+		if (meta &&
+		    (ftruncate(out, st->st_size) < 0 || fsetxattr(out, VU_MC_XATTR, "", 0, 0) < 0))
+			return -errno;
 		if (with_data) {
-			vc_proc_fd_path(srcfd, p);
+			vc_proc_fd_path(datafd, p);
 			in = open(p, O_RDONLY | O_CLOEXEC);
 			if (in < 0)
 				return -errno;
@@ -198,13 +213,14 @@ static int vu_copy_build(struct vu_fs *fs, int srcfd, const struct stat *st, con
 }
 
 static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node *parent,
-			  const char *name, bool with_data)
+			  const char *name, enum vu_copy_mode mode)
 {
 	struct vu_fdref src = VU_FDREF_INIT, pd = VU_FDREF_INIT;
 	g_autofree char *tmp = vu_tmpname(fs);
 	_cleanup_close_ int dst = -1;
+	struct vu_mcdata md = {.fd = -1};
 	struct stat st, pst;
-	bool new_ino = false;
+	bool new_ino = false, meta, with_data;
 	int r;
 
 	r = vu_node_fd(fs, node, atomic_load(&node->top), &src);
@@ -217,7 +233,21 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 		r = -errno;
 		goto out;
 	}
-	dst = vu_copy_build(fs, src.fd, &st, tmp, with_data);
+	/*
+	 * Metadata only, as the kernel decides it: a regular file that is not hard-linked
+	 * in its lower (those get a full copy). An unlinked node has no name to find its
+	 * data by later, so it gets its data now.
+	 */
+	meta = mode == VU_COPY_META && fs->params.metacopy && S_ISREG(st.st_mode) &&
+	       st.st_nlink == 1 && vu_node_hashed(fs, node);
+	with_data = !meta && mode != VU_COPY_TRUNC;
+	if (with_data && atomic_load(&node->metacopy)) {
+		/* A metacopy lower: its data is further down. */
+		r = vu_mc_node_data(fs, node, &md);
+		if (r < 0)
+			goto out;
+	}
+	dst = vu_copy_build(fs, src.fd, md.fd >= 0 ? md.fd : src.fd, &st, tmp, with_data, meta);
 	if (dst < 0) {
 		r = dst;
 		goto out_clean;
@@ -233,6 +263,7 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 		vu_node_repin(fs, node, dst);
 		dst = -1;
 		unlinkat(fs->work_fd, tmp, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
+		atomic_store(&node->metacopy, false);
 		atomic_store(&node->top, 0);
 		r = 0;
 		goto out;
@@ -264,6 +295,7 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 			new_ino = true;
 		}
 	}
+	atomic_store(&node->metacopy, meta);
 	atomic_store(&node->top, 0);
 	if (S_ISDIR(st.st_mode))
 		vu_dir_mark_new(fs, node);
@@ -287,21 +319,86 @@ out_clean:
 	if (unlinkat(fs->work_fd, tmp, 0) < 0 && errno == EISDIR)
 		unlinkat(fs->work_fd, tmp, AT_REMOVEDIR);
 out:
+	vc_close_nointr(md.fd);
 	vu_fdref_put(&pd);
 	vu_fdref_put(&src);
 	return r;
 }
 
-int vu_copy_up(struct vu_fs *fs, struct vu_node *node, bool with_data)
+/*
+ * Give a metacopy upper its data: copied into the upper file in place, synced, and
+ * only then the marker removed, so a crash at any point leaves a file that is still
+ * read from its lower until the marker is gone. Without with_data (O_TRUNC) the file
+ * is emptied instead. Node lock held.
+ */
+static int vu_copy_up_data(struct vu_fs *fs, struct vu_node *node, bool with_data)
+{
+	struct vu_fdref u = VU_FDREF_INIT;
+	struct vu_mcdata md = {.fd = -1};
+	_cleanup_close_ int in = -1, out = -1;
+	g_autofree char *cap = NULL;
+	char p[VC_PROC_FD_PATH_MAX];
+	size_t caplen = 0;
+	struct stat ust;
+	int r;
+
+	r = vu_node_fd(fs, node, 0, &u);
+	if (r < 0)
+		return r;
+	vc_proc_fd_path(u.fd, p);
+	out = open(p, O_WRONLY | O_CLOEXEC);
+	vu_fdref_put(&u);
+	if (out < 0 || fstat(out, &ust) < 0)
+		return -errno;
+	if (with_data) {
+		r = vu_mc_node_data(fs, node, &md);
+		if (r < 0)
+			return r;
+		vc_proc_fd_path(md.fd, p);
+		in = open(p, O_RDONLY | O_CLOEXEC);
+		vc_close_nointr(md.fd);
+		if (in < 0)
+			return -errno;
+		/* Writing drops file capabilities: keep them, as the kernel does. */
+		if (vc_fgetxattr_alloc(out, false, "security.capability", &cap, &caplen) < 0)
+			g_clear_pointer(&cap, g_free);
+		r = vu_copy_data(in, out, ust.st_size);
+		if (r < 0)
+			return r;
+		if (cap && vc_fsetxattr(out, false, "security.capability", cap, caplen, 0) < 0)
+			log_debug("could not restore the capabilities of a metacopy file");
+		if (!fs->params.no_fsync && !fs->params.volatile_mode && fdatasync(out) < 0)
+			return -errno;
+	} else if (ftruncate(out, 0) < 0) {
+		return -errno;
+	}
+	/* The times are left as the copy made them: the kernel does not restore them either. */
+	r = vc_fremovexattr(out, false, VU_MC_XATTR);
+	if (r < 0 && r != -ENODATA)
+		return r;
+	atomic_store(&node->metacopy, false);
+	if (fs->se)
+		fuse_lowlevel_notify_inval_inode(fs->se, vu_node_ino(fs, node), -1, 0);
+	return 0;
+}
+
+static int vu_copy_up_mode(struct vu_fs *fs, struct vu_node *node, enum vu_copy_mode mode)
 {
 	g_autofree char *name = NULL;
 	struct vu_node *parent;
-	int r;
+	int r = 0;
 
 	if (!fs->has_upper)
 		return -EROFS;
-	if (atomic_load(&node->top) == 0)
-		return 0;
+	if (atomic_load(&node->top) == 0) {
+		if (mode == VU_COPY_META || !atomic_load(&node->metacopy))
+			return 0;
+		vu_node_lock(fs, node);
+		if (atomic_load(&node->metacopy))
+			r = vu_copy_up_data(fs, node, mode == VU_COPY_DATA);
+		vu_node_unlock(fs, node);
+		return r;
+	}
 	parent = vu_node_parent(fs, node, &name);
 	if (!parent)
 		return -ENOENT;
@@ -309,9 +406,23 @@ int vu_copy_up(struct vu_fs *fs, struct vu_node *node, bool with_data)
 	if (r == 0) {
 		vu_node_lock(fs, node);
 		if (atomic_load(&node->top) != 0)
-			r = vu_copy_up_one(fs, node, parent, name, with_data);
+			r = vu_copy_up_one(fs, node, parent, name, mode);
+		/* A racing metadata copy-up got there first. */
+		if (r == 0 && mode != VU_COPY_META && atomic_load(&node->metacopy))
+			r = vu_copy_up_data(fs, node, mode == VU_COPY_DATA);
 		vu_node_unlock(fs, node);
 	}
 	vu_node_unref(fs, parent);
 	return r;
+}
+
+int vu_copy_up(struct vu_fs *fs, struct vu_node *node, bool with_data)
+{
+	return vu_copy_up_mode(fs, node, with_data ? VU_COPY_DATA : VU_COPY_TRUNC);
+}
+
+/* For a change of metadata only: chmod, chown, utimes, xattrs, link, rename. */
+int vu_copy_up_meta(struct vu_fs *fs, struct vu_node *node)
+{
+	return vu_copy_up_mode(fs, node, VU_COPY_META);
 }

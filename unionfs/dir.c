@@ -154,7 +154,10 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 	if (r < 0)
 		return r;
 	if (o->src) {
-		r = vu_copy_up(fs, o->src, true);
+		/* A metacopy file's other names find its data by an absolute redirect. */
+		r = vu_copy_up_meta(fs, o->src);
+		if (r == 0)
+			r = vu_mc_set_redirect(fs, o->src, false);
 		if (r < 0)
 			return r;
 	}
@@ -186,8 +189,13 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 			goto out_unlink;
 		}
 	}
-	if (tmp && S_ISDIR(o->mode)) {
-		/* A directory made where a whiteout was hides what the lowers have there. */
+	/*
+	 * A directory made where a whiteout was hides what the lowers have there. With
+	 * metacopy=on (the kernel's redirect_dir=on) every new directory in a merged one is
+	 * marked opaque too, as the kernel does.
+	 */
+	if (S_ISDIR(o->mode) &&
+	    (tmp || (fs->params.metacopy && atomic_load(&parent->bottom) > 0))) {
 		_cleanup_close_ int fd = vc_open_path_at(dirfd, nm);
 
 		r = fd < 0 ? fd : vu_whiteout_set_opaque(fs, fd);
@@ -481,11 +489,16 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 			goto out;
 		}
 	}
-	r = vu_copy_up(fs, src, true);
+	r = vu_copy_up_meta(fs, src);
 	if (r == 0)
 		r = vu_copy_up(fs, np, true);
 	if (r == 0 && (flags & RENAME_EXCHANGE))
-		r = vu_copy_up(fs, dst, true);
+		r = vu_copy_up_meta(fs, dst);
+	/* A metacopy file that moves keeps finding its data: a redirect, as the kernel. */
+	if (r == 0)
+		r = vu_mc_set_redirect(fs, src, op == np);
+	if (r == 0 && (flags & RENAME_EXCHANGE))
+		r = vu_mc_set_redirect(fs, dst, op == np);
 	if (r < 0)
 		goto out;
 	src_lower = vu_namei_lower_visible(fs, op, name);

@@ -55,7 +55,9 @@ int vu_file_fd(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node
 	int fd;
 
 	pthread_mutex_lock(&h->lock);
-	if (h->layer != 0 && fs->has_upper && atomic_load(&h->node->top) == 0) {
+	/* Follow the data to the upper once it is there (not while only metadata is). */
+	if (h->layer != 0 && fs->has_upper && atomic_load(&h->node->top) == 0 &&
+	    !atomic_load(&h->node->metacopy)) {
 		int nfd = vu_file_reopen(fs, h->node, 0, h->flags);
 
 		if (nfd >= 0) {
@@ -165,8 +167,7 @@ void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			return;
 		}
 	}
-	layer = atomic_load(&node->top);
-	fd = vu_file_reopen(fs, node, layer, fi->flags);
+	fd = vu_node_data_open(fs, node, vu_file_open_flags(fi->flags), &layer);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;

@@ -104,6 +104,15 @@ int vu_inode_stat(struct vu_fs *fs, struct vu_node *node, struct stat *ret)
 	vu_fdref_put(&d);
 	if (r < 0)
 		return r;
+	if (atomic_load(&node->metacopy)) {
+		/* Metadata only: the blocks are its data's, as the kernel reports them. */
+		struct vu_mcdata md;
+
+		r = vu_mc_node_data(fs, node, &md);
+		vc_close_nointr(md.fd);
+		if (r == 0)
+			ret->st_blocks = md.st.st_blocks;
+	}
 	vu_inode_fixup(fs, node, ret);
 	return 0;
 }
@@ -167,7 +176,8 @@ void vu_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct stat st;
 	int r;
 
-	if (fi && !S_ISDIR(node->type)) {
+	/* A metacopy file's handle reads its lower data: its metadata is the upper's. */
+	if (fi && !S_ISDIR(node->type) && !atomic_load(&node->metacopy)) {
 		int fd = vu_file_fd(fs, fi, node);
 
 		r = fstat(fd, &st) < 0 ? -errno : 0;
@@ -194,7 +204,10 @@ static int vu_inode_setattr(struct vu_fs *fs, struct vu_node *node, struct stat 
 
 	if (!fs->has_upper)
 		return -EROFS;
-	r = vu_copy_up(fs, node, !trunc0);
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		r = vu_copy_up(fs, node, !trunc0);
+	else
+		r = vu_copy_up_meta(fs, node);
 	if (r < 0)
 		return r;
 	r = vu_node_fd(fs, node, 0, &d);

@@ -111,6 +111,15 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 		if (ret->top < 0) {
 			ret->top = ret->bottom = l;
 			ret->st = st;
+			/* Metadata only? Lowers are asked only with metacopy=on. */
+			if (S_ISREG(st.st_mode) && (vu_is_upper(fs, l) || fs->params.metacopy)) {
+				r = vu_mc_check(fs, d.fd, name, &st);
+				if (r < 0) {
+					vu_fdref_put(&d);
+					return r;
+				}
+				ret->metacopy = r > 0;
+			}
 			if (!S_ISDIR(st.st_mode))
 				stop = true;
 			else if (vu_namei_opaque(fs, l, d.fd, name))
@@ -135,7 +144,19 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 			break;
 	}
 	*have_lower = have_lower_st;
-	return ret->top < 0 ? -ENOENT : 0;
+	if (ret->top < 0)
+		return -ENOENT;
+	if (ret->metacopy) {
+		/* Its data must be there (else EIO, as the kernel); stat shows its blocks. */
+		struct vu_mcdata md;
+		int r = vu_mc_resolve(fs, parent, name, ret->top, -1, &md);
+
+		vc_close_nointr(md.fd);
+		if (r < 0)
+			return log_debug_errno(r, "metacopy file '%s' without its data", name);
+		ret->st.st_blocks = md.st.st_blocks;
+	}
+	return 0;
 }
 
 int vu_namei_lookup(struct vu_fs *fs, struct vu_node *parent, const char *name,

@@ -254,6 +254,7 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 		atomic_store(&n->top, f->top);
 		atomic_store(&n->bottom, f->bottom);
 		atomic_store(&n->opaque_lower, f->lower_exists);
+		atomic_store(&n->metacopy, f->metacopy);
 		n->hashed = true;
 		g_hash_table_add(fs->names, n);
 		vu_evict_added(fs, n);

@@ -27,6 +27,7 @@ struct vu_opts {
 	char *fd_cache;
 	char *node_budget;
 	char *passthrough;
+	char *metacopy;
 	int volatile_mode;
 	int ro;
 	int bad; /* an unknown option was seen (already reported) */
@@ -47,6 +48,7 @@ static const struct fuse_opt vu_opt_table[] = {
 	{"fd_cache=%s", offsetof(struct vu_opts, fd_cache), 0},
 	{"node_budget=%s", offsetof(struct vu_opts, node_budget), 0},
 	{"passthrough=%s", offsetof(struct vu_opts, passthrough), 0},
+	{"metacopy=%s", offsetof(struct vu_opts, metacopy), 0},
 	{"volatile", offsetof(struct vu_opts, volatile_mode), 1},
 	{"ro", offsetof(struct vu_opts, ro), 1},
 	FUSE_OPT_KEY("ro", VU_KEY_PASS),
@@ -260,7 +262,17 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 			goto out;
 		}
 	}
+	if (o.metacopy) {
+		if (strcmp(o.metacopy, "on") == 0) {
+			ret->metacopy = true;
+		} else if (strcmp(o.metacopy, "off") != 0) {
+			log_error("metacopy='%s': expected on or off", o.metacopy);
+			r = -EINVAL;
+			goto out;
+		}
+	}
 out:
+	free(o.metacopy);
 	free(o.lowerdir);
 	free(o.upperdir);
 	free(o.workdir);
@@ -387,6 +399,9 @@ void vu_params_help(void)
 	       "    -o passthrough=auto|on|off\n"
 	       "                           kernel reads/writes open files directly (FUSE\n"
 	       "                           passthrough, Linux >= 6.9); auto (default): when the\n"
-	       "                           kernel allows it, on: fail without it, off: never\n\n",
+	       "                           kernel allows it, on: fail without it, off: never\n"
+	       "    -o metacopy=on|off     on: chmod/chown/utimes/xattr changes copy up metadata\n"
+	       "                           only, data on the first write; follow metacopy\n"
+	       "                           files and their redirects (default off)\n\n",
 	       VU_NODE_BUDGET_DEFAULT);
 }

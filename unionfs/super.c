@@ -194,6 +194,11 @@ int vu_super_setup(struct vu_fs *fs)
 		if (r < 0)
 			return log_error_errno(r, "could not clean '%s/work'", p->work);
 		vu_super_probe(fs);
+		/* The kernel refuses metacopy=on with userxattr: its markers are trusted.* only. */
+		if (p->metacopy && !fs->can_trusted)
+			return log_error_errno(
+				-EINVAL, "metacopy=on needs trusted.* xattrs in upperdir '%s'",
+				p->upper);
 	}
 	for (unsigned i = 0; i < nl; i++) {
 		r = vu_super_open_layer(fs, &fs->layers[i + (fs->has_upper ? 1 : 0)],

@@ -47,6 +47,7 @@ struct vu_params {
 	unsigned fd_cache_max;
 	unsigned node_budget; /* 0: unlimited */
 	int passthrough;      /* VU_PT_* */
+	bool metacopy;	      /* -o metacopy=on: metadata-only copy-up, follow metacopy lowers */
 };
 
 enum {
@@ -139,6 +140,8 @@ struct vu_node {
 	 */
 	atomic_bool
 		opaque_lower; /* a non-directory shadows lower names: whiteout needed on removal */
+	atomic_bool metacopy; /* the object at top is metadata only; its data is in a lower
+			       * (metacopy.c); written under the node lock */
 	unsigned short inl_size; /* bytes of inl; fixed */
 	atomic_int top;		 /* layer holding the visible object; written under the node lock */
 	atomic_int bottom; /* directories: the last layer merged in; written under the node lock */
@@ -188,6 +191,7 @@ struct vu_found {
 	ino_t ino;	    /* st_ino to report */
 	bool lower_exists;  /* the name is visible in some layer below top (a whiteout is needed) */
 	int upper_whiteout; /* VU_WH_* found in the upper, for create-over-whiteout */
+	bool metacopy;	    /* the object at top is metadata only (st_blocks: its data's) */
 };
 
 enum {
@@ -326,6 +330,24 @@ int vu_dir_is_empty(struct vu_fs *fs, struct vu_node *dir);
 
 /* copy_up.c */
 int vu_copy_up(struct vu_fs *fs, struct vu_node *node, bool with_data);
+int vu_copy_up_meta(struct vu_fs *fs, struct vu_node *node);
+
+/* metacopy.c */
+#define VU_MC_XATTR "trusted.overlay.metacopy"
+#define VU_REDIRECT_XATTR "trusted.overlay.redirect"
+/* Where the data of a metacopy object was found. */
+struct vu_mcdata {
+	int layer;	     /* layer of the data file */
+	int fd;		     /* O_PATH fd of the data file */
+	struct stat st;	     /* of the data file */
+	nlink_t first_nlink; /* links of the first lower found below the metacopy object */
+};
+int vu_mc_check(struct vu_fs *fs, int dirfd, const char *name, const struct stat *st);
+int vu_mc_resolve(struct vu_fs *fs, struct vu_node *parent, const char *name, int top, int objfd,
+		  struct vu_mcdata *ret);
+int vu_mc_node_data(struct vu_fs *fs, struct vu_node *node, struct vu_mcdata *ret);
+int vu_mc_set_redirect(struct vu_fs *fs, struct vu_node *node, bool samedir);
+int vu_node_data_open(struct vu_fs *fs, struct vu_node *node, int flags, int *ret_layer);
 
 /* file.c */
 void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

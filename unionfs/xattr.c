@@ -183,7 +183,7 @@ static int vu_xattr_change(struct vu_fs *fs, struct vu_node *node, const char *n
 		if (n < 0)
 			return (int)n;
 	}
-	r = vu_copy_up(fs, node, true);
+	r = vu_copy_up_meta(fs, node);
 	if (r < 0)
 		return r;
 	r = vu_node_fd(fs, node, 0, &d);
