@@ -14,11 +14,13 @@ import os
 import signal
 import subprocess
 import threading
+import time
 
 import pytest
 
-from unionfs_diff import Diff, read, write
-from veneer_harness import require, sanitizer_env
+from test_unionfs_budget import node_stats
+from unionfs_diff import Diff, errno, read, write
+from veneer_harness import errno_of, require, sanitizer_env
 
 MIB = 1 << 20
 
@@ -302,3 +304,127 @@ def test_passthrough_on_fails_the_mount_where_the_kernel_refuses(harness, unionf
                         unionfs_bin], capture_output=True, text=True, timeout=30,
                        env=sanitizer_env())
     assert r.returncode == 0 and r.stdout == "x", r.stderr
+
+
+# --- A lower file held open must never become a writer's backing file ------------
+
+LOWER_DATA = pattern(64 * 1024, 11)
+
+
+def _lower_g(l0):
+    write(f"{l0}/g", LOWER_DATA)
+    write(f"{l0}/other", "untouched")
+
+
+def lower_digests(s):
+    """sha1 of every file in the side's lower layers."""
+    out = {}
+    for lo in s.lowers:
+        for dirpath, _, files in os.walk(lo):
+            for n in files:
+                p = os.path.join(dirpath, n)
+                out[os.path.relpath(p, lo)] = hashlib.sha1(read(p)).hexdigest()
+    return out
+
+
+def _mmap_writer_over_held_lower(s, holders, close_mid):
+    """holders read-only fds (and a read-only map) on the lower g; then a writer opens
+    it O_RDWR, writes through a MAP_SHARED writable map, msyncs and closes."""
+    r = []
+    ro = [os.open(s.p("g"), os.O_RDONLY) for _ in range(holders)]
+    rmap = mmap.mmap(ro[0], 0, prot=mmap.PROT_READ)
+    r.append(rmap[0:8])
+    w = os.open(s.p("g"), os.O_RDWR)                 # copy-up while the readers are open
+    wmap = mmap.mmap(w, 0)                           # MAP_SHARED, PROT_READ|PROT_WRITE
+    wmap[0:7] = b"MAPPED!"
+    r.append(os.fstat(ro[0]).st_ino == os.fstat(w).st_ino == os.stat(s.p("g")).st_ino)
+    if close_mid:                                     # the readers go in the middle
+        rmap.close()
+        for fd in ro:
+            os.close(fd)
+        ro = []
+    wmap[4096:4100] = b"more"
+    wmap.flush()                                     # msync
+    r.append(wmap[0:16])
+    wmap.close()
+    r.append(os.pread(w, 16, 4090))
+    os.close(w)
+    again = os.open(s.p("g"), os.O_RDWR)             # a second writer, readers maybe still open
+    m2 = mmap.mmap(again, 0)
+    m2[100:104] = b"2nd!"
+    m2.flush()
+    m2.close()
+    os.close(again)
+    if ro:
+        rmap.close()
+        for fd in ro:
+            os.close(fd)
+    r.append(hashlib.sha1(read(s.p("g"))).hexdigest())
+    r.append(os.stat(s.p("g")).st_size)
+    return r
+
+
+@pytest.mark.parametrize("holders,close_mid", [(1, False), (3, False), (2, True)])
+def test_mmap_writer_never_writes_a_held_lower_file(harness, need_passthrough, holders,
+                                                     close_mid):
+    d = Diff(harness, 1, _lower_g)
+    before = lower_digests(d.v)
+    res = d.run(lambda s: _mmap_writer_over_held_lower(s, holders, close_mid))
+    assert res[2] == b"MAPPED!" + LOWER_DATA[7:16] and res[1] is True
+    assert lower_digests(d.v) == before == lower_digests(d.k), "a lower file was written"
+    assert read(f"{d.v.lowers[0]}/g") == LOWER_DATA
+    got = read(f"{d.v.upper}/g")
+    assert got[0:7] == b"MAPPED!" and got[4096:4100] == b"more" and got[100:104] == b"2nd!"
+    d.check()
+
+
+def test_held_lower_reopened_through_proc_fd(harness, need_passthrough):
+    """A /proc/PID/fd reopen takes no path walk: read-only it works (and reads the
+    copied-up data, as on the kernel); for writing it fails with ESTALE where the kernel
+    overlay succeeds (the man page says so), and never writes the lower file."""
+    d = Diff(harness, 1, _lower_g)
+    res = {}
+    for s in d.sides:
+        ro = os.open(s.p("g"), os.O_RDONLY)
+        w = os.open(s.p("g"), os.O_RDWR)
+        os.pwrite(w, b"UPPER", 0)
+        again = os.open(f"/proc/self/fd/{ro}", os.O_RDONLY)
+        res[s.name] = [os.pread(again, 8, 0), errno_of(os.open, f"/proc/self/fd/{ro}",
+                                                       os.O_RDWR)]
+        for fd in (again, w, ro):
+            os.close(fd)
+    assert res["k"] == [b"UPPER" + LOWER_DATA[5:8], 0]
+    assert res["v"] == [b"UPPER" + LOWER_DATA[5:8], errno.ESTALE]
+    assert read(f"{d.v.lowers[0]}/g") == LOWER_DATA
+    d.check()
+
+
+def test_old_nodes_are_forgotten_and_freed(harness, need_passthrough):
+    """Nodes taken off their names get their FORGETs once their files are closed and are
+    freed: after 200 such copy-ups the daemon holds one node per name, not two."""
+    n = 200
+
+    def build(l0):
+        for i in range(n):
+            write(f"{l0}/f{i}", pattern(4096, i))
+
+    def ops(s):
+        for i in range(n):
+            ro = os.open(s.p(f"f{i}"), os.O_RDONLY)
+            w = os.open(s.p(f"f{i}"), os.O_RDWR)
+            m = mmap.mmap(w, 0)
+            m[0:4] = b"%04d" % i
+            m.close()
+            os.close(w)
+            os.close(ro)
+        return [read(s.p(f"f{i}"))[:6] for i in range(0, n, 37)]
+
+    d = Diff(harness, 1, build)
+    d.run(ops)
+    for _ in range(300):
+        if node_stats(d.v.p())["nodes"] <= n:
+            break
+        time.sleep(0.05)
+    assert node_stats(d.v.p())["nodes"] <= n, node_stats(d.v.p())
+    assert read(f"{d.v.lowers[0]}/f5") == pattern(4096, 5)
+    d.check()

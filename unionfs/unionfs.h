@@ -241,6 +241,7 @@ void vu_node_unref(struct vu_fs *fs, struct vu_node *node);
 void vu_node_forget(struct vu_fs *fs, struct vu_node *node, uint64_t n);
 struct vu_node *vu_node_parent(struct vu_fs *fs, struct vu_node *node, char **ret_name);
 void vu_node_unhash(struct vu_fs *fs, struct vu_node *node);
+int vu_node_detach(struct vu_fs *fs, struct vu_node *node);
 bool vu_node_hashed(struct vu_fs *fs, struct vu_node *node);
 void vu_node_repin(struct vu_fs *fs, struct vu_node *node, int fd);
 void vu_node_rehash(struct vu_fs *fs, struct vu_node *node);
@@ -351,11 +352,12 @@ enum {
 	VU_PTM_CACHED,	    /* through the daemon and the kernel's page cache */
 	VU_PTM_PASSTHROUGH, /* the kernel reads and writes the backing file itself */
 	VU_PTM_DIRECT,	    /* read/write through the daemon, mmap on another file's backing */
+	VU_PTM_STALE,	    /* not opened: the node leaves its name, the open fails with ESTALE */
 };
 int vu_pt_session_setup(struct vu_fs *fs, struct fuse_session *se);
 void vu_pt_teardown(struct vu_fs *fs);
 int vu_pt_open(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node, int layer, int fd,
-	       const struct stat *st, int *ret_backing_id);
+	       const struct stat *st, bool hashed, int *ret_backing_id);
 void vu_pt_release(struct vu_fs *fs, struct vu_node *node, int mode);
 int vu_pt_reply_open(fuse_req_t req, const struct fuse_file_info *fi, int backing_id);
 int vu_pt_reply_create(fuse_req_t req, const struct fuse_entry_param *e,
