@@ -428,3 +428,46 @@ def test_old_nodes_are_forgotten_and_freed(harness, need_passthrough):
     assert node_stats(d.v.p())["nodes"] <= n, node_stats(d.v.p())
     assert read(f"{d.v.lowers[0]}/f5") == pattern(4096, 5)
     d.check()
+
+
+def _daemon_fds_of(pid, st):
+    """The daemon's fds (as /proc/PID/fd paths) on the object st describes."""
+    out = []
+    for n in os.listdir(f"/proc/{pid}/fd"):
+        p = f"/proc/{pid}/fd/{n}"
+        try:
+            s = os.stat(p)
+        except OSError:
+            continue
+        if (s.st_dev, s.st_ino) == (st.st_dev, st.st_ino):
+            out.append(p)
+    return out
+
+
+def test_lower_layers_are_read_only_to_the_daemon(harness):
+    """The daemon reaches lowers through a read-only clone of their mount: its own fds of a
+    lower file and of a lower directory cannot be reopened for writing (EROFS), while the
+    upper can, and writes through the union still copy up."""
+    root = harness.mkdir("ro")
+    for x in ("l", "u", "w", "m"):
+        os.makedirs(os.path.join(root, x))
+    write(f"{root}/l/g", LOWER_DATA)
+    m = harness.mount_unionfs([f"{root}/l"], f"{root}/u", f"{root}/w", mnt=f"{root}/m")
+    pid = m.daemon.proc.pid
+    held = os.open(f"{m.path}/g", os.O_RDONLY)       # the daemon opens g for this handle
+    try:
+        files = _daemon_fds_of(pid, os.stat(f"{root}/l/g"))
+        dirs = _daemon_fds_of(pid, os.stat(f"{root}/l"))
+        uppers = _daemon_fds_of(pid, os.stat(f"{root}/u"))
+        assert files and dirs and uppers, (files, dirs, uppers)
+        assert {errno_of(os.open, p, os.O_RDWR) for p in files} == {errno.EROFS}
+        assert {errno_of(os.open, f"{p}/new", os.O_CREAT | os.O_WRONLY, 0o644)
+                for p in dirs} == {errno.EROFS}
+        assert errno_of(os.open, f"{uppers[0]}/new", os.O_CREAT | os.O_WRONLY, 0o644) == 0
+        os.unlink(f"{root}/u/new")
+        with open(f"{m.path}/g", "r+b") as f:
+            f.write(b"W")
+        assert read(f"{root}/u/g")[:2] == b"W" + LOWER_DATA[1:2]
+    finally:
+        os.close(held)
+    assert read(f"{root}/l/g") == LOWER_DATA
