@@ -567,3 +567,34 @@ def test_unprivileged_write_clears_set_id_bits_and_capabilities(harness, need_pa
     os.chmod(d.v.p("sgid_nox"), 0o767)
     os.chmod(d.k.p("sgid_nox"), 0o767)
     d.check()
+
+
+def test_estale_only_when_a_lower_backing_is_held(harness, need_passthrough):
+    """A plain copy-up (nobody holds the lower file) keeps the one-open fast path; with a
+    reader holding it, the writer's open costs one ESTALE and one extra LOOKUP pair."""
+    root = harness.mkdir("estale")
+    for x in ("l", "u", "w", "m"):
+        os.makedirs(os.path.join(root, x))
+    write(f"{root}/l/plain", LOWER_DATA)
+    write(f"{root}/l/held", LOWER_DATA)
+    m = harness.mount_unionfs([f"{root}/l"], f"{root}/u", f"{root}/w", mnt=f"{root}/m",
+                              args=["-d"])
+
+    def stale():
+        return m.daemon.output().count("error: -116 ")
+
+    os.stat(f"{m.path}/plain")
+    os.stat(f"{m.path}/held")
+    opens = requests(m, "OPEN")
+    with open(f"{m.path}/plain", "r+b") as f:
+        f.write(b"P")
+    assert stale() == 0 and requests(m, "OPEN") == opens + 1
+    with open(f"{m.path}/held", "rb") as r:
+        opens = requests(m, "OPEN")
+        with open(f"{m.path}/held", "r+b") as f:
+            f.write(b"H")
+        assert stale() == 1 and requests(m, "OPEN") == opens + 2
+        assert r.read(2) == LOWER_DATA[:2]
+    assert read(f"{root}/u/plain")[:2] == b"P" + LOWER_DATA[1:2]
+    assert read(f"{root}/u/held")[:2] == b"H" + LOWER_DATA[1:2]
+    assert read(f"{root}/l/held") == LOWER_DATA
