@@ -249,15 +249,18 @@ int vu_pt_open(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node
 		return VU_PTM_NONE;
 	}
 	pn = g_hash_table_lookup(fs->pt.nodes, node);
-	if (pn && pn->pt_opens > 0 && write && !vu_is_upper(fs, pn->layer)) {
-		/* Never a lower backing file for a writer, not even the same file. */
-		pthread_mutex_unlock(&fs->pt.lock);
-		return VU_PTM_STALE;
-	}
-	if (pn && pn->pt_opens > 0 && (pn->dev != st->st_dev || pn->ino != st->st_ino) && hashed) {
-		/* Data moved: a read-only opener too gets the new file after the walk again. */
-		pthread_mutex_unlock(&fs->pt.lock);
-		return VU_PTM_STALE;
+	if (pn && pn->pt_opens > 0) {
+		bool same = pn->dev == st->st_dev && pn->ino == st->st_ino;
+
+		/*
+		 * A writer never gets a lower backing file, nor any backing file other than
+		 * its own data file (whatever layer that is said to be in); a read-only
+		 * opener of a still-named node whose data moved gets the new file too.
+		 */
+		if ((write && (!same || !vu_is_upper(fs, pn->layer))) || (!same && hashed)) {
+			pthread_mutex_unlock(&fs->pt.lock);
+			return VU_PTM_STALE;
+		}
 	}
 	if (!pn) {
 		pn = g_new0(struct vu_pt_node, 1);
