@@ -112,8 +112,7 @@ static void vu_file_attach(struct vu_fs *fs, struct fuse_file_info *fi, struct v
 	 * reached the layer), so close() need not wait for a round trip.
 	 */
 	fi->noflush = 1;
-	h->pt_mode = st ? vu_pt_open(fs, fi, node, layer, vu_file_data_fd(h), st,
-				     vu_node_hashed(fs, node), &h->backing_id)
+	h->pt_mode = st ? vu_pt_open(fs, fi, node, layer, vu_file_data_fd(h), st, &h->backing_id)
 			: VU_PTM_NONE;
 }
 

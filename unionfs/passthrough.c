@@ -235,7 +235,7 @@ static void vu_pt_refused(struct vu_fs *fs, int layer, int r)
  * dentry still reaches it) gets VU_PTM_DIRECT handles on the old backing.
  */
 int vu_pt_open(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node, int layer, int fd,
-	       const struct stat *st, bool hashed, int *ret_backing_id)
+	       const struct stat *st, int *ret_backing_id)
 {
 	bool write = (fi->flags & O_ACCMODE) != O_RDONLY;
 	struct vu_pt_node *pn;
@@ -257,7 +257,8 @@ int vu_pt_open(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node
 		 * its own data file (whatever layer that is said to be in); a read-only
 		 * opener of a still-named node whose data moved gets the new file too.
 		 */
-		if ((write && (!same || !vu_is_upper(fs, pn->layer))) || (!same && hashed)) {
+		if ((write && (!same || !vu_is_upper(fs, pn->layer))) ||
+		    (!same && vu_node_hashed(fs, node))) {
 			pthread_mutex_unlock(&fs->pt.lock);
 			return VU_PTM_STALE;
 		}

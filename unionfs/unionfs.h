@@ -63,7 +63,7 @@ struct vu_pt {
 	bool negotiated;	    /* the INIT reply asked for passthrough; setup thread only */
 	atomic_bool enabled;	    /* negotiated and usable: opens may pass through */
 	atomic_bool *layer_refused; /* per layer: the kernel refused its files as backing */
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;	    /* taken before fs->nodes_lock */
 	GHashTable *nodes; /* vu_node -> vu_pt_node of nodes with open files; protected by lock */
 };
 
@@ -357,7 +357,7 @@ enum {
 int vu_pt_session_setup(struct vu_fs *fs, struct fuse_session *se);
 void vu_pt_teardown(struct vu_fs *fs);
 int vu_pt_open(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node, int layer, int fd,
-	       const struct stat *st, bool hashed, int *ret_backing_id);
+	       const struct stat *st, int *ret_backing_id);
 void vu_pt_release(struct vu_fs *fs, struct vu_node *node, int mode);
 int vu_pt_reply_open(fuse_req_t req, const struct fuse_file_info *fi, int backing_id);
 int vu_pt_reply_create(fuse_req_t req, const struct fuse_entry_param *e,
