@@ -130,6 +130,27 @@ static void vu_file_detach(struct vu_fs *fs, struct fuse_file_info *fi)
 	g_free(h);
 }
 
+/*
+ * The open was answered VU_PTM_STALE: the node's open files hold a lower file as
+ * the kernel inode's backing file, which this open must not get. The node leaves
+ * its name (it lives on for those files) and the open fails with ESTALE: the VFS
+ * walks the path again with LOOKUP_REVAL, FUSE revalidates the name with a
+ * LOOKUP that now answers a new node, and the open lands on that new inode,
+ * whose backing file is the upper one. An open that comes through no path walk
+ * (a /proc/PID/fd link, open_by_handle_at) gets the same node again and fails.
+ */
+static void vu_file_stale(fuse_req_t req, struct vu_fs *fs, struct fuse_file_info *fi,
+			  struct vu_node *node)
+{
+	int r;
+
+	r = vu_node_detach(fs, node);
+	if (r < 0)
+		log_debug_errno(r, "could not take a node off its name");
+	vu_file_detach(fs, fi);
+	fuse_reply_err(req, ESTALE);
+}
+
 static int vu_file_reply_open(fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct vu_fileh *h = (struct vu_fileh *)(uintptr_t)fi->fh;
@@ -179,6 +200,10 @@ void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	vu_file_attach(fs, fi, node, fd, layer, NULL);
+	if (((struct vu_fileh *)(uintptr_t)fi->fh)->pt_mode == VU_PTM_STALE) {
+		vu_file_stale(req, fs, fi, node);
+		return;
+	}
 	if (vu_file_reply_open(req, fi) == -ENOENT)
 		vu_file_detach(fs, fi);
 }
@@ -243,6 +268,11 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	vu_fdref_put(&pd);
 	vu_fill_entry(fs, node, &f.st, &e);
 	vu_file_attach(fs, fi, node, fd, 0, &f.st);
+	if (((struct vu_fileh *)(uintptr_t)fi->fh)->pt_mode == VU_PTM_STALE) {
+		vu_file_stale(req, fs, fi, node);
+		vu_node_forget(fs, node, 1);
+		return;
+	}
 	if (vu_file_reply_create(req, &e, fi) == -ENOENT) {
 		vu_file_detach(fs, fi);
 		vu_node_forget(fs, node, 1);

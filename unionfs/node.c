@@ -380,6 +380,55 @@ void vu_node_unhash(struct vu_fs *fs, struct vu_node *node)
 	pthread_mutex_unlock(&fs->nodes_lock);
 }
 
+/*
+ * Take node off its name for good, keeping its object reachable through a pinned
+ * fd like an unlinked node's: the files the kernel has open on it stay valid, and
+ * the next lookup of the name makes a new node (a new kernel inode) for the same
+ * object. Its FORGETs still come; it goes when they and its handles are gone.
+ */
+int vu_node_detach(struct vu_fs *fs, struct vu_node *node)
+{
+	struct vu_fdref d = VU_FDREF_INIT;
+	int fd, r;
+
+	if (node == fs->root)
+		return -EINVAL;
+	/* Serialised with a copy-up, which would otherwise rename the object under us. */
+	vu_node_lock(fs, node);
+	r = vu_node_fd(fs, node, atomic_load(&node->top), &d);
+	if (r < 0) {
+		vu_node_unlock(fs, node);
+		return r;
+	}
+	fd = fcntl(d.fd, F_DUPFD_CLOEXEC, 3);
+	r = fd < 0 ? -errno : 0;
+	vu_fdref_put(&d);
+	if (r < 0) {
+		vu_node_unlock(fs, node);
+		return r;
+	}
+	pthread_mutex_lock(&fs->nodes_lock);
+	if (node->hashed) {
+		g_hash_table_remove(fs->names, node);
+		g_hash_table_add(fs->unhashed, node);
+		node->hashed = false;
+		if (node->pinned_fd < 0) {
+			node->pinned_fd = fd;
+			fd = -1;
+		}
+	}
+	/* Another name of a hard link must find the new node, not this one. */
+	if (node->link_ino &&
+	    g_hash_table_lookup(fs->links, GSIZE_TO_POINTER(node->link_ino)) == node)
+		g_hash_table_remove(fs->links, GSIZE_TO_POINTER(node->link_ino));
+	node->link_ino = 0;
+	node->gen++;
+	pthread_mutex_unlock(&fs->nodes_lock);
+	vu_node_unlock(fs, node);
+	vc_close_nointr(fd);
+	return 0;
+}
+
 /* Undo vu_node_unhash after a failed removal, unless the name was taken meanwhile. */
 void vu_node_rehash(struct vu_fs *fs, struct vu_node *node)
 {

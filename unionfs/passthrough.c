@@ -28,6 +28,7 @@ struct vu_pt_node {
 	int backing_id; /* > 0 while pt_opens > 0 */
 	dev_t dev;	/* the backing file, to tell it from a copy-up's new file */
 	ino_t ino;
+	int layer;	       /* of the backing file */
 	unsigned pt_opens;     /* handles answered with FOPEN_PASSTHROUGH */
 	unsigned cached_opens; /* handles answered without it, using the page cache */
 };
@@ -223,13 +224,20 @@ static void vu_pt_refused(struct vu_fs *fs, int layer, int r)
  * VU_PTM_* mode for vu_pt_release(); with VU_PTM_PASSTHROUGH and VU_PTM_DIRECT,
  * *ret_backing_id goes into the reply. The rules are the kernel's (fs/fuse/iomode.c): an inode
  * is in cached or in passthrough io mode, and all its passthrough opens share
- * one backing file, which every later open must name too. A node copied up
- * while its lower file is open through passthrough gets VU_PTM_DIRECT handles
- * until that closes.
+ * one backing file, which every later open must name too, opened by the kernel
+ * with that open's flags. So a node whose data moved away from the backing file
+ * its open files hold (a copy-up while a lower file is open) must never name
+ * it again for an open with write access -- a writable shared mmap would write
+ * the lower layer: VU_PTM_STALE (nothing counted) tells the caller to take the
+ * node off its name and fail the open with ESTALE, which makes the kernel walk
+ * the path again and open a new node (vu_file_stale()). A read-only open of a
+ * node already taken off its name (only a /proc/PID/fd reopen or a stale
+ * dentry still reaches it) gets VU_PTM_DIRECT handles on the old backing.
  */
 int vu_pt_open(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node, int layer, int fd,
 	       const struct stat *st, int *ret_backing_id)
 {
+	bool write = (fi->flags & O_ACCMODE) != O_RDONLY;
 	struct vu_pt_node *pn;
 	int mode, r;
 
@@ -241,6 +249,20 @@ int vu_pt_open(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node
 		return VU_PTM_NONE;
 	}
 	pn = g_hash_table_lookup(fs->pt.nodes, node);
+	if (pn && pn->pt_opens > 0) {
+		bool same = pn->dev == st->st_dev && pn->ino == st->st_ino;
+
+		/*
+		 * A writer never gets a lower backing file, nor any backing file other than
+		 * its own data file (whatever layer that is said to be in); a read-only
+		 * opener of a still-named node whose data moved gets the new file too.
+		 */
+		if ((write && (!same || !vu_is_upper(fs, pn->layer))) ||
+		    (!same && vu_node_hashed(fs, node))) {
+			pthread_mutex_unlock(&fs->pt.lock);
+			return VU_PTM_STALE;
+		}
+	}
 	if (!pn) {
 		pn = g_new0(struct vu_pt_node, 1);
 		g_hash_table_insert(fs->pt.nodes, node, pn);
@@ -249,7 +271,10 @@ int vu_pt_open(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node
 		mode = pn->dev == st->st_dev && pn->ino == st->st_ino ? VU_PTM_PASSTHROUGH
 								      : VU_PTM_DIRECT;
 		pn->pt_opens++;
-	} else if (pn->cached_opens > 0 || atomic_load(&fs->pt.layer_refused[layer])) {
+	} else if (pn->cached_opens > 0 || atomic_load(&fs->pt.layer_refused[layer]) ||
+		   (write && !vu_is_upper(fs, layer))) {
+		/* A writer's data file is always upper; should it not be, no lower goes to the
+		 * kernel. */
 		mode = VU_PTM_CACHED;
 	} else {
 		r = vu_pt_backing_open(fs, fd);
@@ -257,6 +282,7 @@ int vu_pt_open(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node
 			pn->backing_id = r;
 			pn->dev = st->st_dev;
 			pn->ino = st->st_ino;
+			pn->layer = layer;
 			pn->pt_opens = 1;
 			mode = VU_PTM_PASSTHROUGH;
 		} else {
@@ -277,10 +303,9 @@ int vu_pt_open(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node
 		break;
 	case VU_PTM_DIRECT:
 		/*
-		 * The inode's backing file is the lower one a reader still has open, and
-		 * the kernel wants FOPEN_PASSTHROUGH with that same backing on every open:
-		 * with FOPEN_DIRECT_IO, read and write come to the daemon (the new file)
-		 * and only mmap uses the backing file.
+		 * Read-only, on a node off its name whose backing file is the old one a
+		 * reader still has open: with FOPEN_DIRECT_IO, reads come to the daemon
+		 * (the new file) and only a read-only mmap sees the backing file.
 		 */
 		fi->keep_cache = 0;
 		fi->direct_io = 1;
@@ -297,7 +322,7 @@ void vu_pt_release(struct vu_fs *fs, struct vu_node *node, int mode)
 {
 	struct vu_pt_node *pn;
 
-	if (mode == VU_PTM_NONE)
+	if (mode == VU_PTM_NONE || mode == VU_PTM_STALE)
 		return;
 	pthread_mutex_lock(&fs->pt.lock);
 	pn = g_hash_table_lookup(fs->pt.nodes, node);

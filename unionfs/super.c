@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Layer setup and teardown: opens every layer (lowers through a private,
- * non-recursive clone of their mount so that filesystems mounted under a layer
- * stay invisible, as with the kernel), prepares and cleans <workdir>/work, and
- * probes what the upper filesystem allows (0/0 whiteouts, trusted.* xattrs).
+ * non-recursive, read-only clone of their mount, so that filesystems mounted
+ * under a layer stay invisible as with the kernel, and nothing writes a lower),
+ * prepares and cleans <workdir>/work, and probes what the upper filesystem
+ * allows (0/0 whiteouts, trusted.* xattrs).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -69,6 +70,19 @@ static void vu_super_probe(struct vu_fs *fs)
 		  fs->can_trusted ? "yes" : "no");
 }
 
+/*
+ * A lower's private clone is made read-only: no file opened through it can write
+ * the layer, be it the daemon's or a backing file the kernel opens for
+ * passthrough (EROFS). Where that is not permitted the clone stays as it is.
+ */
+static void vu_super_make_ro(int fd, const char *path)
+{
+	struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
+
+	if (mount_setattr(fd, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
+		log_debug_errno(-errno, "lower '%s' stays writable: no read-only clone", path);
+}
+
 static int vu_super_open_layer(struct vu_fs *fs, struct vu_layer *l, const char *path, bool clone)
 {
 	_cleanup_close_ int fd = -1;
@@ -84,6 +98,7 @@ static int vu_super_open_layer(struct vu_fs *fs, struct vu_layer *l, const char 
 		if (c >= 0) {
 			close(fd);
 			fd = c;
+			vu_super_make_ro(fd, path);
 		} else {
 			log_debug_errno(-errno, "no private clone of '%s'", path);
 		}

@@ -64,7 +64,7 @@ struct vu_pt {
 	bool negotiated;	    /* the INIT reply asked for passthrough; setup thread only */
 	atomic_bool enabled;	    /* negotiated and usable: opens may pass through */
 	atomic_bool *layer_refused; /* per layer: the kernel refused its files as backing */
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;	    /* taken before fs->nodes_lock */
 	GHashTable *nodes; /* vu_node -> vu_pt_node of nodes with open files; protected by lock */
 };
 
@@ -245,6 +245,7 @@ void vu_node_unref(struct vu_fs *fs, struct vu_node *node);
 void vu_node_forget(struct vu_fs *fs, struct vu_node *node, uint64_t n);
 struct vu_node *vu_node_parent(struct vu_fs *fs, struct vu_node *node, char **ret_name);
 void vu_node_unhash(struct vu_fs *fs, struct vu_node *node);
+int vu_node_detach(struct vu_fs *fs, struct vu_node *node);
 bool vu_node_hashed(struct vu_fs *fs, struct vu_node *node);
 void vu_node_repin(struct vu_fs *fs, struct vu_node *node, int fd);
 void vu_node_rehash(struct vu_fs *fs, struct vu_node *node);
@@ -373,6 +374,7 @@ enum {
 	VU_PTM_CACHED,	    /* through the daemon and the kernel's page cache */
 	VU_PTM_PASSTHROUGH, /* the kernel reads and writes the backing file itself */
 	VU_PTM_DIRECT,	    /* read/write through the daemon, mmap on another file's backing */
+	VU_PTM_STALE,	    /* not opened: the node leaves its name, the open fails with ESTALE */
 };
 int vu_pt_session_setup(struct vu_fs *fs, struct fuse_session *se);
 void vu_pt_teardown(struct vu_fs *fs);
