@@ -175,9 +175,12 @@ def test_open_files_do_not_need_the_daemon(harness, need_passthrough):
 
 
 def test_without_passthrough_reads_need_the_daemon(harness):
-    done, before, after = _stopped_io(harness, "off")
-    assert not done, "reads completed while the daemon was stopped: not the FUSE path"
-    assert before[1] > 0 and after[0] > 0, (before, after)
+    # Counted, not timed: whether the reads finish within a window while the daemon is
+    # stopped depends on when SIGSTOP takes hold of every worker (flaky under load); the
+    # READ requests in the daemon's log say the data came through the daemon.
+    _, before, after = _stopped_io(harness, "off")
+    assert before[1] > 0, f"the writes did not reach the daemon: {before}"
+    assert after[0] > before[0], f"the reads did not reach the daemon: {before}, {after}"
 
 
 def _copy_up_while_open(s, follow):
