@@ -88,16 +88,6 @@ void vu_evict_removed(struct vu_fs *fs, struct vu_node *node)
 	fs->nnodes--;
 }
 
-size_t vu_evict_count(struct vu_fs *fs)
-{
-	size_t n;
-
-	pthread_mutex_lock(&fs->nodes_lock);
-	n = fs->nnodes;
-	pthread_mutex_unlock(&fs->nodes_lock);
-	return n;
-}
-
 /*
  * Up to max node ids, oldest first, of nodes only the kernel holds: no children,
  * no open handles, no caller in flight (refs == 0). Every node looked at moves to
@@ -214,9 +204,11 @@ static void *vu_evict_main(void *arg)
 		trim = trim || n > 0;
 		/*
 		 * The FORGETs are queued by now; give the workers time to handle them. When
-		 * nothing could be offered (every old node in use), wait longer.
+		 * nothing could be offered (every old node in use), wait longer. A stop signalled
+		 * while nodes_lock was dropped for the notification is not waited out.
 		 */
-		vu_evict_wait(fs, n > 0 ? 5 : 1000);
+		if (!fs->evict_stop)
+			vu_evict_wait(fs, n > 0 ? 5 : 1000);
 	}
 	pthread_mutex_unlock(&fs->nodes_lock);
 	return NULL;

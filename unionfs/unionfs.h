@@ -273,7 +273,6 @@ void vu_evict_init(struct vu_fs *fs);
 void vu_evict_added(struct vu_fs *fs, struct vu_node *node);
 void vu_evict_touch(struct vu_fs *fs, struct vu_node *node);
 void vu_evict_removed(struct vu_fs *fs, struct vu_node *node);
-size_t vu_evict_count(struct vu_fs *fs);
 int vu_evict_start(struct vu_fs *fs);
 void vu_evict_stop(struct vu_fs *fs);
 char *vu_evict_stats(struct vu_fs *fs);
