@@ -75,11 +75,29 @@ class Container:
         with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
             return int(f.read().split()[0])
 
+    def argv(self, *cmd):
+        """The argv that runs cmd inside the container, as a member of its cgroups."""
+        join = "".join(f"echo $$ > {d}/cgroup.procs; " for d in self.cgroups.values())
+        return ["sh", "-c", join + f'exec nsenter -t {self.init} -m -p -- "$@"', "sh", *cmd]
+
+    def popen(self, *cmd, **kw):
+        """Start cmd inside the container (its own session); killed and reaped at cleanup."""
+        proc = subprocess.Popen(self.argv(*cmd), start_new_session=True, **kw)
+
+        def kill():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            for f in (proc.stdin, proc.stdout, proc.stderr):
+                if f:
+                    f.close()
+        self.h.defer(kill)
+        return proc
+
     def run(self, cmd, check=True, timeout=30, input=None):
         """Run cmd (a shell string) inside the container, as a member of its cgroups."""
-        join = "".join(f"echo $$ > {d}/cgroup.procs; " for d in self.cgroups.values())
-        argv = ["sh", "-c", join + f'exec nsenter -t {self.init} -m -p -- sh -c "$0"', cmd]
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input)
+        r = subprocess.run(self.argv("sh", "-c", cmd), capture_output=True, text=True,
+                           timeout=timeout, input=input)
         if check and r.returncode != 0:
             raise AssertionError(f"{cmd!r} failed ({r.returncode}): {r.stderr}")
         return r.stdout

@@ -155,11 +155,8 @@ def test_concurrent_readers_in_different_containers(procfs_env):
         cs.append((128 + 16 * i, Container(h, m.path, cg)))
     procs = []
     for mib, c in cs:
-        join = "".join(f"echo $$ > {d}/cgroup.procs; " for d in c.cgroups.values())
         loop = "for i in $(seq 30); do grep ^MemTotal /proc/meminfo; done"
-        procs.append((mib, subprocess.Popen(
-            ["sh", "-c", join + f'exec nsenter -t {c.init} -m -p -- sh -c "$0"', loop],
-            stdout=subprocess.PIPE, text=True)))
+        procs.append((mib, c.popen("sh", "-c", loop, stdout=subprocess.PIPE, text=True)))
     for mib, p in procs:
         out, _ = p.communicate(timeout=60)
         vals = {int(line.split()[1]) for line in out.splitlines()}
@@ -187,10 +184,7 @@ def test_restart_after_sigkill_keeps_bind_mounts_working(procfs_env):
     assert c.run("grep -c ^processor /proc/cpuinfo").strip() == "1"
     # And again, with a reader waiting while no worker runs: it is answered after the start.
     d2.stop(signal.SIGKILL)
-    join = "".join(f"echo $$ > {d}/cgroup.procs; " for d in c.cgroups.values())
-    waiting = subprocess.Popen(
-        ["sh", "-c", join + f'exec nsenter -t {c.init} -m -p -- sh -c "$0"',
-         "grep ^MemTotal /proc/meminfo"], stdout=subprocess.PIPE, text=True)
+    waiting = c.popen("grep", "^MemTotal", "/proc/meminfo", stdout=subprocess.PIPE, text=True)
     time.sleep(0.5)
     assert waiting.poll() is None, "without a worker the read waits"
     m.daemon = start_procfs(h, mnt, opts=["-o", "respawn_delay=0"])
@@ -287,21 +281,13 @@ def test_request_in_flight_when_worker_dies_is_answered(procfs_env):
     cg = limited_cgroups(h, mem=240 * MiB)
     c = Container(h, mnt, cg)
     log = h.path("reader.log")
-    join = "".join(f"echo $$ > {d}/cgroup.procs; " for d in c.cgroups.values())
-    reader = subprocess.Popen(
-        ["sh", "-c", join + f'exec nsenter -t {c.init} -m -p -- {PY} -c "$0"',
-         "import sys\n"
-         f"out = open({log!r}, 'a', buffering=1)\n"
-         "while True:\n"
-         "    with open('/proc/meminfo') as f:\n"
-         "        out.write(f.readline())\n"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-
-    def stop_reader():
-        os.killpg(reader.pid, signal.SIGKILL)
-        reader.wait()
-        reader.stderr.close()
-    h.defer(stop_reader)
+    reader = c.popen(PY, "-c",
+                     "import sys\n"
+                     f"out = open({log!r}, 'a', buffering=1)\n"
+                     "while True:\n"
+                     "    with open('/proc/meminfo') as f:\n"
+                     "        out.write(f.readline())\n",
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     while not os.path.exists(log) or os.path.getsize(log) == 0:
         assert reader.poll() is None
         time.sleep(0.01)
@@ -421,8 +407,11 @@ def test_diskstats_and_loadavg_of_a_busy_container(procfs_env):
     # Load: register for sampling, run 3 busy loops, wait for two 5 s samples.
     assert float(c.run("cat /proc/loadavg").split()[0]) < 0.3
     c.run("for i in 1 2 3; do (while :; do :; done) </dev/null >/dev/null 2>&1 & done; exit 0")
-    time.sleep(11)
+    end = time.time() + 30  # the first samples come after 5 and 10 s
     load = c.run("cat /proc/loadavg").split()
+    while float(load[0]) <= 0.2 and time.time() < end:
+        time.sleep(1)
+        load = c.run("cat /proc/loadavg").split()
     assert float(load[0]) > 0.2, load
     running, total = (int(x) for x in load[3].split("/"))
     assert running >= 1 and total >= 4, load
