@@ -8,6 +8,7 @@ union daemon, no mount.
 """
 import json
 import os
+import select
 import signal
 import stat
 import subprocess
@@ -634,19 +635,32 @@ def test_interactive_terminal(vr):
     os.close(slave)
     out = b""
     end = time.time() + 30
-    while b"ready" not in out and time.time() < end:
-        out += os.read(master, 4096)
-    assert b"/dev/console" in out, out
-    os.write(master, b"\x03")
-    while time.time() < end:
+
+    def read_some():
+        """What the terminal has within the deadline: b"" once it is past or the terminal closed."""
+        left = end - time.time()
+        if left <= 0 or not select.select([master], [], [], left)[0]:
+            return b""
         try:
-            chunk = os.read(master, 4096)
+            return os.read(master, 4096)
         except OSError:  # EIO: the last writer closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(master)
+            return b""
+
+    try:
+        while b"ready" not in out:
+            chunk = read_some()
+            if not chunk:
+                break
+            out += chunk
+        assert b"/dev/console" in out, out
+        os.write(master, b"\x03")
+        while True:
+            chunk = read_some()
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
     assert p.wait(30) == 5, out
     assert out.count(b"got INT") == 1, out
     vr.check_sanitizer(out.decode(errors="replace"))
