@@ -57,19 +57,6 @@ static int vu_origin_decode(struct vu_fs *fs, const unsigned char *buf, ssize_t 
 	return 0;
 }
 
-int vu_origin_ino(struct vu_fs *fs, int upperfd, ino_t *ret)
-{
-	char p[VC_PROC_FD_PATH_MAX];
-	unsigned char buf[VU_FB_HDR + MAX_HANDLE_SZ];
-	ssize_t n;
-
-	vc_proc_fd_path(upperfd, p);
-	n = getxattr(p, vu_origin_xattr(fs), buf, sizeof(buf));
-	if (n < 0)
-		return -errno;
-	return vu_origin_decode(fs, buf, n, ret);
-}
-
 int vu_origin_ino_at(struct vu_fs *fs, int dirfd, const char *name, ino_t *ret)
 {
 	char p[VC_PROC_FD_PATH_MAX + NAME_MAX + 2];

@@ -40,21 +40,17 @@ static void vu_namei_ino(struct vu_fs *fs, struct vu_node *parent, const char *n
 	}
 	if (vu_is_upper(fs, f->top)) {
 		struct vu_fdref d = VU_FDREF_INIT;
-		_cleanup_close_ int fd = -1;
 		ino_t ino;
+		int r;
 
 		if (vu_node_fd(fs, parent, f->top, &d) < 0)
 			return;
-		fd = openat(d.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		r = vu_origin_ino_at(fs, d.fd, name, &ino);
 		vu_fdref_put(&d);
-		if (fd >= 0) {
-			int r = vu_origin_ino(fs, fd, &ino);
-
-			if (r == 0)
-				f->ino = ino;
-			else if (r != -ENODATA)
-				log_debug_errno(r, "origin of '%s' not used", name);
-		}
+		if (r == 0)
+			f->ino = ino;
+		else if (r != -ENODATA && r != -ENOENT)
+			log_debug_errno(r, "origin of '%s' not used", name);
 	}
 }
 

@@ -288,7 +288,6 @@ bool vu_namei_lower_visible(struct vu_fs *fs, struct vu_node *parent, const char
 int vu_inode_stat(struct vu_fs *fs, struct vu_node *node, struct stat *ret);
 void vu_fill_entry(struct vu_fs *fs, struct vu_node *node, const struct stat *st,
 		   struct fuse_entry_param *e);
-int vu_origin_ino(struct vu_fs *fs, int upperfd, ino_t *ret);
 int vu_origin_ino_at(struct vu_fs *fs, int dirfd, const char *name, ino_t *ret);
 void vu_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void vu_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
