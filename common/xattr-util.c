@@ -55,10 +55,17 @@ static int vc_xattr_take(char *buf, ssize_t n, char **ret, size_t *ret_len)
 	return 0;
 }
 
-int vc_fgetxattr_alloc(int fd, bool o_path, const char *name, char **ret, size_t *ret_len)
+/* name: the attribute to read, or NULL for the list of names. */
+static ssize_t vc_xattr_read(int fd, bool o_path, const char *name, char *buf, size_t len)
+{
+	return name ? vc_fgetxattr(fd, o_path, name, buf, len)
+		    : vc_flistxattr(fd, o_path, buf, len);
+}
+
+static int vc_xattr_alloc(int fd, bool o_path, const char *name, char **ret, size_t *ret_len)
 {
 	g_autofree char *first = g_malloc(VC_XATTR_GUESS + 1);
-	ssize_t k = vc_fgetxattr(fd, o_path, name, first, VC_XATTR_GUESS);
+	ssize_t k = vc_xattr_read(fd, o_path, name, first, VC_XATTR_GUESS);
 
 	if (k >= 0)
 		return vc_xattr_take(g_steal_pointer(&first), k, ret, ret_len);
@@ -66,53 +73,29 @@ int vc_fgetxattr_alloc(int fd, bool o_path, const char *name, char **ret, size_t
 		return k;
 	for (int tries = 0; tries < 8; tries++) {
 		g_autofree char *buf = NULL;
-		ssize_t n = vc_fgetxattr(fd, o_path, name, NULL, 0);
+		ssize_t n = vc_xattr_read(fd, o_path, name, NULL, 0);
 
 		if (n < 0)
 			return n;
 		buf = g_malloc(n + 1);
-		n = vc_fgetxattr(fd, o_path, name, buf, n);
+		n = vc_xattr_read(fd, o_path, name, buf, n);
 		if (n == -ERANGE)
 			continue;
 		if (n < 0)
 			return n;
-		buf[n] = '\0';
-		if (ret_len)
-			*ret_len = n;
-		*ret = g_steal_pointer(&buf);
-		return 0;
+		return vc_xattr_take(g_steal_pointer(&buf), n, ret, ret_len);
 	}
 	return -ERANGE;
 }
 
+int vc_fgetxattr_alloc(int fd, bool o_path, const char *name, char **ret, size_t *ret_len)
+{
+	return vc_xattr_alloc(fd, o_path, name, ret, ret_len);
+}
+
 int vc_flistxattr_alloc(int fd, bool o_path, char **ret, size_t *ret_len)
 {
-	g_autofree char *first = g_malloc(VC_XATTR_GUESS + 1);
-	ssize_t k = vc_flistxattr(fd, o_path, first, VC_XATTR_GUESS);
-
-	if (k >= 0)
-		return vc_xattr_take(g_steal_pointer(&first), k, ret, ret_len);
-	if (k != -ERANGE)
-		return k;
-	for (int tries = 0; tries < 8; tries++) {
-		g_autofree char *buf = NULL;
-		ssize_t n = vc_flistxattr(fd, o_path, NULL, 0);
-
-		if (n < 0)
-			return n;
-		buf = g_malloc(n + 1);
-		n = vc_flistxattr(fd, o_path, buf, n);
-		if (n == -ERANGE)
-			continue;
-		if (n < 0)
-			return n;
-		buf[n] = '\0';
-		if (ret_len)
-			*ret_len = n;
-		*ret = g_steal_pointer(&buf);
-		return 0;
-	}
-	return -ERANGE;
+	return vc_xattr_alloc(fd, o_path, NULL, ret, ret_len);
 }
 
 int vc_fsetxattr(int fd, bool o_path, const char *name, const void *value, size_t len, int flags)
