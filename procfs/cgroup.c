@@ -30,14 +30,11 @@ static char *vp_cgroup_dir_of(const struct vc_cgroup_layout *l, GPtrArray *pc,
 	return dir;
 }
 
-/* A cgroup file, through the fd cache when there is one. */
+/* A cgroup file, through the fd cache when there is one (vp_fdcache_read takes a NULL cache). */
 static int vp_cg_read(struct vp_fdcache *fc, const char *dir, const char *file, char **ret)
 {
-	g_autofree char *p = NULL;
+	g_autofree char *p = g_build_filename(dir, file, NULL);
 
-	if (!fc)
-		return vc_cgroup_read(dir, file, ret);
-	p = g_build_filename(dir, file, NULL);
 	return vp_fdcache_read(fc, p, ret);
 }
 
@@ -58,11 +55,8 @@ static int vp_cg_min_up(struct vp_fdcache *fc, const struct vc_cgroup_hier *h, c
 {
 	g_autoptr(GPtrArray) dirs = NULL;
 	uint64_t best = UINT64_MAX;
-	int r;
+	int r = vc_cgroup_ancestors(h, dir, &dirs);
 
-	if (!fc)
-		return vc_cgroup_min_up(h, dir, file, ret);
-	r = vc_cgroup_ancestors(h, dir, &dirs);
 	if (r < 0)
 		return r;
 	for (guint i = 0; i < dirs->len; i++) {
