@@ -22,6 +22,7 @@
 
 #include "cleanup.h"
 #include "fd-util.h"
+#include "proc-util.h"
 #include "launcher.h"
 #include "log.h"
 #include "parse-util.h"
@@ -119,46 +120,37 @@ int vr_pidfd_wait(int pidfd, pid_t pid, int timeout_ms, int *ret_status)
 	return 0;
 }
 
-/* Field 22 of /proc/PID/stat: start time in clock ticks since boot. */
-int vr_proc_start_time(pid_t pid, uint64_t *ret)
+static int vr_proc_stat(pid_t pid, struct vc_proc_stat *ret)
 {
 	char path[64];
 	g_autofree char *text = NULL;
-	char *p;
 	int r;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	r = vc_read_file_at(AT_FDCWD, path, &text, NULL);
 	if (r < 0)
 		return r;
-	p = strrchr(text, ')');
-	if (!p)
-		return -EINVAL;
-	/* p is at the blank before field 3 (state); each step moves one field on. */
-	for (int field = 2; field < 22; field++) {
-		p = strchr(p + 1, ' ');
-		if (!p)
-			return -EINVAL;
-	}
-	p++;
-	char *end = strchr(p, ' ');
-	if (end)
-		*end = '\0';
-	return vc_parse_u64(p, ret);
+	return vc_proc_parse_stat(text, ret);
+}
+
+/* Field 22 of /proc/PID/stat: start time in clock ticks since boot. */
+int vr_proc_start_time(pid_t pid, uint64_t *ret)
+{
+	struct vc_proc_stat st;
+	int r = vr_proc_stat(pid, &st);
+
+	if (r < 0)
+		return r;
+	*ret = st.starttime;
+	return 0;
 }
 
 /* Exists and is neither a zombie nor dead. */
 bool vr_proc_running(pid_t pid)
 {
-	char path[64];
-	g_autofree char *text = NULL;
-	const char *p;
+	struct vc_proc_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (vc_read_file_at(AT_FDCWD, path, &text, NULL) < 0)
-		return false;
-	p = strrchr(text, ')');
-	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+	return vr_proc_stat(pid, &st) == 0 && st.state != 'Z' && st.state != 'X';
 }
 
 bool vr_proc_matches(pid_t pid, uint64_t start)
