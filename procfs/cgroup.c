@@ -269,12 +269,16 @@ static int vp_cgroup_read_cpu_common(struct vp_fdcache *fc, const struct vc_cgro
 
 		/* An empty v2 cpuset.cpus means "the parent's": take the first non-empty one. */
 		if (vc_cgroup_ancestors(h, setdir, &dirs) >= 0) {
-			for (guint i = 0; i < dirs->len && !ret->cpuset; i++) {
-				static const char *const files[] = {"cpuset.effective_cpus",
-								    "cpuset.cpus.effective",
-								    "cpuset.cpus"};
+			/* v1 names the effective set cpuset.effective_cpus, v2
+			 * cpuset.cpus.effective. */
+			static const char *const v1_files[] = {"cpuset.effective_cpus",
+							       "cpuset.cpus"};
+			static const char *const v2_files[] = {"cpuset.cpus.effective",
+							       "cpuset.cpus"};
+			const char *const *files = h->version == VC_CGROUP_V1 ? v1_files : v2_files;
 
-				for (guint j = 0; j < G_N_ELEMENTS(files); j++) {
+			for (guint i = 0; i < dirs->len && !ret->cpuset; i++) {
+				for (guint j = 0; j < G_N_ELEMENTS(v1_files); j++) {
 					g_autofree char *t = NULL;
 					GArray *a = NULL;
 
