@@ -49,6 +49,32 @@ static int vu_file_reopen(struct vu_fs *fs, struct vu_node *node, int layer, int
 	return r;
 }
 
+/*
+ * Open the file that serves node's data with the open(2) flags given: the object
+ * itself, or for a metacopy node the lower file holding its data. *ret_layer says
+ * which layer that file is in. Writers never see a metacopy node: they copy up first.
+ */
+static int vu_file_data_open(struct vu_fs *fs, struct vu_node *node, int flags, int *ret_layer)
+{
+	char p[VC_PROC_FD_PATH_MAX];
+	struct vu_mcdata md;
+	int fd, r;
+
+	if (!atomic_load(&node->metacopy)) {
+		*ret_layer = atomic_load(&node->top);
+		return vu_file_reopen(fs, node, *ret_layer, flags);
+	}
+	r = vu_mc_node_data(fs, node, &md);
+	if (r < 0)
+		return r;
+	vc_proc_fd_path(md.fd, p);
+	fd = open(p, vu_file_open_flags(flags));
+	r = fd < 0 ? -errno : fd;
+	close(md.fd);
+	*ret_layer = md.layer;
+	return r;
+}
+
 int vu_file_fd(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node)
 {
 	struct vu_fileh *h = (struct vu_fileh *)(uintptr_t)fi->fh;
@@ -188,7 +214,7 @@ void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			return;
 		}
 	}
-	fd = vu_node_data_open(fs, node, vu_file_open_flags(fi->flags), &layer);
+	fd = vu_file_data_open(fs, node, fi->flags, &layer);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;

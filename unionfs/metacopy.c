@@ -341,38 +341,3 @@ out:
 	vu_node_unref(fs, parent);
 	return r;
 }
-
-/*
- * Open the file that serves node's data with the open(2) flags given: the object
- * itself, or for a metacopy node the lower file holding its data. *ret_layer says
- * which layer that file is in. Writers never see a metacopy node: they copy up first.
- */
-int vu_node_data_open(struct vu_fs *fs, struct vu_node *node, int flags, int *ret_layer)
-{
-	char p[VC_PROC_FD_PATH_MAX];
-	struct vu_fdref d = VU_FDREF_INIT;
-	struct vu_mcdata md;
-	int fd, r, layer;
-
-	if (atomic_load(&node->metacopy)) {
-		r = vu_mc_node_data(fs, node, &md);
-		if (r < 0)
-			return r;
-		vc_proc_fd_path(md.fd, p);
-		fd = open(p, flags);
-		r = fd < 0 ? -errno : fd;
-		close(md.fd);
-		*ret_layer = md.layer;
-		return r;
-	}
-	layer = atomic_load(&node->top);
-	r = vu_node_fd(fs, node, layer, &d);
-	if (r < 0)
-		return r;
-	vc_proc_fd_path(d.fd, p);
-	fd = open(p, flags);
-	r = fd < 0 ? -errno : fd;
-	vu_fdref_put(&d);
-	*ret_layer = layer;
-	return r;
-}

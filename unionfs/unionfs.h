@@ -346,7 +346,6 @@ int vu_mc_resolve(struct vu_fs *fs, struct vu_node *parent, const char *name, in
 		  struct vu_mcdata *ret);
 int vu_mc_node_data(struct vu_fs *fs, struct vu_node *node, struct vu_mcdata *ret);
 int vu_mc_set_redirect(struct vu_fs *fs, struct vu_node *node, bool samedir);
-int vu_node_data_open(struct vu_fs *fs, struct vu_node *node, int flags, int *ret_layer);
 
 /* file.c */
 void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
