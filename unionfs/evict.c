@@ -13,24 +13,11 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/fuse.h>
 
+#include "fuse-abi.h"
 #include "log.h"
 #include "macro.h"
 #include "unionfs.h"
-
-/*
- * FUSE_NOTIFY_PRUNE (Linux 6.18, protocol 7.45): a list of node ids whose unused
- * dentries the kernel drops. libfuse 3.14 has no wrapper, so the message is written
- * to the session fd as libfuse writes its own notifications.
- */
-#define VU_NOTIFY_PRUNE 9
-
-struct vu_prune_out {
-	uint32_t count;
-	uint32_t padding;
-	uint64_t spare;
-};
 
 #define VU_EVICT_BATCH 1024 /* node ids per notification */
 #define VU_EVICT_STEP 128   /* node ids picked per hold of nodes_lock */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The few parts of the kernel's FUSE protocol (7.40, Linux >= 6.9) that
- * passthrough needs and that Debian 12's <linux/fuse.h> (7.37) and libfuse
- * 3.14 lack. Everything else comes from <linux/fuse.h>.
+ * The few parts of the kernel's FUSE protocol that passthrough (7.40, Linux >= 6.9)
+ * and the node budget's prune notification (7.45, Linux 6.18) need and that Debian
+ * 12's <linux/fuse.h> (7.37) and libfuse 3.14 lack. Everything else comes from
+ * <linux/fuse.h>.
  */
 #pragma once
 
@@ -36,6 +37,19 @@ struct vu_fuse_backing_map {
 
 /* fuse_init_out.max_stack_depth (7.40) is the first word of the 7.37 header's unused[]. */
 #define VU_FUSE_INIT_OUT_MAX_STACK_DEPTH offsetof(struct fuse_init_out, unused)
+
+/*
+ * FUSE_NOTIFY_PRUNE: a list of node ids whose unused dentries the kernel drops.
+ * libfuse 3.14 has no wrapper, so evict.c writes the message to the session fd as
+ * libfuse writes its own notifications.
+ */
+#define VU_NOTIFY_PRUNE 9
+
+struct vu_prune_out {
+	uint32_t count;
+	uint32_t padding;
+	uint64_t spare;
+};
 
 _Static_assert(sizeof(struct vu_fuse_open_out) == sizeof(struct fuse_open_out),
 	       "fuse_open_out layout");
