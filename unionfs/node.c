@@ -216,6 +216,16 @@ struct vu_node *vu_node_find(struct vu_fs *fs, struct vu_node *parent, const cha
 	return n;
 }
 
+/* Move node from fs->names to fs->unhashed; nodes_lock held. */
+static void vu_node_unhash_locked(struct vu_fs *fs, struct vu_node *node)
+{
+	if (!node->hashed)
+		return;
+	g_hash_table_remove(fs->names, node);
+	g_hash_table_add(fs->unhashed, node);
+	node->hashed = false;
+}
+
 struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char *name,
 			    const struct vu_found *f, bool count_lookup)
 {
@@ -226,9 +236,7 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 	n = g_hash_table_lookup(fs->names, &key);
 	if (n && (n->type != (f->st.st_mode & S_IFMT))) {
 		/* The object changed type behind our back: the old node is stale. */
-		g_hash_table_remove(fs->names, n);
-		g_hash_table_add(fs->unhashed, n);
-		n->hashed = false;
+		vu_node_unhash_locked(fs, n);
 		n->gen++;
 		n = NULL;
 	}
@@ -371,11 +379,7 @@ void vu_node_repin(struct vu_fs *fs, struct vu_node *node, int fd)
 void vu_node_unhash(struct vu_fs *fs, struct vu_node *node)
 {
 	pthread_mutex_lock(&fs->nodes_lock);
-	if (node->hashed) {
-		g_hash_table_remove(fs->names, node);
-		g_hash_table_add(fs->unhashed, node);
-		node->hashed = false;
-	}
+	vu_node_unhash_locked(fs, node);
 	node->gen++;
 	pthread_mutex_unlock(&fs->nodes_lock);
 }
@@ -408,15 +412,11 @@ int vu_node_detach(struct vu_fs *fs, struct vu_node *node)
 		return r;
 	}
 	pthread_mutex_lock(&fs->nodes_lock);
-	if (node->hashed) {
-		g_hash_table_remove(fs->names, node);
-		g_hash_table_add(fs->unhashed, node);
-		node->hashed = false;
-		if (node->pinned_fd < 0) {
-			node->pinned_fd = fd;
-			fd = -1;
-		}
+	if (node->hashed && node->pinned_fd < 0) {
+		node->pinned_fd = fd;
+		fd = -1;
 	}
+	vu_node_unhash_locked(fs, node);
 	/* Another name of a hard link must find the new node, not this one. */
 	if (node->link_ino &&
 	    g_hash_table_lookup(fs->links, GSIZE_TO_POINTER(node->link_ino)) == node)
