@@ -65,8 +65,12 @@ static void vu_readdir_fix_ino(struct vu_fs *fs, GArray *out, GHashTable *seen, 
 	}
 }
 
-/* One layer's entries; names it whites out are collected in wh for the layers below. */
-static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned flags,
+/*
+ * One layer's entries; names it whites out are collected in wh for the layers below.
+ * want_ino: report copied-up files with their origin's inode (a listing), else the
+ * names alone matter (an emptiness check) and no origin is read.
+ */
+static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned flags, bool want_ino,
 			    GHashTable *seen, GHashTable *wh, GArray *out, bool *ret_nowh)
 {
 	_cleanup_closedir_ DIR *d = NULL;
@@ -107,7 +111,7 @@ static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned fl
 			}
 		}
 		ino = de->d_ino;
-		if (vu_is_upper(fs, layer) && fs->samefs && type != DT_DIR)
+		if (want_ino && vu_is_upper(fs, layer) && fs->samefs && type != DT_DIR)
 			vu_origin_ino_at(fs, dirfd(d), name, &ino);
 		vu_readdir_add(out, name, type, ino);
 		g_array_index(out, struct vu_dirent, out->len - 1).from_upper =
@@ -119,7 +123,7 @@ static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned fl
 	return 0;
 }
 
-int vu_readdir_merged(struct vu_fs *fs, struct vu_node *dir, GArray **ret)
+static int vu_readdir_merged(struct vu_fs *fs, struct vu_node *dir, bool want_ino, GArray **ret)
 {
 	g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	g_autoptr(GArray) out = g_array_new(false, false, sizeof(struct vu_dirent));
@@ -140,7 +144,7 @@ int vu_readdir_merged(struct vu_fs *fs, struct vu_node *dir, GArray **ret)
 		if (r < 0)
 			return r;
 		wh = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-		r = vu_readdir_layer(fs, l, d.fd, d.flags, seen, wh, out, &nowh);
+		r = vu_readdir_layer(fs, l, d.fd, d.flags, want_ino, seen, wh, out, &nowh);
 		if (r == 0 && nowh && !(d.flags & VU_FD_NOWH))
 			vu_fdref_set_flags(&d, l, VU_FD_NOWH);
 		vu_fdref_put(&d);
@@ -163,7 +167,7 @@ int vu_readdir_merged(struct vu_fs *fs, struct vu_node *dir, GArray **ret)
 int vu_dir_is_empty(struct vu_fs *fs, struct vu_node *dir)
 {
 	g_autoptr(GArray) list = NULL;
-	int r = vu_readdir_merged(fs, dir, &list);
+	int r = vu_readdir_merged(fs, dir, false, &list);
 
 	if (r < 0)
 		return r;
@@ -176,7 +180,7 @@ static int vu_dirh_fill(struct vu_fs *fs, struct vu_node *node, struct vu_dirh *
 	GArray *all;
 	int r;
 
-	r = vu_readdir_merged(fs, node, &list);
+	r = vu_readdir_merged(fs, node, true, &list);
 	if (r < 0)
 		return r;
 	all = g_array_sized_new(false, false, sizeof(struct vu_dirent), list->len + 2);

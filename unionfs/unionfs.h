@@ -324,7 +324,6 @@ void vu_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi);
 void vu_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void vu_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
-int vu_readdir_merged(struct vu_fs *fs, struct vu_node *dir, GArray **ret);
 int vu_dir_is_empty(struct vu_fs *fs, struct vu_node *dir);
 
 /* copy_up.c */
