@@ -149,17 +149,22 @@ int vc_proc_read_stat(int procfd, pid_t pid, struct vc_proc_stat *ret)
 
 int vc_proc_pidns_ino(int procfd, pid_t pid, uint64_t *ret)
 {
-	char path[DECIMAL_STR_MAX(pid_t) + 16];
-	struct stat st;
+	char path[DECIMAL_STR_MAX(pid_t) + 16], link[64], *end;
+	ssize_t n;
 
 	if (pid > 0)
 		snprintf(path, sizeof(path), "%d/ns/pid", (int)pid);
 	else
 		snprintf(path, sizeof(path), "self/ns/pid");
-	if (fstatat(procfd, path, &st, 0) < 0)
+	/* The link's text "pid:[INO]", not a stat through it: no nsfs dentry per call. */
+	n = readlinkat(procfd, path, link, sizeof(link) - 1);
+	if (n < 0)
 		return errno == ENOENT ? -ESRCH : -errno;
-	*ret = (uint64_t)st.st_ino;
-	return 0;
+	link[n] = '\0';
+	if (strncmp(link, "pid:[", 5) != 0 || !(end = strchr(link, ']')))
+		return -EINVAL;
+	*end = '\0';
+	return vc_parse_u64(link + 5, ret);
 }
 
 /* NSpid and PPid of p. */

@@ -21,6 +21,7 @@
 #include "macro.h"
 #include "parse-util.h"
 #include "pidcache.h"
+#include "proc-util.h"
 
 #ifdef PIDFD_THREAD
 #define VP_PIDFD_THREAD PIDFD_THREAD
@@ -104,23 +105,6 @@ static int vp_pidcache_pidfd(pid_t pid)
 	return fd;
 }
 
-/* readlink of /proc/PID/ns/pid ("pid:[INO]"): no nsfs dentry, unlike a stat through it. */
-static int vp_pidcache_read_ns(int procfd, pid_t pid, uint64_t *ret)
-{
-	char path[DECIMAL_STR_MAX(pid_t) + 8], link[64], *end;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "%d/ns/pid", (int)pid);
-	n = readlinkat(procfd, path, link, sizeof(link) - 1);
-	if (n < 0)
-		return errno == ENOENT ? -ESRCH : -errno;
-	link[n] = '\0';
-	if (strncmp(link, "pid:[", 5) != 0 || !(end = strchr(link, ']')))
-		return -EINVAL;
-	*end = '\0';
-	return vc_parse_u64(link + 5, ret);
-}
-
 int vp_pidcache_ns(struct vp_pidcache *c, int procfd, pid_t pid, uint64_t *ret_ns)
 {
 	struct vp_pidcache_entry *e;
@@ -154,7 +138,7 @@ int vp_pidcache_ns(struct vp_pidcache *c, int procfd, pid_t pid, uint64_t *ret_n
 	 * /proc/PID was that task. */
 	if (seen)
 		pidfd = vp_pidcache_pidfd(pid);
-	r = vp_pidcache_read_ns(procfd, pid, &ns);
+	r = vc_proc_pidns_ino(procfd, pid, &ns);
 	if (r < 0) {
 		if (pidfd >= 0)
 			close(pidfd);
