@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from veneer_harness import REPO, SANITIZER_MARKERS, build_dir, lazy_umount, mounts_below, \
-    remove_cgroup, require
+    pids_mentioning, remove_cgroup, require
 
 BENCH = os.path.join(REPO, "bench")
 UNION_TARGETS = ["kernel-overlay", "veneer-unionfs", "fuse-overlayfs", "unionfs-fuse", "plain"]
@@ -69,15 +69,7 @@ def _parse_table(text):
 
 def _processes_using(path):
     """Pids whose command line names a path below the workspace (daemons left running)."""
-    out = []
-    for d in glob.glob("/proc/[0-9]*/cmdline"):
-        try:
-            with open(d, "rb") as f:
-                if path.encode() in f.read():
-                    out.append(int(d.split("/")[2]))
-        except OSError:
-            pass
-    return out
+    return [pid for pid, _ in pids_mentioning(path, skip_zombies=False)]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 
 from procfs_util import (MiB, Container, free_b, limited_cgroups, meminfo_kb, mount_procfs,
                          procfs_bin, start_procfs)
-from veneer_harness import errno_of, mounted_at, require
+from veneer_harness import errno_of, mounted_at, pids_mentioning, require
 
 PY = "/usr/bin/python3"
 
@@ -323,18 +323,8 @@ def test_request_in_flight_when_worker_dies_is_answered(procfs_env):
 
 
 def _procs_mentioning(text):
-    out = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmd and "veneer-procfs" in cmd:
-            out[int(pid)] = cmd
-    return out
+    return {pid: cmd for pid, cmd in pids_mentioning(text, skip_zombies=False)
+            if "veneer-procfs" in cmd}
 
 
 def test_holder_killed_is_replaced_by_the_worker(procfs_env):

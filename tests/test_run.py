@@ -20,6 +20,7 @@ from veneer_harness import (
     SANITIZER_MARKERS,
     build_path,
     mounted_at,
+    pids_mentioning,
     remove_cgroup,
     require,
     sanitizer_env,
@@ -27,24 +28,6 @@ from veneer_harness import (
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids")
-
-
-def pids_mentioning(text):
-    """Processes whose command line contains text (our daemons carry the state dir in it)."""
-    out = []
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
-        try:
-            with open(f"/proc/{e}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{e}/stat") as f:
-                st = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if text in cmd and st != "Z" and int(e) != os.getpid():
-            out.append((int(e), cmd))
-    return out
 
 
 def alive(pid):

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from test_run import Runner, pids_mentioning
-from veneer_harness import build_path, lazy_umount, mounted_at, require
+from test_run import Runner
+from veneer_harness import build_path, lazy_umount, mounted_at, pids_mentioning, require
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from veneer_harness import (REPO, lazy_umount, mounts_below, remove_cgroup, require,
-                             sanitizer_env)
+from veneer_harness import (REPO, lazy_umount, mounts_below, pids_mentioning, remove_cgroup,
+                             require, sanitizer_env)
 
 ULIMITS = ["--ulimit", "nofile=1000:1000", "--ulimit", "nproc=1000:1000"]
 BASE_IMAGE = "localhost/veneer-busybox:latest"
@@ -104,18 +104,7 @@ RUNTIME_FILES = {"/etc/hostname", "/etc/hosts", "/etc/mtab", "/etc/resolv.conf",
 
 def _pids_mentioning(text):
     """Processes whose command line mentions text (our private podman dir)."""
-    out = []
-    needle = text.encode()
-    for d in os.listdir("/proc"):
-        if not d.isdigit() or int(d) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{d}/cmdline", "rb") as f:
-                if needle in f.read():
-                    out.append(int(d))
-        except OSError:
-            pass
-    return out
+    return [pid for pid, _ in pids_mentioning(text, skip_zombies=False)]
 
 
 class Podman:

@@ -274,6 +274,28 @@ class Harness:
         return name, paths
 
 
+def pids_mentioning(text, skip_zombies=True):
+    """(pid, command line) of the processes other than this one whose command line contains
+    text (daemons carry their mount point or state dir in it); zombies only if asked."""
+    out = []
+    for e in os.listdir("/proc"):
+        if not e.isdigit() or int(e) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{e}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            if text not in cmd:
+                continue
+            if skip_zombies:
+                with open(f"/proc/{e}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        continue
+        except OSError:
+            continue
+        out.append((int(e), cmd))
+    return out
+
+
 def remove_cgroup(path):
     """Kill what is left in a cgroup and remove it (children first)."""
     if not os.path.isdir(path):
