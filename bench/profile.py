@@ -23,7 +23,7 @@ sys.path.insert(0, BENCH)
 
 from layers import Layers, Sizes  # noqa: E402
 from procbench import ProcBench  # noqa: E402
-from reaper import Daemon, Reaper, Trash  # noqa: E402
+from reaper import Reaper, Trash  # noqa: E402
 from union_targets import UnionTargets  # noqa: E402
 from union_workloads import count_lines, read_all  # noqa: E402
 

@@ -250,14 +250,6 @@ def remove_cgroup(path, attempts=100):
     raise RuntimeError(f"cgroup {path} could not be removed")
 
 
-def proc_cpu_seconds(pid):
-    """utime + stime of a process (all its threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        data = f.read()
-    fields = data[data.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _stat_fields(pid):
     with open(f"/proc/{pid}/stat") as f:
         data = f.read()

@@ -10,7 +10,6 @@ test.
 import errno
 import hashlib
 import os
-import shutil
 import signal
 import stat
 import subprocess
