@@ -10,6 +10,7 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -92,11 +93,20 @@ def quick(tmp_path_factory):
     try:
         out, err = proc.communicate(timeout=900)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
+        proc.terminate()  # bench/run unwinds its mounts, daemons and cgroups on SIGTERM
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
     left = {"mounts": mounts_below(ws),
             "cgroups": glob.glob(f"/sys/fs/cgroup/*/veneer-bench-{proc.pid}"),
             "processes": _processes_using(ws)}
+    for pid in left["processes"]:  # recorded for test_bench_cleans_up; not left running
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     for mp in reversed(left["mounts"]):
         lazy_umount(mp)
     for cg in left["cgroups"]:
