@@ -109,6 +109,13 @@ class Runner:
         self.check_sanitizer(err)
         return out, err
 
+    def release(self, p):
+        """Let a command that waits for a line on stdin finish; it must exit 0."""
+        p.stdin.write("\n")
+        p.stdin.flush()
+        self.communicate(p)
+        assert p.returncode == 0
+
     @staticmethod
     def check_sanitizer(err):
         for m in SANITIZER_MARKERS:
@@ -203,10 +210,7 @@ def test_limits_in_cgroup_and_removed(vr):
     assert str(st["Pid"]) in read("memory", "cgroup.procs").split()
     assert st["Limits"] == {"Memory": 64 << 20, "NanoCpus": 1500000000, "CpuPeriod": 100000,
                             "CpuQuota": 150000, "CpusetCpus": "0", "PidsLimit": 50}
-    p.stdin.write("\n")
-    p.stdin.flush()
-    vr.communicate(p)
-    assert p.returncode == 0
+    vr.release(p)
     vr.assert_nothing_left(name)
 
 
@@ -283,10 +287,7 @@ def test_upper_in_use_refused(vr, harness):
     assert r.returncode == 122, r.stderr
     assert "in use" in r.stderr and upper in r.stderr
     assert not os.path.exists(os.path.join(vr.state, name))
-    p.stdin.write("\n")
-    p.stdin.flush()
-    vr.communicate(p)
-    assert p.returncode == 0
+    vr.release(p)
     assert vr.run(["--upper", upper, "--", "true"]).returncode == 0
 
 
@@ -499,10 +500,7 @@ def test_list_and_inspect_match_mounts(vr):
         assert f"veneer-{name}" in f.read()
     # Nothing in the host's mount table.
     assert not mounted_at(data["MergedDir"])
-    p.stdin.write("\n")
-    p.stdin.flush()
-    vr.communicate(p)
-    assert p.returncode == 0
+    vr.release(p)
     vr.assert_nothing_left(name)
     assert json.loads(subprocess.run([vr.bin, "--state-dir", vr.state, "--list"],
                                      capture_output=True, text=True).stdout) == []
