@@ -41,20 +41,9 @@ def test_whiteouts_fall_back_to_oci_files(harness, unionfs_bin, need_fuse, need_
     h = harness
     lower = _layer(h)
 
-    # The oracle: kernel overlayfs on a plain upper.
-    k = h.mount_overlay([lower], h.mkdir("ku"), h.mkdir("kw"), mnt=h.path("km"))
-    _mutate(k.path)
-    expected = snapshot(k.path)
-
-    # veneer with its upper and workdir inside a kernel overlay mount.
-    host = h.mount_overlay([h.mkdir("al")], h.mkdir("au"), h.mkdir("aw"), mnt=h.path("am"))
-    upper = os.path.join(host.path, "u")
-    work = os.path.join(host.path, "w")
-    os.mkdir(upper)
-    os.mkdir(work)
-    v = h.mount_unionfs([lower], upper, work, mnt=h.path("vm"))
-    _mutate(v.path)
-    assert snapshot(v.path) == expected
+    # The kernel overlayfs oracle on a plain upper, veneer with its upper and workdir
+    # inside a kernel overlay mount: the same merged tree.
+    expected, v, upper, work = h.unionfs_on_overlay_upper(lower, _mutate)
 
     # On disk: OCI whiteout files and an opaque directory, no char devices.
     names = sorted(os.listdir(upper))

@@ -250,6 +250,25 @@ class Harness:
         self.defer(self.umount, m)
         return m
 
+    def unionfs_on_overlay_upper(self, lower, mutate, opts=()):
+        """mutate on kernel overlayfs (the oracle) and on veneer whose upper and workdir sit
+        on a kernel overlay mount (which refuses 0/0 whiteout devices, so veneer falls back
+        to OCI ".wh." files); both merged trees must match. Returns (the oracle's snapshot,
+        veneer's mount, its upper, its workdir)."""
+        k = self.mount_overlay([lower], self.mkdir("ku"), self.mkdir("kw"), mnt=self.path("km"))
+        mutate(k.path)
+        expected = snapshot(k.path)
+        host = self.mount_overlay([self.mkdir("al")], self.mkdir("au"), self.mkdir("aw"),
+                                  mnt=self.path("am"))
+        upper = os.path.join(host.path, "u")
+        work = os.path.join(host.path, "w")
+        os.mkdir(upper)
+        os.mkdir(work)
+        v = self.mount_unionfs([lower], upper, work, mnt=self.path("vm"), opts=opts)
+        mutate(v.path)
+        assert snapshot(v.path) == expected
+        return expected, v, upper, work
+
     # --- cgroups (v1 hierarchies; v2 where a controller is there) -----------
     def cgroup_v1(self, controllers, name=None, settings=None):
         """Create /sys/fs/cgroup/<ctrl>/<name> for each controller; removed at teardown."""
