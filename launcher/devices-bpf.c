@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
@@ -116,9 +117,6 @@ static int vr_devbpf_print(enum libbpf_print_level level, const char *fmt, va_li
 int vr_devbpf_attach(int cgroup_fd, const struct vr_dev_rule *rules, size_t n)
 {
 	g_autofree struct bpf_insn *insns = NULL;
-	char log[4096] = "";
-	LIBBPF_OPTS(bpf_prog_load_opts, opts, .log_buf = log, .log_size = sizeof(log),
-		    .log_level = 1);
 	_cleanup_close_ int prog = -1;
 	size_t len;
 	int r;
@@ -128,10 +126,20 @@ int vr_devbpf_attach(int cgroup_fd, const struct vr_dev_rule *rules, size_t n)
 		return log_error_errno(r, "bad device rule");
 	libbpf_set_print(vr_devbpf_print);
 	prog = bpf_prog_load(BPF_PROG_TYPE_CGROUP_DEVICE, "veneer_devices", "GPL", insns, len,
-			     &opts);
-	if (prog < 0)
+			     NULL);
+	if (prog < 0) {
+		/* Again with the verifier's log, to say why. */
+		g_autofree char *log = g_malloc0(65536);
+		LIBBPF_OPTS(bpf_prog_load_opts, opts, .log_buf = log, .log_size = 65536,
+			    .log_level = 1);
+		int e = bpf_prog_load(BPF_PROG_TYPE_CGROUP_DEVICE, "veneer_devices", "GPL", insns,
+				      len, &opts);
+
+		if (e >= 0)
+			close(e);
 		return log_error_errno(prog, "the kernel refused the device program: %s",
 				       log[0] ? g_strchomp(log) : "(no verifier log)");
+	}
 	/* Multi: an ancestor's program still applies too (the kernel ANDs them). */
 	r = bpf_prog_attach(prog, cgroup_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI);
 	if (r < 0)

@@ -319,7 +319,7 @@ static int vr_devices_node(const struct vr_ctx *ctx, int devfd, const char *dev,
 	return 0;
 }
 
-/* --privileged: every device node of the host's /dev not already there (not pts, shm, mqueue). */
+/* --privileged: every device node of the host's /dev not already there. */
 static int vr_devices_all(const struct vr_ctx *ctx, int devfd, const char *dev, const char *rel,
 			  int depth)
 {
@@ -335,9 +335,11 @@ static int vr_devices_all(const struct vr_ctx *ctx, int devfd, const char *dev, 
 		struct stat st;
 		int r;
 
-		if (de->d_name[0] == '.' || (depth == 0 && (strcmp(de->d_name, "pts") == 0 ||
-							    strcmp(de->d_name, "shm") == 0 ||
-							    strcmp(de->d_name, "mqueue") == 0)))
+		/* ptmx: the symlink into the container's own devpts, made after this. */
+		if (de->d_name[0] == '.' ||
+		    (depth == 0 &&
+		     g_strv_contains((const char *const[]){"pts", "shm", "mqueue", "ptmx", NULL},
+				     de->d_name)))
 			continue;
 		if (lstat(host, &st) < 0)
 			continue;
