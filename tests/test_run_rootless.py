@@ -111,6 +111,20 @@ def test_rootless_as_unprivileged_user(rootless, run_bin, harness):
         assert f.read() == "rootless\n"
     assert os.listdir(state) == []
 
+    # The same confinement inside the user namespace: Docker's capability set, the seccomp
+    # filter (no new namespace, no mount), PID 1 out of reach; --privileged lifts it.
+    show = ("grep -E '^(CapEff|CapBnd|Seccomp):' /proc/self/status; "
+            "unshare -Urm true 2>/dev/null || echo NO-UNSHARE; "
+            "mount -t tmpfs none /mnt 2>/dev/null || echo NO-MOUNT; "
+            "readlink /proc/1/fd/0 >/dev/null 2>&1 || echo NO-INIT")
+    r = _run_as(pw, base + ["--", "sh", "-c", show])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["CapEff:", "00000000a80425fb", "CapBnd:", "00000000a80425fb",
+                                "Seccomp:", "2", "NO-UNSHARE", "NO-MOUNT", "NO-INIT"], r.stdout
+    r = _run_as(pw, base + ["--privileged", "--", "sh", "-c", show])
+    assert r.returncode == 0, r.stderr
+    assert "Seccomp:\t0" in r.stdout and "NO-" not in r.stdout.replace("NO-INIT", ""), r.stdout
+
     # A limit that cannot be applied is refused before anything is created ...
     r = _run_as(pw, base + ["--memory", "64M", "--", "true"])
     assert r.returncode == 123, r.stderr
