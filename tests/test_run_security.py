@@ -18,7 +18,6 @@ import tempfile
 import pytest
 
 from test_run import Runner, cgroup_dirs, write
-from test_run_procfs import procfs_mount, vr_procfs  # noqa: F401 (fixtures)
 from veneer_harness import build_path, require
 
 PROBES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "escape_probes.py")
@@ -239,8 +238,8 @@ def test_escape_kmsg(vr):
     assert one(vr, "kmsg", opts=["--cap-add", "SYSLOG"]) == "OK opened"
 
 
-def test_escape_umount_procfs_file(vr_procfs):
-    vr = vr_procfs
+def test_escape_umount_procfs_file(vr, harness, procfs_bin):
+    vr.procfs = harness.mount_fuse([procfs_bin], harness.path("procfs")).path
     with open("/proc/meminfo") as f:
         host_total = f.readline().strip()
     r = vr.run(["--memory", "200M", "--", "sh", "-c", "head -1 /proc/meminfo; "
