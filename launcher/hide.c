@@ -104,7 +104,7 @@ static void vr_hide_add(GPtrArray *paths, const char *p)
 {
 	struct stat st;
 
-	if (!p || lstat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+	if (!p || strcmp(p, "/") == 0 || lstat(p, &st) < 0 || !S_ISDIR(st.st_mode))
 		return;
 	for (guint i = 0; i < paths->len; i++)
 		if (vc_path_is_inside(p, paths->pdata[i]))
@@ -112,15 +112,37 @@ static void vr_hide_add(GPtrArray *paths, const char *p)
 	g_ptr_array_add(paths, g_strdup(p));
 }
 
+/*
+ * A state directory is hidden whole only when it is veneer's alone: nothing in
+ * it but containers' directories (not /tmp, not a --state-dir /var).
+ */
+static bool vr_hide_dedicated(const char *dir)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct dirent *de;
+	unsigned n = 0;
+
+	if (!d)
+		return false;
+	while ((de = readdir(d))) {
+		g_autofree char *state = NULL;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		state = g_build_filename(dir, de->d_name, "state.json", NULL);
+		if (++n > 100000 || !vr_state_name_valid(de->d_name) || access(state, F_OK) < 0)
+			return false;
+	}
+	return true;
+}
+
 /* The host directories that are this container's (or veneer's) and no other's business. */
 static GPtrArray *vr_hide_paths(const struct vr_ctx *ctx)
 {
 	const struct vr_config *cfg = ctx->cfg;
 	GPtrArray *paths = g_ptr_array_new_with_free_func(g_free);
-	struct stat st;
 
-	/* A shared directory such as /tmp as state directory: only the container's own part. */
-	if (stat(cfg->state_dir, &st) == 0 && !(st.st_mode & S_IWOTH))
+	if (vr_hide_dedicated(cfg->state_dir))
 		vr_hide_add(paths, cfg->state_dir);
 	vr_hide_add(paths, ctx->dir);
 	vr_hide_add(paths, ctx->upper);
