@@ -13,7 +13,9 @@
  * those started earlier too. The order makes it race-free: B registers,
  * then pushes into every container whose init is registered; A's init scans
  * the registry only after its own pid is registered. So either B's push
- * sees A, or A's scan sees B.
+ * sees A, or A's scan sees B. A's mount namespace is entered through the fd
+ * A's launcher holds on it (/proc/LAUNCHER/fd/N): PID 1 itself is not
+ * dumpable, which a rootless user may not get past.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,10 +23,12 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <json-glib/json-glib.h>
+#include <linux/nsfs.h>
 
 #include "cleanup.h"
 #include "fd-util.h"
@@ -182,6 +186,8 @@ static int vr_hide_write(struct vr_ctx *ctx)
 	json_builder_add_int_value(b, ctx->init_pid);
 	json_builder_set_member_name(b, "PidStartTime");
 	json_builder_add_int_value(b, (gint64)ctx->init_start);
+	json_builder_set_member_name(b, "MntNsFd");
+	json_builder_add_int_value(b, ctx->mntns_fd);
 	json_builder_set_member_name(b, "HostRoot");
 	json_builder_add_boolean_value(b, ctx->cfg->default_layers);
 	json_builder_set_member_name(b, "Hide");
@@ -244,13 +250,25 @@ void vr_hide_unregister(const char *dir)
 		unlink(root);
 }
 
+/*
+ * The host uid of a file's owner as stat shows it here: inside a rootless
+ * launcher's user namespace only the caller's own files can be told (they
+ * show as root), every other owner is unknown (-1).
+ */
+static uid_t vr_hide_host_uid(const struct vr_ctx *ctx, uid_t seen)
+{
+	if (geteuid() == ctx->host_uid)
+		return seen; /* not in a user namespace of ours (yet) */
+	return seen == 0 ? ctx->host_uid : (uid_t)-1;
+}
+
 struct vr_hide_entry {
 	char *dir;
 	uid_t uid;
 	pid_t launcher;
 	uint64_t launcher_start;
 	pid_t pid;
-	uint64_t pid_start;
+	int mntns_fd; /* in the launcher */
 	bool host_root;
 	bool trusted; /* from root's directory */
 	GPtrArray *hide;
@@ -290,7 +308,7 @@ static struct vr_hide_entry *vr_hide_read(const struct vr_ctx *ctx, int dfd, con
 	if (!json_parser_load_from_data(p, text, st.st_size, NULL) ||
 	    !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p)))
 		return NULL;
-	owner = ctx->cfg->rootless ? (st.st_uid == 0 ? ctx->host_uid : (uid_t)-1) : st.st_uid;
+	owner = vr_hide_host_uid(ctx, st.st_uid);
 	o = json_node_get_object(json_parser_get_root(p));
 	if ((!trusted && (uid_t)json_object_get_int_member_with_default(o, "Uid", -1) != owner) ||
 	    !json_object_has_member(o, "Hide") ||
@@ -304,7 +322,7 @@ static struct vr_hide_entry *vr_hide_read(const struct vr_ctx *ctx, int dfd, con
 	e->launcher_start =
 		(uint64_t)json_object_get_int_member_with_default(o, "LauncherStartTime", 0);
 	e->pid = (pid_t)json_object_get_int_member_with_default(o, "Pid", 0);
-	e->pid_start = (uint64_t)json_object_get_int_member_with_default(o, "PidStartTime", 0);
+	e->mntns_fd = (int)json_object_get_int_member_with_default(o, "MntNsFd", -1);
 	e->host_root = json_object_get_boolean_member_with_default(o, "HostRoot", FALSE);
 	e->hide = g_ptr_array_new_with_free_func(g_free);
 	a = json_object_get_array_member(o, "Hide");
@@ -398,7 +416,7 @@ int vr_hide_apply(const struct vr_ctx *ctx, int rootfd)
 			if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode))
 				continue;
 			/* A user's entry hides only what is theirs (rootless: shown as root's). */
-			if (!e->trusted && st.st_uid != (ctx->cfg->rootless ? 0 : e->uid))
+			if (!e->trusted && vr_hide_host_uid(ctx, st.st_uid) != e->uid)
 				continue;
 			r = vr_mask_at(rootfd, p, true);
 			if (r < 0)
@@ -408,27 +426,53 @@ int vr_hide_apply(const struct vr_ctx *ctx, int rootfd)
 	return 0;
 }
 
-/* In a child: enter the container of e and mask paths there. */
-static void vr_hide_push_child(const struct vr_hide_entry *e, GPtrArray *paths)
+/* /proc/PID/NAME of e's launcher, when that is still the process the entry names. */
+static int vr_hide_launcher_open(const struct vr_hide_entry *e, const char *name)
 {
-	_cleanup_close_ int pidfd = vr_pidfd_open(e->pid);
-	_cleanup_close_ int rootfd = -1;
-	int flags = CLONE_NEWNS;
+	g_autofree char *path = g_strdup_printf("/proc/%d/%s", (int)e->launcher, name);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	/* Bound to that very process before its start time is checked: no pid reuse. */
-	if (pidfd < 0 || !vr_proc_matches(e->pid, e->pid_start))
-		_exit(0);
-	/* Rootless: its user namespace is ours to enter (we own it), then its mounts. */
-	if (e->uid != 0)
-		flags |= CLONE_NEWUSER;
-	if (setns(pidfd, flags) < 0)
-		_exit(errno == EINVAL || errno == ESRCH ? 0 : 2);
+	if (fd < 0)
+		return -errno;
+	/* Checked after the open: a reused pid would show another start time now. */
+	if (!vr_proc_matches(e->launcher, e->launcher_start))
+		return -ESRCH;
+	return TAKE_FD(fd);
+}
+
+/* In a child: enter the container of e and mask our paths there; exits with 0 or an errno. */
+static void vr_hide_push_child(const struct vr_ctx *ctx, const struct vr_hide_entry *e)
+{
+	g_autofree char *fdname = g_strdup_printf("fd/%d", e->mntns_fd);
+	_cleanup_close_ int userns = -1;
+	_cleanup_close_ int mntns = vr_hide_launcher_open(e, fdname);
+	_cleanup_close_ int rootfd = -1;
+
+	if (mntns == -ESRCH || mntns == -ENOENT)
+		_exit(0); /* gone meanwhile */
+	if (mntns < 0)
+		_exit(-mntns);
+	if (ioctl(mntns, NS_GET_NSTYPE) != CLONE_NEWNS)
+		_exit(EBADF);
+	/* A user's: their rootless container's user namespace first, which they own. */
+	if (ctx->host_uid != 0) {
+		userns = vr_hide_launcher_open(e, "ns/user");
+		if (userns < 0)
+			_exit(-userns);
+		if (setns(userns, CLONE_NEWUSER) < 0)
+			_exit(errno);
+	}
+	if (setns(mntns, CLONE_NEWNS) < 0)
+		_exit(errno);
 	rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
-		_exit(2);
-	for (guint i = 0; i < paths->len; i++)
-		if (vr_mask_at(rootfd, paths->pdata[i], true) < 0)
-			_exit(1);
+		_exit(errno);
+	for (guint i = 0; i < ctx->hide_paths->len; i++) {
+		int r = vr_mask_at(rootfd, ctx->hide_paths->pdata[i], true);
+
+		if (r < 0)
+			_exit(-r);
+	}
 	_exit(0);
 }
 
@@ -450,7 +494,7 @@ int vr_hide_push(struct vr_ctx *ctx)
 		int status = 0;
 		pid_t child;
 
-		if (!e->host_root || e->pid <= 0 ||
+		if (!e->host_root || e->pid <= 0 || e->mntns_fd < 0 ||
 		    !vr_proc_matches(e->launcher, e->launcher_start))
 			continue;
 		if (ctx->host_uid != 0 && (e->trusted || e->uid != ctx->host_uid))
@@ -459,13 +503,14 @@ int vr_hide_push(struct vr_ctx *ctx)
 		if (child < 0)
 			return log_error_errno(-errno, "cannot fork");
 		if (child == 0)
-			vr_hide_push_child(e, ctx->hide_paths);
+			vr_hide_push_child(ctx, e);
 		while (waitpid(child, &status, 0) < 0 && errno == EINTR)
 			;
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			log_warning("could not hide this container's directories from container "
-				    "'%s' (pid %d)",
-				    e->dir, (int)e->pid);
+				    "'%s' (pid %d): %s",
+				    e->dir, (int)e->pid,
+				    WIFEXITED(status) ? strerror(WEXITSTATUS(status)) : "killed");
 	}
 	return 0;
 }

@@ -120,6 +120,7 @@ struct vr_ctx {
 	bool hide_registered;
 	int hide_fd; /* the registry and its root/ (hide.c), -1 when unusable */
 	int hide_root_fd;
+	int mntns_fd; /* the container's mount namespace, for later containers' masks */
 };
 
 /* ns.c */

@@ -163,6 +163,14 @@ static int vr_run_container(struct vr_ctx *ctx)
 	r = vr_cgroup_attach(ctx, pid);
 	if (r >= 0)
 		r = vr_devices_cgroup_attach(ctx, pid);
+	if (r >= 0 && ctx->hide_registered) {
+		/* Now, while the init is dumpable still (it stops being so before COMMAND runs). */
+		g_autofree char *ns = g_strdup_printf("/proc/%d/ns/mnt", (int)pid);
+
+		ctx->mntns_fd = open(ns, O_RDONLY | O_CLOEXEC);
+		if (ctx->mntns_fd < 0)
+			r = log_error_errno(-errno, "cannot open '%s'", ns);
+	}
 	if (r >= 0)
 		r = vr_hide_update(ctx); /* before the init scans the registry */
 	if (r >= 0)
@@ -290,6 +298,10 @@ static int vr_teardown(struct vr_ctx *ctx)
 	if (ctx->init_pidfd >= 0)
 		close(ctx->init_pidfd);
 	ctx->init_pidfd = -1;
+	/* It would keep the container's mounts, the union's among them, alive. */
+	if (ctx->mntns_fd >= 0)
+		close(ctx->mntns_fd);
+	ctx->mntns_fd = -1;
 	if (ctx->union_pid > 0)
 		vr_unionfs_stop(ctx->union_pid, ctx->union_pidfd, ctx->merged);
 	if (ctx->dir_created)
@@ -359,6 +371,8 @@ static void vr_ctx_done(struct vr_ctx *ctx)
 		close(ctx->hide_fd);
 	if (ctx->hide_root_fd >= 0)
 		close(ctx->hide_root_fd);
+	if (ctx->mntns_fd >= 0)
+		close(ctx->mntns_fd);
 }
 
 /* Give the terminal back to our process group when COMMAND had taken it. */
@@ -386,6 +400,7 @@ int vr_run(const struct vr_config *cfg)
 		.host_uid = geteuid(),
 		.hide_fd = -1,
 		.hide_root_fd = -1,
+		.mntns_fd = -1,
 	};
 	uid_t uid = geteuid();
 	gid_t gid = getegid();

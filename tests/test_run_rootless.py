@@ -125,6 +125,30 @@ def test_rootless_as_unprivileged_user(rootless, run_bin, harness):
     assert r.returncode == 0, r.stderr
     assert "Seccomp:\t0" in r.stdout and "NO-" not in r.stdout.replace("NO-INIT", ""), r.stdout
 
+    # Two rootless containers do not see each other's upper, whichever started first: the
+    # later one masks its own in the earlier one (in the user's own user namespaces), through
+    # the registry the first veneer-run run as root makes.
+    subprocess.run([run_bin, "--state-dir", os.path.join(os.path.dirname(home), "root-state"),
+                    "--unionfs", build_path("unionfs/veneer-unionfs"), "--no-procfs", "--",
+                    "true"], check=True, capture_output=True, env=sanitizer_env())
+    ua, ub = os.path.join(home, "up-a"), os.path.join(home, "up-b")
+    a = subprocess.Popen(base + ["--upper", ua, "--", "sh", "-c",
+                                 f"echo a > /a; echo ready; read x; ls -A {ub} | wc -l"],
+                         user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], cwd="/", text=True,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=sanitizer_env({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}))
+    try:
+        assert a.stdout.readline() == "ready\n"
+        r = _run_as(pw, base + ["--upper", ub, "--", "sh", "-c",
+                                f"echo b > /b; ls -A {ua} | wc -l"])
+        assert r.returncode == 0 and r.stdout == "0\n", r.stdout + r.stderr
+        out, err = a.communicate("\n", timeout=60)
+        assert a.returncode == 0 and out == "0\n", out + err
+    finally:
+        if a.poll() is None:
+            a.kill()
+            a.wait()
+
     # A limit that cannot be applied is refused before anything is created ...
     r = _run_as(pw, base + ["--memory", "64M", "--", "true"])
     assert r.returncode == 123, r.stderr
