@@ -8,8 +8,16 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <gio/gio.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <seccomp.h>
+
+#include "cleanup.h"
 
 #include "launcher.h"
 #include "log.h"
@@ -196,13 +204,125 @@ fail:
 	return r;
 }
 
-int vr_seccomp_load(void *filter)
+/*
+ * PID 1's filter, once it has forked COMMAND: only what its loop (waiting,
+ * forwarding signals, reaping, a message, exit) and the C library, ASan's
+ * included, may need; the rest fails with ENOSYS. A few dozen rules, where
+ * the profile's filter costs tens of milliseconds to build and load.
+ */
+int vr_seccomp_init_filter(void **ret_filter)
 {
-	return seccomp_load((scmp_filter_ctx)filter);
+	static const char *const allowed[] = {
+		"read",
+		"write",
+		"close",
+		"exit",
+		"exit_group",
+		"rt_sigtimedwait",
+		"rt_sigprocmask",
+		"rt_sigreturn",
+		"rt_sigaction",
+		"sigaltstack",
+		"wait4",
+		"waitid",
+		"kill",
+		"tgkill",
+		"getpid",
+		"gettid",
+		"brk",
+		"mmap",
+		"munmap",
+		"mremap",
+		"madvise",
+		"mprotect",
+		"futex",
+		"clock_gettime",
+		"nanosleep",
+		"clock_nanosleep",
+		"fstat",
+		"newfstatat",
+		"lseek",
+		"sched_yield",
+		"getrandom",
+		"restart_syscall",
+	};
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(ENOSYS));
+
+	if (!ctx)
+		return -ENOMEM;
+	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0) < 0)
+		goto fail;
+	for (size_t i = 0; i < G_N_ELEMENTS(allowed); i++) {
+		int nr = seccomp_syscall_resolve_name(allowed[i]);
+
+		if (nr != __NR_SCMP_ERROR && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0) < 0)
+			goto fail;
+	}
+	*ret_filter = ctx;
+	return 0;
+fail:
+	seccomp_release(ctx);
+	return -EINVAL;
 }
 
 void vr_seccomp_free(void *filter)
 {
 	if (filter)
 		seccomp_release((scmp_filter_ctx)filter);
+}
+
+void vr_bpf_free(struct vr_bpf *bpf)
+{
+	if (!bpf)
+		return;
+	g_free(bpf->insns);
+	g_free(bpf);
+}
+
+/*
+ * The BPF program of a filter, released: generated once in the launcher
+ * rather than in each child (where it would also copy the launcher's pages
+ * on write), and loaded there with seccomp(2) directly.
+ */
+int vr_seccomp_compile(void *filter, struct vr_bpf **ret)
+{
+	_cleanup_close_ int fd = memfd_create("veneer-seccomp", MFD_CLOEXEC);
+	struct vr_bpf *bpf = g_new0(struct vr_bpf, 1);
+	uint32_t log = 0, ssb = 0;
+	struct stat st;
+	int r;
+
+	r = fd < 0 ? -errno : seccomp_export_bpf((scmp_filter_ctx)filter, fd);
+	if (r >= 0 && fstat(fd, &st) < 0)
+		r = -errno;
+	if (r >= 0 && (st.st_size % sizeof(struct sock_filter) || st.st_size == 0 ||
+		       st.st_size / sizeof(struct sock_filter) > BPF_MAXINSNS))
+		r = -E2BIG;
+	if (r >= 0) {
+		bpf->len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
+		bpf->insns = g_malloc(st.st_size);
+		if (pread(fd, bpf->insns, st.st_size, 0) != st.st_size)
+			r = -EIO;
+	}
+	seccomp_attr_get((scmp_filter_ctx)filter, SCMP_FLTATR_CTL_LOG, &log);
+	seccomp_attr_get((scmp_filter_ctx)filter, SCMP_FLTATR_CTL_SSB, &ssb);
+	bpf->flags =
+		(log ? SECCOMP_FILTER_FLAG_LOG : 0) | (ssb ? SECCOMP_FILTER_FLAG_SPEC_ALLOW : 0);
+	seccomp_release((scmp_filter_ctx)filter);
+	if (r < 0) {
+		vr_bpf_free(bpf);
+		return r;
+	}
+	*ret = bpf;
+	return 0;
+}
+
+/* Needs no_new_privs or CAP_SYS_ADMIN in the caller's user namespace, as the kernel says. */
+int vr_seccomp_load(const struct vr_bpf *bpf)
+{
+	struct sock_fprog prog = {.len = bpf->len, .filter = bpf->insns};
+
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, bpf->flags, &prog) < 0)
+		return -errno;
+	return 0;
 }

@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <string.h>
 #include <seccomp.h>
-#include <linux/capability.h>
 #include <json-glib/json-glib.h>
 
 #include "fd-util.h"
@@ -35,8 +34,8 @@ void vr_security_done(struct vr_security *sec)
 	g_ptr_array_unref(sec->cap_drop);
 	g_ptr_array_unref(sec->devices);
 	g_ptr_array_unref(sec->masks);
-	vr_seccomp_free(sec->seccomp);
-	vr_seccomp_free(sec->init_seccomp);
+	vr_bpf_free(sec->seccomp);
+	vr_bpf_free(sec->init_seccomp);
 }
 
 /* "NET_ADMIN,SYS_TIME" or "ALL", into names. */
@@ -136,33 +135,28 @@ int vr_security_option(struct vr_config *cfg, int opt, const char *arg, char **r
 	return -EINVAL;
 }
 
-/* COMMAND's filter from FILE or the built-in profile, PID 1's from the built-in one. */
+/* COMMAND's filter from FILE or the built-in profile, and PID 1's. */
 static int vr_security_seccomp(struct vr_config *cfg, char **ret_error)
 {
 	struct vr_security *sec = &cfg->sec;
 	g_autofree char *text = NULL;
 	g_autofree char *err = NULL;
 	struct vr_sc_profile *p = NULL;
+	void *filter = NULL;
 	unsigned kernel[2];
 	const char *json;
 	gsize len;
 	int r;
 
 	vr_sc_kernel_version(kernel);
-	r = vr_seccomp_default_json(&json, &len);
+	r = vr_seccomp_init_filter(&filter);
+	if (r >= 0)
+		r = vr_seccomp_compile(filter, &sec->init_seccomp);
+	if (r >= 0)
+		r = vr_seccomp_default_json(&json, &len);
 	if (r < 0) {
-		*ret_error = g_strdup("the built-in seccomp profile is missing");
-		return VR_EXIT_SETUP;
-	}
-	/* PID 1 holds only CAP_KILL (init.c): the profile's strictest variant. */
-	r = vr_sc_profile_parse(json, (gssize)len, seccomp_arch_native(), &p, &err);
-	if (r >= 0) {
-		r = vr_seccomp_build(p, 1ULL << CAP_KILL, kernel, &sec->init_seccomp, &err);
-		vr_sc_profile_free(p);
-		p = NULL;
-	}
-	if (r < 0) {
-		*ret_error = g_strdup_printf("the built-in seccomp profile: %s", err);
+		*ret_error = g_strdup("libseccomp refused PID 1's filter, or the built-in profile "
+				      "is missing");
 		return VR_EXIT_SETUP;
 	}
 	/* --privileged means no filter, unless a profile file is named explicitly. */
@@ -180,8 +174,12 @@ static int vr_security_seccomp(struct vr_config *cfg, char **ret_error)
 	}
 	r = vr_sc_profile_parse(json, (gssize)len, seccomp_arch_native(), &p, &err);
 	if (r >= 0)
-		r = vr_seccomp_build(p, sec->caps, kernel, &sec->seccomp, &err);
+		r = vr_seccomp_build(p, sec->caps, kernel, &filter, &err);
 	vr_sc_profile_free(p);
+	if (r >= 0 && vr_seccomp_compile(filter, &sec->seccomp) < 0) {
+		*ret_error = g_strdup("libseccomp could not generate the filter");
+		return VR_EXIT_SETUP;
+	}
 	if (r < 0) {
 		*ret_error =
 			g_strdup_printf("seccomp profile '%s': %s",

@@ -63,10 +63,10 @@ struct vr_security {
 	GPtrArray *devices; /* struct vr_device * */
 	GPtrArray *masks;   /* absolute, normalised paths inside the container */
 	/* Resolved by vr_security_validate(). */
-	uint64_t caps;	     /* bit N: capability N, in all sets of COMMAND */
-	void *seccomp;	     /* scmp_filter_ctx of COMMAND, NULL: none */
-	void *init_seccomp;  /* scmp_filter_ctx of PID 1 itself */
-	enum vr_devcg devcg; /* how devices are restricted */
+	uint64_t caps;		     /* bit N: capability N, in all sets of COMMAND */
+	struct vr_bpf *seccomp;	     /* COMMAND's filter, NULL: none */
+	struct vr_bpf *init_seccomp; /* PID 1's own */
+	enum vr_devcg devcg;	     /* how devices are restricted */
 };
 
 /* caps.c */
@@ -125,11 +125,21 @@ bool vr_sc_rule_applies(const struct vr_sc_rule *r, uint64_t caps, const char *a
 int vr_sc_kernel_version(unsigned ret[2]);
 
 /* seccomp.c */
+/* A seccomp filter compiled to BPF (before any fork: libseccomp's work is done once). */
+struct vr_bpf {
+	unsigned flags; /* SECCOMP_FILTER_FLAG_* */
+	unsigned short len;
+	void *insns; /* struct sock_filter[len] */
+};
+
 int vr_seccomp_default_json(const char **ret, gsize *ret_len);
 int vr_seccomp_build(const struct vr_sc_profile *p, uint64_t caps, const unsigned kernel[2],
 		     void **ret_filter, char **ret_error);
-int vr_seccomp_load(void *filter);
+int vr_seccomp_init_filter(void **ret_filter);
 void vr_seccomp_free(void *filter);
+int vr_seccomp_compile(void *filter, struct vr_bpf **ret);
+int vr_seccomp_load(const struct vr_bpf *bpf);
+void vr_bpf_free(struct vr_bpf *bpf);
 
 /* devices.c */
 int vr_device_parse(const char *spec, struct vr_device **ret);
