@@ -25,6 +25,7 @@ static const char *const vr_masked[] = {
 	"proc/acpi",	   "proc/asound",	 "proc/interrupts",  "proc/kcore",
 	"proc/keys",	   "proc/latency_stats", "proc/sched_debug", "proc/scsi",
 	"proc/timer_list", "proc/timer_stats",	 "sys/firmware",     "sys/devices/virtual/powercap",
+	"sys/dev/block", /* the host's disks by number (podman masks it too) */
 };
 
 /* Writing these would change the host: most of /proc/sys is global, sysrq acts on the machine. */
