@@ -240,13 +240,13 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	struct vu_fs *fs = vu_fs_of(req);
 	struct vu_node *pnode = vu_node_of(fs, parent);
 	struct vu_fdref pd = VU_FDREF_INIT;
-	g_autofree char *tmp = NULL;
+	struct vu_mkplace mp = {.acldir_fd = -1};
 	struct fuse_entry_param e;
 	struct vu_found f;
 	struct vu_node *node;
 	uid_t uid;
 	gid_t gid;
-	int fd = -1, r, dirfd, cflags;
+	int fd = -1, r, cflags;
 
 	r = vu_dir_prepare_create(fs, pnode, name, &f);
 	if (r < 0)
@@ -256,16 +256,14 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		goto fail;
 	vu_dir_owner(req, fs, pnode, f.upper_whiteout == VU_WH_NONE, &uid, &gid, &mode);
 	/* Over a whiteout the file is built in the workdir and renamed over it. */
-	if (f.upper_whiteout != VU_WH_NONE) {
-		tmp = vu_tmpname(fs);
-		dirfd = fs->work_fd;
-	} else {
-		dirfd = pd.fd;
-	}
+	mode = S_IFREG | (mode & 07777);
+	r = vu_mkplace_begin(req, fs, pd.fd, name, f.upper_whiteout != VU_WH_NONE, &mode, &mp);
+	if (r < 0)
+		goto fail;
 	cflags = vu_file_open_flags(fi->flags) | O_CREAT | O_EXCL | O_NOFOLLOW;
 	if ((cflags & O_ACCMODE) == O_RDONLY)
 		cflags = (cflags & ~O_ACCMODE) | O_RDWR;
-	fd = openat(dirfd, tmp ? tmp : name, cflags, mode & 07777);
+	fd = openat(mp.dirfd, mp.name, cflags, mode & 07777);
 	if (fd < 0) {
 		r = -errno;
 		goto fail;
@@ -275,15 +273,17 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		goto fail_unlink;
 	}
 	/* The chown dropped set-ID bits that a root caller's new file keeps on the kernel. */
-	if (uid == 0 && gid != 0 && (mode & (S_ISUID | S_ISGID)) && fchmod(fd, mode & 07777) < 0) {
-		r = -errno;
-		goto fail_unlink;
-	}
-	if (tmp) {
-		r = vu_dir_install(fs, pnode, name, tmp, &f, false);
+	if (uid == 0 && gid != 0 && (mode & (S_ISUID | S_ISGID))) {
+		r = vu_mkplace_fix_mode(mp.dirfd, mp.name, mode);
 		if (r < 0)
 			goto fail_unlink;
 	}
+	if (mp.tmp) {
+		r = vu_dir_install(fs, pnode, name, mp.dirfd, mp.tmp, &f);
+		if (r < 0)
+			goto fail_unlink;
+	}
+	vu_mkplace_done(fs, &mp);
 	memset(&f, 0, sizeof(f));
 	if (fstat(fd, &f.st) < 0) {
 		r = -errno;
@@ -306,10 +306,11 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	return;
 
 fail_unlink:
-	unlinkat(dirfd, tmp ? tmp : name, 0);
+	unlinkat(mp.dirfd, mp.name, 0);
 fail:
 	if (fd >= 0)
 		close(fd);
+	vu_mkplace_done(fs, &mp);
 	vu_fdref_put(&pd);
 	fuse_reply_err(req, -r);
 }
