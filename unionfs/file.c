@@ -196,6 +196,23 @@ static int vu_file_reply_create(fuse_req_t req, const struct fuse_entry_param *e
 	return fuse_reply_create(req, e, fi);
 }
 
+/*
+ * open(O_TRUNC): the kernel checked for write permission, whatever the access mode, so
+ * O_RDONLY|O_TRUNC truncates too. The copy-up has made the upper file the data file.
+ */
+static int vu_file_truncate0(struct vu_fs *fs, struct vu_node *node, int fd, int flags)
+{
+	_cleanup_close_ int wfd = -1;
+
+	if ((flags & O_ACCMODE) == O_RDONLY) {
+		wfd = vu_file_reopen(fs, node, 0, O_WRONLY);
+		if (wfd < 0)
+			return wfd;
+		fd = wfd;
+	}
+	return ftruncate(fd, 0) < 0 ? -errno : 0;
+}
+
 void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct vu_fs *fs = vu_fs_of(req);
@@ -219,11 +236,13 @@ void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	if ((fi->flags & O_TRUNC) && ftruncate(fd, 0) < 0) {
-		r = -errno;
-		close(fd);
-		fuse_reply_err(req, -r);
-		return;
+	if (fi->flags & O_TRUNC) {
+		r = vu_file_truncate0(fs, node, fd, fi->flags);
+		if (r < 0) {
+			close(fd);
+			fuse_reply_err(req, -r);
+			return;
+		}
 	}
 	vu_file_attach(fs, fi, node, fd, layer, NULL);
 	if (((struct vu_fileh *)(uintptr_t)fi->fh)->pt_mode == VU_PTM_STALE) {
