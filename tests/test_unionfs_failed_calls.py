@@ -10,6 +10,7 @@ merged tree must be what it was before the call, and the uppers must agree
 """
 import errno
 import os
+import subprocess
 
 import pytest
 
@@ -170,3 +171,43 @@ def raise_errno(e):
 ACL_U99_R = bytes.fromhex("02000000" "01000600ffffffff" "0200040063000000" "04000400ffffffff"
                           "10000400ffffffff" "20000400ffffffff")
 
+
+
+def test_a_full_upper_fails_copy_up_and_changes_nothing(harness):
+    """ENOSPC in the middle of a copy-up (the upper is a 1 MiB tmpfs, the lower file 2 MiB):
+    the call fails on both mounts, the merged view and the upper stay as they were, and
+    nothing is left in the workdir."""
+    def build(l0):
+        write(f"{l0}/big", b"b" * (2 << 20))
+        write(f"{l0}/small", "s")
+        os.makedirs(f"{l0}/d")
+        write(f"{l0}/d/f", "f")
+
+    d = Diff(harness, 1, build)
+    d.umount()
+    for s in d.sides:
+        t = harness.mkdir(s.name, "full")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", t], check=True)
+        harness.defer(subprocess.run, ["umount", "-l", t])
+        s.upper, s.work = harness.mkdir(s.name, "full", "u"), harness.mkdir(s.name, "full", "w")
+    d.mount()
+    calls = [
+        ("write open", lambda s: os.close(os.open(s.p("big"), os.O_WRONLY))),
+        ("chmod", lambda s: os.chmod(s.p("big"), 0o600)),
+        ("truncate", lambda s: os.truncate(s.p("big"), 1)),
+        ("link", lambda s: os.link(s.p("big"), s.p("d", "big2"))),
+        ("rename", lambda s: os.rename(s.p("big"), s.p("d", "big2"))),
+        ("setxattr", lambda s: os.setxattr(s.p("big"), "user.x", b"1")),
+    ]
+    for what, fn in calls:
+        def attempt(s):
+            before = snapshot(s.mnt)
+            e = errno_of_call(fn, s)
+            changed = {p for p, v in snapshot(s.mnt).items() if before.get(p) != v}
+            return e, changed, os.listdir(os.path.join(s.work, "work"))
+        e, changed, left = d.run(attempt)
+        assert e == errno.ENOSPC and not changed and not left, (what, e, changed, left)
+        d.check()
+    # what needs no data still works: the smaller file, and a truncating open
+    d.run(lambda s: (os.chmod(s.p("small"), 0o600), trunc_open(s.p("big"), os.O_WRONLY)))
+    d.check()

@@ -45,8 +45,13 @@ void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, bool
 	}
 }
 
+/*
+ * Checks and copy-ups before name is made in parent. link: the node linked to, copied up
+ * before the parent as the kernel's ovl_link does, so that a failure of that copy-up
+ * leaves the parent where it was, as on the kernel.
+ */
 int vu_dir_prepare_create(struct vu_fs *fs, struct vu_node *parent, const char *name,
-			  struct vu_found *ret_found)
+			  struct vu_node *link, struct vu_found *ret_found)
 {
 	int r;
 
@@ -62,6 +67,14 @@ int vu_dir_prepare_create(struct vu_fs *fs, struct vu_node *parent, const char *
 		return -EEXIST;
 	if (r != -ENOENT)
 		return r;
+	if (link) {
+		/* A metacopy file's other names find its data by an absolute redirect. */
+		r = vu_copy_up_meta(fs, link);
+		if (r == 0)
+			r = vu_mc_set_redirect(fs, link, false);
+		if (r < 0)
+			return r;
+	}
 	return vu_copy_up(fs, parent, true);
 }
 
@@ -152,17 +165,9 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 	const char *nm;
 	bool tmp;
 
-	r = vu_dir_prepare_create(fs, parent, name, &f);
+	r = vu_dir_prepare_create(fs, parent, name, o->src, &f);
 	if (r < 0)
 		return r;
-	if (o->src) {
-		/* A metacopy file's other names find its data by an absolute redirect. */
-		r = vu_copy_up_meta(fs, o->src);
-		if (r == 0)
-			r = vu_mc_set_redirect(fs, o->src, false);
-		if (r < 0)
-			return r;
-	}
 	r = vu_node_fd(fs, parent, 0, &pd);
 	if (r < 0)
 		return r;

@@ -267,7 +267,7 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	gid_t gid;
 	int fd = -1, r, cflags;
 
-	r = vu_dir_prepare_create(fs, pnode, name, &f);
+	r = vu_dir_prepare_create(fs, pnode, name, NULL, &f);
 	if (r < 0)
 		goto fail;
 	r = vu_node_fd(fs, pnode, 0, &pd);

@@ -313,7 +313,7 @@ void vu_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 void vu_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		  const char *newname, unsigned int flags);
 int vu_dir_prepare_create(struct vu_fs *fs, struct vu_node *parent, const char *name,
-			  struct vu_found *ret_found);
+			  struct vu_node *link, struct vu_found *ret_found);
 int vu_dir_install(struct vu_fs *fs, struct vu_node *parent, const char *name, int tmpdirfd,
 		   const char *tmpname, const struct vu_found *found);
 void vu_dir_mark_new(struct vu_fs *fs, struct vu_node *dir);
