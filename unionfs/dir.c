@@ -159,8 +159,8 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 	struct vu_mkplace mp = {.acldir_fd = -1};
 	struct vu_node *node;
 	struct vu_found f;
-	uid_t uid;
-	gid_t gid;
+	uid_t uid = 0;
+	gid_t gid = 0;
 	int r, dirfd;
 	const char *nm;
 	bool tmp;
