@@ -4,18 +4,19 @@
  * the host's /: each container registers the host directories that are its
  * own (its directory in the state directory, an --upper or work directory
  * elsewhere, the state directory, the shared procfs mount point) in one
- * registry, /run/veneer-hide (root's entries in its root/, which only root
+ * registry, /run/veneer-hide: root's entries in its root/, which only root
  * may write; a user's at its top, a sticky world-writable directory, where an
- * entry counts only for directories its owner owns). A container starting masks every registered
- * directory in its own root (an empty read-only tmpfs), and masks its own in
- * every running container it may enter (setns into their mount namespace)
- * before its command runs, so that a container started later is hidden from
- * those started earlier too. The order makes it race-free: B registers,
- * then pushes into every container whose init is registered; A's init scans
- * the registry only after its own pid is registered. So either B's push
- * sees A, or A's scan sees B. A's mount namespace is entered through the fd
- * A's launcher holds on it (/proc/LAUNCHER/fd/N): PID 1 itself is not
- * dumpable, which a rootless user may not get past.
+ * entry counts only for directories its owner owns. A container starting
+ * masks every registered directory in its own root (an empty read-only
+ * tmpfs), and masks its own in every running container it may enter (setns
+ * into their mount namespace) before its command runs, so that a container
+ * started later is hidden from those started earlier too. The order makes it
+ * race-free: B registers, then pushes into every container whose init is
+ * registered; A's init scans the registry only after its own pid is
+ * registered. So either B's push sees A, or A's scan sees B. A's mount
+ * namespace is entered through the fd A's launcher holds on it
+ * (/proc/LAUNCHER/fd/N): PID 1 itself is not dumpable, which a rootless user
+ * may not get past.
  */
 #include <dirent.h>
 #include <errno.h>
