@@ -129,10 +129,17 @@ class UnionTargets:
         if extra:
             opts += "," + extra
         if target == "kernel-overlay":
+            cwd = None
+            parent = os.path.dirname(lowers[0])
+            if len(opts) > 3000 and all(os.path.dirname(lw) == parent for lw in lowers):
+                # mount(2) takes one page of options: 500 layers fit only as relative paths.
+                cwd = parent
+                rel = ":".join(os.path.basename(lw).replace(":", "\\:") for lw in lowers)
+                opts = opts.replace(f"lowerdir={esc},", f"lowerdir={rel},", 1)
             token = self.reaper.push(f"kernel overlay {mnt}", umount, mnt)
             try:
                 subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, mnt],
-                               check=True, capture_output=True, text=True, timeout=60)
+                               check=True, capture_output=True, text=True, timeout=60, cwd=cwd)
             except subprocess.CalledProcessError as e:
                 self.reaper.pop(token, run=False)
                 shutil.rmtree(run_dir, ignore_errors=True)
