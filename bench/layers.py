@@ -32,7 +32,7 @@ class Sizes:
     pod_compiler: bool = True      # workload 11: the image has gcc (else a shell "build")
     pod_steps: int = 4             # workload 11: RUN steps (1: the same work in one step)
     stack_depths: tuple = (2, 50, 500)  # workload 12: lower layers stacked
-    stack_files: int = 20000       # workload 12: names spread over those layers
+    stack_files: int = 5000        # workload 12: names spread over those layers
     busy_load: int = 0             # busy host: CPU-bound processes (0: one per CPU)
     reps: int = 3
 
@@ -108,13 +108,13 @@ def _write_tree(root, dirs, per_dir):
                 os.close(fd)
 
 
-def _empty_names(root, files):
-    d = os.path.join(root, "d")
-    os.mkdir(d)
+def _empty_names(d, names):
+    """Directory d (made with its parents) holding an empty file of each name."""
+    os.makedirs(d)
     dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for i in range(files):
-            os.mknod(f"f{i:06d}", 0o644 | 0o100000, dir_fd=dfd)
+        for nm in names:
+            os.mknod(nm, 0o644 | 0o100000, dir_fd=dfd)
     finally:
         os.close(dfd)
 
@@ -122,14 +122,7 @@ def _empty_names(root, files):
 def _empty_files(root, dirs, per_dir):
     """Many empty files, one mknod each (cheaper than open+close)."""
     for d in range(dirs):
-        dp = os.path.join(root, f"d{d:04d}")
-        os.mkdir(dp)
-        dfd = os.open(dp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            for i in range(per_dir):
-                os.mknod(f"f{i:05d}", 0o644 | 0o100000, dir_fd=dfd)
-        finally:
-            os.close(dfd)
+        _empty_names(os.path.join(root, f"d{d:04d}"), (f"f{i:05d}" for i in range(per_dir)))
 
 
 class Layers:
@@ -186,15 +179,8 @@ class Layers:
 
         def make_one(prefix):
             def make(t):
-                d = os.path.join(t, "dir")
-                os.makedirs(d)
-                dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                try:
-                    for i in range(n):
-                        for p in prefix:
-                            os.mknod(f"{p}{i:06d}", 0o644 | 0o100000, dir_fd=dfd)
-                finally:
-                    os.close(dfd)
+                _empty_names(os.path.join(t, "dir"),
+                             (f"{p}{i:06d}" for i in range(n) for p in prefix))
             return make
         a = self.fresh("merge-a", {"n": n}, make_one("a"))
         b = self.fresh("merge-b", {"n": n}, make_one("b"))
@@ -214,24 +200,11 @@ class Layers:
     def stacked(self, n):
         files = self.sizes.stack_files
 
-        def make_layer(k):
-            def make(t):
-                d = os.path.join(t, "d")
-                os.makedirs(d)
-                dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                try:
-                    for i in range(k, files, n):
-                        os.mknod(f"f{i:06d}", 0o644 | 0o100000, dir_fd=dfd)
-                finally:
-                    os.close(dfd)
-            return make
-
         def make(t):
-            os.makedirs(t)
             for k in range(n):
-                make_layer(k)(os.path.join(t, str(k)))
-            os.makedirs(os.path.join(t, "plain"))
-            _empty_names(os.path.join(t, "plain"), files)
+                _empty_names(os.path.join(t, str(k), "d"),
+                             (f"f{i:06d}" for i in range(k, files, n)))
+            _empty_names(os.path.join(t, "plain", "d"), (f"f{i:06d}" for i in range(files)))
         root = self.fresh(f"stack-{n}", {"n": n, "files": files}, make)
         return [os.path.join(root, str(k)) for k in range(n)], os.path.join(root, "plain")
 

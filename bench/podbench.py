@@ -189,9 +189,12 @@ def make_context(ctx, tarball, files, parts, compiler, steps):
 
 
 class PrivatePodman:
-    """A podman that touches nothing outside its own directories."""
+    """A podman that touches nothing outside its own directories (also used by
+    tests/test_unionfs_podman.py). mount_program None: the native overlay driver;
+    sanitizer_log: where a sanitizer build of the mount program reports (a path
+    prefix); env: the environment to start from (default: ours)."""
 
-    def __init__(self, base, mount_program, cgroup_parent, log_dir, tag):
+    def __init__(self, base, mount_program, cgroup_parent, sanitizer_log, env=None):
         self.base = base
         self.root = os.path.join(base, "root")
         # podman refuses a run root longer than 50 characters: a short one in /tmp.
@@ -224,10 +227,10 @@ class PrivatePodman:
                 storage_opts = ["--storage-opt", f"overlay.mount_program={mount_program}"]
         with open(os.path.join(cfg, "registries.conf"), "w") as f:
             f.write("unqualified-search-registries = []\n")
-        env = dict(os.environ)
-        # A sanitizer build of the mount program reports to the benchmark's log dir.
+        env = dict(os.environ if env is None else env)
+        # The mount program inherits podman's environment.
         for var, what in (("ASAN_OPTIONS", "asan"), ("UBSAN_OPTIONS", "ubsan")):
-            env[var] = env.get(var, "") + f":log_path={log_dir}/w11-{tag}-{what}.log"
+            env[var] = env.get(var, "") + f":log_path={sanitizer_log}-{what}.log"
         env.update(HOME=home, XDG_RUNTIME_DIR=xdg, XDG_CONFIG_HOME=os.path.join(home, ".config"),
                    XDG_DATA_HOME=os.path.join(home, ".local/share"),
                    CONTAINERS_CONF=os.path.join(cfg, "containers.conf"),
@@ -246,9 +249,12 @@ class PrivatePodman:
         self.build_opts = ULIMITS + ["--cgroup-parent", f"/{cgroup_parent}/build"]
         self.run_opts = ULIMITS + ["--cgroup-parent", f"/{cgroup_parent}/run"]
 
+    def run(self, *args, timeout=600):
+        return subprocess.run(self.argv + list(args), env=self.env, capture_output=True,
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
     def __call__(self, *args, timeout=600, check=True):
-        r = subprocess.run(self.argv + list(args), env=self.env, capture_output=True, text=True,
-                           timeout=timeout, stdin=subprocess.DEVNULL)
+        r = self.run(*args, timeout=timeout)
         if check and r.returncode != 0:
             raise RuntimeError(f"podman {' '.join(args[:2])} exited {r.returncode}: "
                                f"{(r.stderr or r.stdout).strip()[-400:]}")
@@ -287,15 +293,20 @@ class PrivatePodman:
                 problems.append(f"cgroup {p}: {e}")
         return problems
 
-    def teardown(self):
+    def stop(self):
+        """Remove containers and images, unmount, wait for what podman started, remove
+        the cgroups; returns the problems met."""
         problems = []
         for args in (("rm", "-a", "-f", "-t", "0"), ("rmi", "-a", "-f")):
             try:
                 self(*args, check=False, timeout=300)
             except subprocess.TimeoutExpired:
                 problems.append(f"podman {' '.join(args)} timed out")
+        # podman leaves its storage root bind-mounted on itself, maybe a merged dir too.
         for mp in sorted(mounts_below(self.base) + mounts_below(self.runroot), reverse=True):
             umount(mp)
+        # conmon and mount program daemons exit once unmounted (a sanitizer report is
+        # written at exit).
         deadline = time.monotonic() + 15
         while self.pids() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -305,9 +316,18 @@ class PrivatePodman:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        problems += self.remove_cgroups()
+        left = mounts_below(self.base) + mounts_below(self.runroot)
+        if left:
+            problems.append(f"mounts left: {left}")
+        return problems + self.remove_cgroups()
+
+    def remove(self):
         shutil.rmtree(self.runroot, ignore_errors=True)
         subprocess.run(["rm", "-rf", "--one-file-system", self.base], timeout=3600)
+
+    def teardown(self):
+        problems = self.stop()
+        self.remove()
         if problems:
             raise RuntimeError("; ".join(problems))
 
@@ -353,7 +373,7 @@ class PodBench:
             subprocess.run(["rm", "-rf", "--one-file-system", base], timeout=3600)
         os.makedirs(base)
         pm = PrivatePodman(base, self.binaries.get(target), f"{self.cg_base}/pod-{target}",
-                           self.logs, target)
+                           os.path.join(self.logs, f"w11-{target}"))
         pm.token = self.reaper.push(f"podman store {base}", pm.teardown)
         self.stores[target] = pm
         pm("import", self.base_tarball(), BASE_IMAGE, timeout=self.timeout)
