@@ -123,7 +123,9 @@ struct vc_uring {
 	/*
 	 * Test hook (VENEER_URING_FAULT): "setup" fails the last thread's setup,
 	 * "register" makes every thread's REGISTER one the kernel refuses, "register1"
-	 * only the first thread's. The fallback paths need a real failure to be tested.
+	 * only the first thread's: the fallback paths need a real failure to be tested.
+	 * "slow-register" waits 200 ms before looking for a refusal, so callers that
+	 * were waiting for the rings have requests in the new entries by then.
 	 */
 	int fault;
 	/* Start-up handshake of the threads, protected by lock. */
@@ -139,6 +141,7 @@ enum {
 	VC_URING_FAULT_SETUP,
 	VC_URING_FAULT_REGISTER,
 	VC_URING_FAULT_REGISTER1,
+	VC_URING_FAULT_SLOW_REGISTER,
 };
 
 enum {
@@ -198,6 +201,8 @@ static int vc_uring_fault(void)
 		return VC_URING_FAULT_REGISTER;
 	if (strcmp(f, "register1") == 0)
 		return VC_URING_FAULT_REGISTER1;
+	if (strcmp(f, "slow-register") == 0)
+		return VC_URING_FAULT_SLOW_REGISTER;
 	return VC_URING_FAULT_NONE;
 }
 
@@ -451,8 +456,16 @@ static int vc_uring_thread_register(struct vc_uring_thread *th)
 	r = io_uring_submit(&th->ring);
 	if (r < 0)
 		return r;
-	if (io_uring_peek_cqe(&th->ring, &cqe) == 0 && cqe->user_data != VC_URING_WAKE) {
-		r = cqe->res < 0 ? cqe->res : -EIO;
+	if (th->u->fault == VC_URING_FAULT_SLOW_REGISTER)
+		usleep(200 * 1000);
+	/*
+	 * A refused REGISTER has completed by now. A completion without error is a
+	 * request the entry already got (callers were waiting for the rings): it stays
+	 * in the CQ for the loop.
+	 */
+	if (io_uring_peek_cqe(&th->ring, &cqe) == 0 && cqe->user_data != VC_URING_WAKE &&
+	    cqe->res < 0) {
+		r = cqe->res;
 		io_uring_cqe_seen(&th->ring, cqe);
 		return r;
 	}
@@ -540,6 +553,9 @@ static void *vc_uring_thread_main(void *arg)
 				if (cqe->res != -ENOTCONN && cqe->res != -ECANCELED)
 					r = log_error_errno(cqe->res, "io_uring: queue %u failed",
 							    th->qid);
+				else
+					log_debug_errno(cqe->res, "io_uring: queue %u entry ended",
+							th->qid);
 				done = true;
 			}
 		}
