@@ -29,7 +29,8 @@ from procbench import PROC_REFERENCE, PROC_TARGETS, ProcBench, proc_rows, proc_v
 from reaper import Interrupted, Reaper, Trash, quiesce  # noqa: E402
 from report import Results, table, write_results  # noqa: E402
 from targets import verdicts  # noqa: E402
-from union_targets import REFERENCE, UNION_TARGETS, Run, UnionTargets, version_of  # noqa: E402
+from union_targets import (EXTRA_UNION_TARGETS, REFERENCE, UNION_TARGETS, Run,  # noqa: E402
+                           UnionTargets, version_of)
 from union_workloads import Workloads  # noqa: E402
 
 WORKLOADS = [str(i) for i in range(1, 13)] + ["busy", "proc"]
@@ -52,8 +53,9 @@ def parse_args(argv):
                    help="comma-separated workloads: 1..12, busy (3, 7, 9 under a CPU load) "
                         "and/or proc (default: all)")
     p.add_argument("--targets", default="",
-                   help="comma-separated targets (default: all): " +
-                        ", ".join(UNION_TARGETS + PROC_TARGETS))
+                   help="comma-separated targets (default: all but " +
+                        ", ".join(EXTRA_UNION_TARGETS) + "): " +
+                        ", ".join(UNION_TARGETS + EXTRA_UNION_TARGETS + PROC_TARGETS))
     p.add_argument("--reps", type=int, default=0, help="repetitions (default 3, at least 3)")
     p.add_argument("--big-mib", type=int, default=0, help="size of the big lower file in MiB")
     p.add_argument("--load", type=int, default=0,
@@ -75,7 +77,7 @@ def parse_args(argv):
             p.error(f"--only: unknown workload '{w}' (known: {', '.join(WORKLOADS)})")
     targets = [x.strip() for x in a.targets.split(",") if x.strip()] or UNION_TARGETS + PROC_TARGETS
     for t in targets:
-        if t not in UNION_TARGETS + PROC_TARGETS:
+        if t not in UNION_TARGETS + EXTRA_UNION_TARGETS + PROC_TARGETS:
             p.error(f"--targets: unknown target '{t}'")
     if a.reps and a.reps < 3:
         p.error(f"--reps: {a.reps} is below 3 (a median needs at least 3 runs)")
@@ -120,7 +122,7 @@ def main(argv):
     res = Results()
     sections = []
     notes = []
-    utargets = [t for t in UNION_TARGETS if t in a.target_list]
+    utargets = [t for t in UNION_TARGETS + EXTRA_UNION_TARGETS if t in a.target_list]
     ptargets = [t for t in PROC_TARGETS if t in a.target_list]
     t_start = time.monotonic()
     status = 0
@@ -130,8 +132,8 @@ def main(argv):
         trash.empty()
         ut = UnionTargets(ws, reaper, build, timeout, trash)
         pod = PodBench(ws, reaper, layers, sizes,
-                       {t: ut.binary(t) for t in ("veneer-unionfs", "fuse-overlayfs")}, log,
-                       timeout)
+                       {t: ut.binary(t) for t in ("veneer-unionfs", "veneer-uring",
+                                                  "fuse-overlayfs")}, log, timeout)
         wl = Workloads(layers, sizes, timeout, trash, pod)
         for wid, rows, setup, fn in wl.table():
             targets = [t for t in utargets if any(r.applies(t) for r in rows)]

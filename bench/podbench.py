@@ -19,7 +19,7 @@ import time
 
 from reaper import mounts_below, remove_cgroup, umount
 
-POD_TARGETS = ("kernel-overlay", "veneer-unionfs", "fuse-overlayfs")
+POD_TARGETS = ("kernel-overlay", "veneer-unionfs", "veneer-uring", "fuse-overlayfs")
 BASE_IMAGE = "localhost/veneer-bench-base:latest"
 IMAGE = "localhost/veneer-bench-w11:latest"
 ULIMITS = ["--ulimit", "nofile=1000:1000", "--ulimit", "nproc=1000:1000"]
@@ -372,7 +372,15 @@ class PodBench:
         if os.path.exists(base):
             subprocess.run(["rm", "-rf", "--one-file-system", base], timeout=3600)
         os.makedirs(base)
-        pm = PrivatePodman(base, self.binaries.get(target), f"{self.cg_base}/pod-{target}",
+        program = self.binaries.get(target)
+        if target == "veneer-uring":
+            # podman gives the mount program no options of ours: a wrapper adds them.
+            wrapper = os.path.join(base, "veneer-uring")
+            with open(wrapper, "w") as f:
+                f.write(f'#!/bin/sh\nexec {program} -o uring=on "$@"\n')
+            os.chmod(wrapper, 0o755)
+            program = wrapper
+        pm = PrivatePodman(base, program, f"{self.cg_base}/pod-{target}",
                            os.path.join(self.logs, f"w11-{target}"))
         pm.token = self.reaper.push(f"podman store {base}", pm.teardown)
         self.stores[target] = pm

@@ -109,7 +109,8 @@ def busy_rows(rows):
 BUSY_WORKLOADS = ("3", "7", "9")
 
 # The chmod row runs both with the kernel's metadata-only copy-up (fuse-overlayfs has none).
-METACOPY = {"kernel-overlay": "metacopy=on", "veneer-unionfs": "metacopy=on"}
+METACOPY = {"kernel-overlay": "metacopy=on", "veneer-unionfs": "metacopy=on",
+            "veneer-uring": "metacopy=on"}
 
 
 def _timed(fn, *args, **kw):
