@@ -162,5 +162,31 @@ def listing(path):
     return sorted(out)
 
 
-__all__ = ["Diff", "RENAME_EXCHANGE", "RENAME_NOREPLACE", "errno", "errnos", "listing", "read",
+def let_others_in(harness):
+    """Search permission on the test's directory and its ancestors (pytest makes them
+    0700) for the test's duration, so that other users reach the mounts."""
+    p = harness.tmp
+    while p != "/":
+        mode = stat.S_IMODE(os.stat(p).st_mode)
+        if mode & 0o011 != 0o011:
+            os.chmod(p, mode | 0o011)
+            harness.defer(os.chmod, p, mode)
+        p = os.path.dirname(p)
+
+
+ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER = 1, 2, 4, 8, 0x10, 0x20
+
+
+def acl_xattr(entries):
+    """A system.posix_acl_* value from (tag, perm, id) entries (id None for the base ones),
+    in the kernel's xattr format: version 2, entries sorted by tag and id."""
+    import struct
+    out = struct.pack("<I", 2)
+    for tag, perm, qid in sorted(entries, key=lambda e: (e[0], e[2] or 0)):
+        out += struct.pack("<HHI", tag, perm, 0xffffffff if qid is None else qid)
+    return out
+
+
+__all__ = ["ACL_GROUP", "ACL_GROUP_OBJ", "ACL_MASK", "ACL_OTHER", "ACL_USER", "ACL_USER_OBJ",
+           "acl_xattr", "let_others_in", "Diff", "RENAME_EXCHANGE", "RENAME_NOREPLACE", "errno", "errnos", "listing", "read",
            "renameat2", "upper_snapshot", "whiteout", "write"]
