@@ -280,6 +280,13 @@ def test_layer_too_deep_to_stack_falls_back(harness, need_passthrough):
     assert requests(m, "READ") > 0
     assert "not for files of layer" in m.daemon.output()
     n = requests(m, "READ")
+    # The kernel sends RELEASE asynchronously; while the cached read handle is still
+    # open the daemon must not ask for passthrough (the kernel would fail the open), so
+    # wait for it before the open that should be passthrough again.
+    deadline = time.monotonic() + 10
+    while requests(m, "RELEASE") < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert requests(m, "RELEASE") >= 1
     with open(f"{m.path}/deep", "r+b") as f:            # copied up to ext4: passthrough again
         f.seek(MIB)
         f.write(b"upper")
