@@ -12,6 +12,7 @@ import errno
 import hashlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -19,7 +20,7 @@ import time
 import pytest
 
 from unionfs_diff import Diff, read
-from veneer_harness import lazy_umount, snapshot
+from veneer_harness import errno_of, lazy_umount, snapshot
 
 MC = ("metacopy=on",)
 MIB = 1 << 20
@@ -165,6 +166,78 @@ def test_rename_link_unlink_keep_finding_the_data(mc):
             f.write(b"!")
         assert read(s.p("e", "mv3")) == _blob(BIG, "mv") + b"!"
     mc.check()
+
+
+def _build_linked(l0):
+    os.makedirs(os.path.join(l0, "a", "b"))
+    os.makedirs(os.path.join(l0, "d"))
+    with open(os.path.join(l0, "a", "b", "f"), "wb") as f:
+        f.write(_blob(BIG, "f"))
+    with open(os.path.join(l0, "hl"), "wb") as f:
+        f.write(_blob(BIG, "hl"))
+    os.link(os.path.join(l0, "hl"), os.path.join(l0, "d", "hl2"))
+
+
+@pytest.mark.parametrize("then", ["rm", "rm-mkdir"])
+def test_hard_linked_metacopy_moves_once_its_redirect_target_is_gone(harness, unionfs_bin, need_fuse,
+                                                                      need_overlay, then):
+    """ln a/b/f d/g makes g a second name of a metadata-only copy whose data is found
+    through the absolute redirect /a/b/f; once a is removed (and made again) g still
+    moves, links and reads its data, as on the kernel."""
+    d = Diff(harness, 1, _build_linked, opts=MC)
+
+    def ops(s):
+        os.link(s.p("a", "b", "f"), s.p("d", "g"))
+        shutil.rmtree(s.p("a"))
+        if then == "rm-mkdir":
+            os.mkdir(s.p("a"))
+        r = [errno_of(os.rename, s.p("d", "g"), s.p("d", "h")),
+             errno_of(os.link, s.p("d", "h"), s.p("i")),
+             errno_of(os.rename, s.p("i"), s.p("d", "j")),
+             os.stat(s.p("d", "h")).st_nlink, _sha(s.p("d", "j"))]
+        return r
+
+    assert d.run(ops)[:3] == [0, 0, 0]
+    for s in d.sides:
+        assert _sha(s.p("d", "h")) == hashlib.sha256(_blob(BIG, "f")).hexdigest()
+        assert _upper_bytes(s, "d/h") <= NO_DATA, f"{s.name}: data copied up"
+        assert os.getxattr(os.path.join(s.upper, "d", "h"), "trusted.overlay.redirect") \
+            == b"/a/b/f"
+    d.check()
+    d.remount()
+    d.check()
+
+
+def test_metadata_change_of_a_hard_linked_lower_copies_no_data(harness, unionfs_bin, need_fuse,
+                                                                need_overlay):
+    """The kernel (index=off) copies no data for a lower file with other links either: the
+    copy is metadata only, without an origin (its st_ino is the copy's own)."""
+    d = Diff(harness, 1, _build_linked, opts=MC)
+    os.sync()
+
+    def ops(s):
+        os.chmod(s.p("hl"), 0o600)
+        os.chown(s.p("d", "hl2"), 1234, 5678)
+        st = [os.stat(s.p(n)) for n in ("hl", "d/hl2")]
+        return [(oct(x.st_mode), x.st_uid, x.st_nlink, x.st_size, x.st_blocks) for x in st]
+
+    d.run(ops)
+    for s in d.sides:
+        for n in ("hl", "d/hl2"):
+            up = os.path.join(s.upper, n)
+            assert _upper_bytes(s, n) <= NO_DATA, f"{s.name}: {n} copied data up"
+            assert _xattrs(up) == ["trusted.overlay.metacopy"], f"{s.name}: {n}"
+            assert os.stat(s.p(n)).st_ino == os.stat(up).st_ino
+        assert _sha(s.p("hl")) == hashlib.sha256(_blob(BIG, "hl")).hexdigest()
+
+    def write(s):                                        # a write brings the data up
+        with open(s.p("hl"), "ab") as f:
+            f.write(b"!")
+        return _sha(s.p("hl")), _sha(s.p("d", "hl2"))
+
+    assert d.run(write) == (hashlib.sha256(_blob(BIG, "hl") + b"!").hexdigest(),
+                            hashlib.sha256(_blob(BIG, "hl")).hexdigest())
+    d.check()
 
 
 def _mutate(m):

@@ -141,7 +141,8 @@ static int vu_copy_meta(struct vu_fs *fs, int srcfd, int dstfd, const struct sta
 	r = vu_xattr_copy(srcfd, dstfd);
 	if (r < 0)
 		return r;
-	if (!S_ISDIR(st->st_mode))
+	/* A hard-linked lower is broken up by copy-up: the kernel records no origin then. */
+	if (!S_ISDIR(st->st_mode) && st->st_nlink == 1)
 		vu_copy_set_origin(fs, srcfd, dstfd);
 	vc_proc_fd_path(dstfd, p);
 	if (!S_ISLNK(st->st_mode) && chmod(p, st->st_mode & 07777) < 0)
@@ -234,12 +235,12 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 		goto out;
 	}
 	/*
-	 * Metadata only, as the kernel decides it: a regular file that is not hard-linked
-	 * in its lower (those get a full copy). An unlinked node has no name to find its
-	 * data by later, so it gets its data now.
+	 * Metadata only, as the kernel decides it: any regular file, a hard-linked one too
+	 * (its copy is found by name, or by the absolute redirect a rename or link gives
+	 * it). An unlinked node has no name to find its data by later: it gets its data now.
 	 */
 	meta = mode == VU_COPY_META && fs->params.metacopy && S_ISREG(st.st_mode) &&
-	       st.st_nlink == 1 && vu_node_hashed(fs, node);
+	       vu_node_hashed(fs, node);
 	with_data = !meta && mode != VU_COPY_TRUNC;
 	if (with_data && atomic_load(&node->metacopy)) {
 		/* A metacopy lower: its data is further down. */
