@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from unionfs_diff import inode_view
 from unionfs_layers import make_layers, mutate, write_file
 from veneer_harness import snapshot
 
@@ -140,3 +141,51 @@ def test_copied_up_files_keep_the_lower_inode(harness, layers, writer, reader):
     m = mount(reader, 2)
     got = {rel: os.lstat(os.path.join(m.path, rel)).st_ino for rel in COPIED_UP}
     assert got == want, f"{reader} reading the upper {writer} wrote"
+
+
+def _marks(upper):
+    """relpath -> (has an origin, is impure) of everything in an upper: the kernel's
+    inode-number bookkeeping (the handles themselves differ per copy of the layers)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(upper):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            names = os.listxattr(p, follow_symlinks=False)
+            out[os.path.relpath(p, upper)] = ("trusted.overlay.origin" in names,
+                                              "trusted.overlay.impure" in names)
+    names = os.listxattr(upper)
+    out["."] = ("trusted.overlay.origin" in names, "trusted.overlay.impure" in names)
+    return out
+
+
+def test_upper_inode_bookkeeping_matches_the_kernel(harness, layers):
+    """The same changes leave origin and impure marks on the same objects: origins on
+    copied-up dirs and on files not hard-linked below, impure on every directory a
+    copy-up, a rename or a link from elsewhere put an object with an origin into."""
+    h = harness
+    marks = {}
+    for kind in ("kernel", "veneer"):
+        upper = h.mkdir(f"{kind}-upper")
+        m = _mount(h, kind, layers, upper, h.mkdir(f"{kind}-work"), h.path(f"{kind}-mnt"))
+        mutate(m.path)
+        h.umount(m)
+        marks[kind] = _marks(upper)
+    assert not _diff(marks["kernel"], marks["veneer"])
+    assert marks["veneer"]["usr"] == (True, True)                 # a copied-up dir
+    assert marks["veneer"]["data/hl1-renamed"] == (False, False)  # hard-linked below
+    assert marks["veneer"]["etc"][1]                              # f08 moved in
+
+
+@pytest.mark.parametrize("writer,reader", [("veneer", "kernel"), ("kernel", "veneer")])
+def test_inode_numbers_read_across(harness, layers, writer, reader):
+    """st_ino and readdir's d_ino of every name are the writer's when the other side
+    mounts the upper (and d_ino agrees with st_ino throughout)."""
+    h = harness
+    upper = h.mkdir("upper")
+    m = _mount(h, writer, layers, upper, h.mkdir("work1"), h.path("m1"))
+    mutate(m.path)
+    written = inode_view(m.path)
+    h.umount(m)
+    assert all(st == d for st, d in written.values()), written
+    m = _mount(h, reader, layers, upper, h.mkdir("work2"), h.path("m2"))
+    assert not _diff(written, inode_view(m.path)), f"{reader} reads other inode numbers"

@@ -52,7 +52,6 @@ static struct vu_node *vu_node_alloc(const char *name)
 	n->inl_size = len;
 	n->name = n->inl;
 	n->pinned_fd = -1;
-	n->pinned_old_fd = -1;
 	return n;
 }
 
@@ -184,7 +183,6 @@ static void vu_node_free_locked(struct vu_fs *fs, struct vu_node *node)
 	vu_node_drop_fds_locked(fs, node);
 	pthread_mutex_unlock(&fs->fdcache_lock);
 	vc_close_nointr(node->pinned_fd);
-	vc_close_nointr(node->pinned_old_fd);
 	if (node->name != node->inl)
 		g_free(node->name);
 	g_free(node);
@@ -359,21 +357,6 @@ bool vu_node_hashed(struct vu_fs *fs, struct vu_node *node)
 	h = node->hashed;
 	pthread_mutex_unlock(&fs->nodes_lock);
 	return h;
-}
-
-/* Replace the pinned fd of an unlinked node (it was copied up to an unnamed file). */
-void vu_node_repin(struct vu_fs *fs, struct vu_node *node, int fd)
-{
-	int old;
-
-	pthread_mutex_lock(&fs->nodes_lock);
-	old = node->pinned_old_fd;
-	/* The old one may be in use by a racing reader: it stays open until the node goes. */
-	node->pinned_old_fd = node->pinned_fd;
-	node->pinned_fd = fd;
-	node->gen++;
-	pthread_mutex_unlock(&fs->nodes_lock);
-	vc_close_nointr(old);
 }
 
 void vu_node_unhash(struct vu_fs *fs, struct vu_node *node)

@@ -23,6 +23,7 @@ struct vu_dirent {
 	unsigned char type; /* DT_* */
 	ino_t ino;
 	bool from_upper; /* a directory whose d_ino may still become its top lower's */
+	bool native;	 /* from an upper directory not marked impure: d_ino is the upper's */
 };
 
 struct vu_dirh {
@@ -48,6 +49,8 @@ static void vu_readdir_add(GArray *out, const char *name, unsigned char type, in
 /*
  * d_ino as stat() will report st_ino: a merged directory shows its top lower's
  * inode, a copied-up file its origin's (on one filesystem, as the kernel does).
+ * For entries of the upper layer only where its directory is marked impure: the
+ * kernel maps no other d_ino of the upper either.
  */
 static void vu_readdir_fix_ino(struct vu_fs *fs, GArray *out, GHashTable *seen, const char *name,
 			       unsigned char type, ino_t ino)
@@ -67,10 +70,11 @@ static void vu_readdir_fix_ino(struct vu_fs *fs, GArray *out, GHashTable *seen, 
 
 /*
  * One layer's entries; names it whites out are collected in wh for the layers below.
- * want_ino: report copied-up files with their origin's inode (a listing), else the
- * names alone matter (an emptiness check) and no origin is read.
+ * map_ino: the upper directory is impure and this is a listing: report copied-up
+ * files with their origin's inode; else upper entries keep their own d_ino, and an
+ * emptiness check reads no origin.
  */
-static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned flags, bool want_ino,
+static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned flags, bool map_ino,
 			    GHashTable *seen, GHashTable *wh, GArray *out, bool *ret_nowh)
 {
 	_cleanup_closedir_ DIR *d = NULL;
@@ -111,11 +115,13 @@ static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned fl
 			}
 		}
 		ino = de->d_ino;
-		if (want_ino && vu_is_upper(fs, layer) && fs->samefs && type != DT_DIR)
+		if (map_ino && vu_is_upper(fs, layer) && type != DT_DIR)
 			vu_origin_ino_at(fs, dirfd(d), name, &ino);
 		vu_readdir_add(out, name, type, ino);
 		g_array_index(out, struct vu_dirent, out->len - 1).from_upper =
-			vu_is_upper(fs, layer);
+			vu_is_upper(fs, layer) && map_ino;
+		g_array_index(out, struct vu_dirent, out->len - 1).native =
+			vu_is_upper(fs, layer) && !map_ino;
 		g_hash_table_insert(seen, g_strdup(name), GUINT_TO_POINTER(out->len));
 	}
 	/* Read to the end without a ".wh." name: later misses here need no OCI probe. */
@@ -144,7 +150,10 @@ static int vu_readdir_merged(struct vu_fs *fs, struct vu_node *dir, bool want_in
 		if (r < 0)
 			return r;
 		wh = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-		r = vu_readdir_layer(fs, l, d.fd, d.flags, want_ino, seen, wh, out, &nowh);
+		r = vu_readdir_layer(fs, l, d.fd, d.flags,
+				     want_ino && fs->samefs && vu_is_upper(fs, l) &&
+					     vu_origin_dir_impure(fs, dir, d.fd),
+				     seen, wh, out, &nowh);
 		if (r == 0 && nowh && !(d.flags & VU_FD_NOWH))
 			vu_fdref_set_flags(&d, l, VU_FD_NOWH);
 		vu_fdref_put(&d);
@@ -195,7 +204,7 @@ static int vu_dirh_fill(struct vu_fs *fs, struct vu_node *node, struct vu_dirh *
 	/* Known nodes report their fixed st_ino (origin inodes after copy-up). */
 	for (guint i = 0; i < list->len; i++) {
 		struct vu_dirent *e = &g_array_index(list, struct vu_dirent, i);
-		struct vu_node *n = vu_node_find(fs, node, e->name);
+		struct vu_node *n = e->native ? NULL : vu_node_find(fs, node, e->name);
 
 		if (n) {
 			e->ino = atomic_load(&n->ino);

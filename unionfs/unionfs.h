@@ -131,7 +131,6 @@ struct vu_node {
 	unsigned gen;		/* bumped whenever parent, name or hashed change */
 	unsigned refs;		/* internal references: children, open handles, callers */
 	int pinned_fd;		/* O_PATH fd kept once unlinked while still referenced */
-	int pinned_old_fd;	/* the pinned fd replaced by a copy-up of the unlinked node */
 	bool hashed;		/* present in fs->names, else in fs->unhashed */
 
 	/*
@@ -142,6 +141,7 @@ struct vu_node {
 		opaque_lower; /* a non-directory shadows lower names: whiteout needed on removal */
 	atomic_bool metacopy; /* the object at top is metadata only; its data is in a lower
 			       * (metacopy.c); written under the node lock */
+	atomic_bool impure;   /* directories: the upper one is marked overlay.impure (origin.c) */
 	unsigned short inl_size; /* bytes of inl; fixed */
 	atomic_int top;		 /* layer holding the visible object; written under the node lock */
 	atomic_int bottom; /* directories: the last layer merged in; written under the node lock */
@@ -247,7 +247,6 @@ struct vu_node *vu_node_parent(struct vu_fs *fs, struct vu_node *node, char **re
 void vu_node_unhash(struct vu_fs *fs, struct vu_node *node);
 int vu_node_detach(struct vu_fs *fs, struct vu_node *node);
 bool vu_node_hashed(struct vu_fs *fs, struct vu_node *node);
-void vu_node_repin(struct vu_fs *fs, struct vu_node *node, int fd);
 void vu_node_rehash(struct vu_fs *fs, struct vu_node *node);
 void vu_node_move(struct vu_fs *fs, struct vu_node *node, struct vu_node *newparent,
 		  const char *newname);
@@ -277,6 +276,15 @@ int vu_evict_start(struct vu_fs *fs);
 void vu_evict_stop(struct vu_fs *fs);
 char *vu_evict_stats(struct vu_fs *fs);
 
+/* origin.c */
+int vu_origin_ino_at(struct vu_fs *fs, int dirfd, const char *name, ino_t *ret);
+void vu_origin_set(struct vu_fs *fs, int srcfd, int dstfd, const struct stat *st);
+bool vu_origin_has(struct vu_fs *fs, int fd);
+int vu_origin_mark_impure(struct vu_fs *fs, struct vu_node *dir, int dirfd);
+bool vu_origin_dir_impure(struct vu_fs *fs, struct vu_node *dir, int dirfd);
+void vu_origin_fix_dir(struct vu_fs *fs, struct vu_node *parent, const char *name,
+		       const struct vu_found *f);
+
 /* namei.c */
 int vu_namei_lookup(struct vu_fs *fs, struct vu_node *parent, const char *name,
 		    struct vu_found *ret);
@@ -288,7 +296,6 @@ bool vu_namei_lower_visible(struct vu_fs *fs, struct vu_node *parent, const char
 int vu_inode_stat(struct vu_fs *fs, struct vu_node *node, struct stat *ret);
 void vu_fill_entry(struct vu_fs *fs, struct vu_node *node, const struct stat *st,
 		   struct fuse_entry_param *e);
-int vu_origin_ino_at(struct vu_fs *fs, int dirfd, const char *name, ino_t *ret);
 void vu_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void vu_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void vu_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
