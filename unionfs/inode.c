@@ -59,8 +59,7 @@ void vu_fill_entry(struct vu_fs *fs, struct vu_node *node, const struct stat *st
 	e->attr = *st;
 	vu_inode_fixup(fs, node, &e->attr);
 	e->entry_timeout = fs->timeout;
-	/* Hard links are separate nodes: their link counts must not be cached. */
-	e->attr_timeout = (!S_ISDIR(st->st_mode) && st->st_nlink > 1) ? 0 : fs->timeout;
+	e->attr_timeout = vu_attr_timeout(fs, node, st);
 }
 
 void vu_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -124,7 +123,7 @@ void vu_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -r);
 		return;
 	}
-	fuse_reply_attr(req, &st, (!S_ISDIR(st.st_mode) && st.st_nlink > 1) ? 0 : fs->timeout);
+	fuse_reply_attr(req, &st, vu_attr_timeout(fs, node, &st));
 }
 
 static int vu_inode_setattr(struct vu_fs *fs, struct vu_node *node, struct stat *attr, int to_set,
@@ -213,13 +212,15 @@ void vu_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 	int r;
 
 	r = vu_inode_setattr(fs, node, attr, to_set, fi);
+	/* Also after a partial change (chmod done, chown refused). */
+	vu_alias_changed(fs, node);
 	if (r == 0)
 		r = vu_inode_stat(fs, node, &st);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
-	fuse_reply_attr(req, &st, (!S_ISDIR(st.st_mode) && st.st_nlink > 1) ? 0 : fs->timeout);
+	fuse_reply_attr(req, &st, vu_attr_timeout(fs, node, &st));
 }
 
 void vu_op_readlink(fuse_req_t req, fuse_ino_t ino)

@@ -97,6 +97,8 @@ struct vu_fs {
 	GHashTable *names;    /* (parent, name) -> node; protected by nodes_lock */
 	GHashTable *unhashed; /* nodes not in names, for teardown; protected by nodes_lock */
 	GHashTable *links; /* upper st_ino -> node of a hard-linked file; protected by nodes_lock */
+	GHashTable *aliases; /* upper st_ino -> GSList of nodes sharing that file (alias.c);
+				protected by nodes_lock */
 
 	/* A node's lock is node_locks[hash of its address]: see vu_node_lock(). */
 	pthread_mutex_t node_locks[VU_NODE_LOCKS];
@@ -127,11 +129,14 @@ struct vu_node {
 	struct vu_node *parent; /* holds a reference */
 	char *name;		/* inl, or a heap copy when a rename needed more room */
 	uint64_t nlookup;	/* kernel references */
-	ino_t link_ino;		/* key in fs->links, 0 if none */
+	ino_t link_ino;		/* upper st_ino: key in fs->links and/or fs->aliases, 0 if none */
 	unsigned gen;		/* bumped whenever parent, name or hashed change */
 	unsigned refs;		/* internal references: children, open handles, callers */
 	int pinned_fd;		/* O_PATH fd kept once unlinked while still referenced */
 	bool hashed;		/* present in fs->names, else in fs->unhashed */
+	/* in fs->aliases: other nodes may stand for the same upper file; written under
+	 * nodes_lock, read without it */
+	atomic_bool aliased;
 
 	/*
 	 * Copy-up and other changes of where the node lives are serialised by
@@ -266,6 +271,14 @@ void vu_node_unlock2(struct vu_fs *fs, struct vu_node *a, struct vu_node *b);
 	{                                                     \
 		.fs = NULL, .ent = NULL, .fd = -1, .flags = 0 \
 	}
+
+/* alias.c */
+void vu_alias_init(struct vu_fs *fs);
+void vu_alias_add_locked(struct vu_fs *fs, struct vu_node *node, ino_t upper_ino);
+void vu_alias_join_locked(struct vu_fs *fs, struct vu_node *node, const struct stat *st);
+void vu_alias_remove_locked(struct vu_fs *fs, struct vu_node *node);
+void vu_alias_changed(struct vu_fs *fs, struct vu_node *node);
+double vu_attr_timeout(struct vu_fs *fs, struct vu_node *node, const struct stat *st);
 
 /* evict.c */
 void vu_evict_init(struct vu_fs *fs);
