@@ -6,7 +6,10 @@ few hundred calls (create, write, truncate, unlink, mkdir, rmdir, rename with
 flags, link, symlink, chmod, xattrs, listings) run on both mounts, every
 result or errno is compared, and so are the merged trees and uppers at the end
 and after a remount. VENEER_UNIONFS_SEEDS=N runs more seeds; VENEER_UNIONFS_TRACE=1
-prints every step and compares the trees after each one.
+prints every step and compares the trees after each one. A second test mixes in
+descriptors kept open read-only from before a copy-up, attributes changed through
+them and what another user may read; both end with each upper mounted by the other
+kind and every st_ino and d_ino compared.
 """
 import os
 import random
@@ -15,7 +18,8 @@ import time
 
 import pytest
 
-from unionfs_diff import (RENAME_EXCHANGE, RENAME_NOREPLACE, Diff, renameat2, whiteout, write)
+from unionfs_diff import (RENAME_EXCHANGE, RENAME_NOREPLACE, Diff, read_as, renameat2, whiteout,
+                          write)
 
 
 @pytest.fixture(autouse=True)
@@ -155,6 +159,68 @@ def lstat_view(s, t0):
     return out
 
 
+def kept_op(rnd, s, t0):
+    """Read-only descriptors kept from before a copy-up (with passthrough the copied-up
+    file gets a new kernel inode while they stay on the old one): keep one, change
+    attributes through one, or look as another user -- the file by name, and the
+    attributes every kept descriptor shows."""
+    p = lambda n: s.p(*n.split("/"))  # noqa: E731
+    n = rnd.choice(NAMES)
+    op, slot = rnd.randrange(4), rnd.randrange(2)
+    mode = rnd.choice((0o600, 0o604, 0o640, 0o644, 0o666, 0o700))
+    owner = rnd.choice((0, 1000, 65534))
+    t = rnd.randrange(10**9) * 10**9
+    if op == 0:
+        r = result(os.open, p(n), os.O_RDONLY | os.O_NONBLOCK)
+        if r[0] != "ok":
+            return r
+        if slot in s.rofds:
+            os.close(s.rofds[slot])
+        s.rofds[slot] = r[1]
+        return ("ok", slot)
+    if op in (1, 2):
+        fd = s.rofds.get(slot)
+        if fd is None:
+            return ("nofd", slot)
+        if op == 1:
+            return (slot,) + result(os.fchmod, fd, mode)
+        if owner == 1000:
+            return (slot,) + result(os.utime, fd, ns=(t, t))
+        return (slot,) + result(os.fchown, fd, owner, owner)
+    out = [read_as(65534, p(n))]
+    for k in sorted(s.rofds):
+        st = os.fstat(s.rofds[k])
+        out.append((k, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_size,
+                    st.st_nlink, st.st_mtime_ns if st.st_mtime_ns < t0 else "new"))
+    return tuple(out)
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("VENEER_UNIONFS_SEEDS", "12"))))
+def test_random_kept_descriptors_match_the_kernel(harness, seed):
+    d = Diff(harness, 3, layers)
+    for s in d.sides:
+        s.fds, s.rofds = {}, {}
+    t0 = time.time_ns()
+    time.sleep(0.05)
+    rnds = {s.name: random.Random(seed + 500000) for s in d.sides}
+    for step in range(250):
+        kept = [rnds[s.name].random() < 0.35 for s in d.sides][0]
+        rk = kept_op(rnds["k"], d.k, t0) if kept else one_op(rnds["k"], d.k, seed)
+        rv = kept_op(rnds["v"], d.v, t0) if kept else one_op(rnds["v"], d.v, seed)
+        assert rk == rv, f"step {step} ({'kept' if kept else 'op'}): kernel {rk} != veneer {rv}"
+        if os.environ.get("VENEER_UNIONFS_TRACE"):
+            print(step, kept, rk)
+            d.check(upper=False)
+        if step % 50 == 49:
+            d.run(lambda s: lstat_view(s, t0))
+    for s in d.sides:
+        for fd in list(s.fds.values()) + list(s.rofds.values()):
+            os.close(fd)
+    d.check()
+    d.check_inodes_across()
+    d.check()
+
+
 @pytest.mark.parametrize("seed", range(int(os.environ.get("VENEER_UNIONFS_SEEDS", "12"))))
 def test_random_operations_match_the_kernel(harness, seed):
     d = Diff(harness, 3, layers)
@@ -183,3 +249,4 @@ def test_random_operations_match_the_kernel(harness, seed):
     d.remount()
     d.run(view)
     d.check()
+    d.check_inodes_across()
