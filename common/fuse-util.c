@@ -17,6 +17,7 @@
 #include "fd-util.h"
 #include "fuse-util.h"
 #include "log.h"
+#include "mount-watch.h"
 
 enum {
 	VC_KEY_DEBUG_LONG,
@@ -107,6 +108,7 @@ static int vc_fuse_signal_ready(int fd)
 int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, size_t op_size,
 		void *userdata, const struct vc_fuse_cmdline *cl, const struct vc_fuse_hooks *hooks)
 {
+	struct vc_mount_watch watch = {.mifd = -1, .stopfd = -1};
 	struct fuse_session *se;
 	struct fuse_loop_config *lc = NULL;
 	int r = 0;
@@ -139,6 +141,8 @@ int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, siz
 		if (r < 0)
 			goto out_unmount;
 	}
+	if (hooks && hooks->end_when_unmounted)
+		vc_mount_watch_start(&watch, se, cl->mountpoint);
 	r = vc_fuse_signal_ready(cl->ready_fd);
 	if (r < 0)
 		log_warning_errno(r, "could not signal readiness on fd %d", cl->ready_fd);
@@ -166,7 +170,10 @@ int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, siz
 		log_error_errno(r, "request loop failed");
 
 out_unmount:
-	fuse_session_unmount(se);
+	vc_mount_watch_stop(&watch);
+	/* Gone from here already: whatever is mounted on that path now is not ours. */
+	if (!atomic_load(&watch.gone))
+		fuse_session_unmount(se);
 	if (hooks && hooks->after_loop)
 		hooks->after_loop(userdata);
 out_signals:
