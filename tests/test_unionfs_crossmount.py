@@ -13,7 +13,7 @@ import pytest
 
 from unionfs_diff import inode_view
 from unionfs_layers import make_layers, mutate, write_file
-from veneer_harness import snapshot
+from veneer_harness import copy_tree, snapshot
 
 
 def _times(root):
@@ -189,3 +189,48 @@ def test_inode_numbers_read_across(harness, layers, writer, reader):
     assert all(st == d for st, d in written.values()), written
     m = _mount(h, reader, layers, upper, h.mkdir("work2"), h.path("m2"))
     assert not _diff(written, inode_view(m.path)), f"{reader} reads other inode numbers"
+
+
+def _labelled(view, roots):
+    """inode_view with each number replaced by the path that has it in one of roots (a lower
+    or an upper), so views over different copies of an upper compare."""
+    where = {}
+    for name, root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for n in dirnames + filenames:
+                p = os.path.join(dirpath, n)
+                where.setdefault(os.lstat(p).st_ino, f"{name}:{os.path.relpath(p, root)}")
+    return {p: (where.get(st, "?"), where.get(d, "?")) for p, (st, d) in view.items()}
+
+
+def test_upper_without_marks_is_read_and_fixed_as_the_kernel_does(harness, layers):
+    """An upper whose directories carry no origin and no impure mark (written by an older
+    veneer, or by hand) is fixed as the kernel fixes it (its lookup of a merged directory
+    writes the origin and marks the parent) and then listed and stated alike. The
+    kernel's first listing of a directory comes before the lookups that fix it; veneer
+    fixes a directory when it lists it, so its first walk already shows the result."""
+    h = harness
+    upper = h.mkdir("upper")
+    m = _mount(h, "veneer", layers, upper, h.mkdir("work0"), h.path("m0"))
+    mutate(m.path)
+    h.umount(m)
+    for dirpath, dirnames, filenames in os.walk(upper):
+        for p in [dirpath] + [os.path.join(dirpath, n) for n in dirnames]:
+            for x in ("trusted.overlay.origin", "trusted.overlay.impure"):
+                try:
+                    os.removexattr(p, x)
+                except OSError:
+                    pass
+    views, marks = {}, {}
+    for kind in ("kernel", "veneer"):
+        up = h.mkdir(f"{kind}-upper")
+        copy_tree(upper, up)
+        m = _mount(h, kind, layers, up, h.mkdir(f"{kind}-work"), h.path(f"{kind}-mnt"))
+        roots = [("lower0", layers[0]), ("lower1", layers[1]), ("upper", up)]
+        views[kind] = [_labelled(inode_view(m.path), roots) for _ in range(2)]
+        h.umount(m)
+        marks[kind] = _marks(up)
+    assert not _diff(views["kernel"][1], views["veneer"][0]), "first walk"
+    assert not _diff(views["kernel"][1], views["veneer"][1]), "second walk"
+    assert not _diff(marks["kernel"], marks["veneer"])
+    assert views["kernel"][0] != views["kernel"][1]  # the kernel did fix something

@@ -136,6 +136,12 @@ int vu_origin_mark_impure(struct vu_fs *fs, struct vu_node *dir, int dirfd)
 	if (r < 0)
 		return log_debug_errno(r, "could not mark a directory impure");
 	atomic_store(&dir->impure, true);
+	/*
+	 * Its listing's d_ino values may change: the kernel's cached listing goes (its
+	 * pages are never locked across a request, so this is safe inside one).
+	 */
+	if (fs->se)
+		fuse_lowlevel_notify_inval_inode(fs->se, vu_node_ino(fs, dir), 0, 0);
 	return 0;
 }
 
@@ -154,20 +160,22 @@ bool vu_origin_dir_impure(struct vu_fs *fs, struct vu_node *dir, int dirfd)
  * A merged directory found in the upper without an origin (made there by other
  * means, or by an older veneer) gets the one the kernel gives it at lookup, its top
  * lower directory's, and its parent is marked impure, so listings of the parent
- * map its d_ino. f: what the lookup of name in parent found. Best effort.
+ * map its d_ino. f: what the lookup of name in parent found (bottom: the last layer
+ * it may merge). Best effort; true when it did.
  */
-void vu_origin_fix_dir(struct vu_fs *fs, struct vu_node *parent, const char *name,
+bool vu_origin_fix_dir(struct vu_fs *fs, struct vu_node *parent, const char *name,
 		       const struct vu_found *f)
 {
 	struct vu_fdref up = VU_FDREF_INIT;
 	_cleanup_close_ int ufd = -1;
+	bool fixed = false;
 	ssize_t n;
 
 	if (!fs->samefs || !fs->has_upper || fs->params.ro || !vu_is_upper(fs, f->top) ||
 	    !S_ISDIR(f->st.st_mode) || f->bottom <= f->top)
-		return;
+		return false;
 	if (vu_node_fd(fs, parent, 0, &up) < 0)
-		return;
+		return false;
 	ufd = openat(up.fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	n = ufd < 0 ? -ENOENT : vc_fgetxattr(ufd, true, vu_origin_xattr(fs), NULL, 0);
 	for (int l = f->top + 1; n == -ENODATA && l <= f->bottom; l++) {
@@ -181,9 +189,12 @@ void vu_origin_fix_dir(struct vu_fs *fs, struct vu_node *parent, const char *nam
 		vu_fdref_put(&d);
 		if (lfd < 0 || fstat(lfd, &st) < 0)
 			continue;
-		if (vu_origin_mark_impure(fs, parent, up.fd) == 0)
+		if (vu_origin_mark_impure(fs, parent, up.fd) == 0) {
 			vu_origin_set(fs, lfd, ufd, &st);
+			fixed = true;
+		}
 		break;
 	}
 	vu_fdref_put(&up);
+	return fixed;
 }

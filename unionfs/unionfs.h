@@ -295,7 +295,7 @@ void vu_origin_set(struct vu_fs *fs, int srcfd, int dstfd, const struct stat *st
 bool vu_origin_has(struct vu_fs *fs, int fd);
 int vu_origin_mark_impure(struct vu_fs *fs, struct vu_node *dir, int dirfd);
 bool vu_origin_dir_impure(struct vu_fs *fs, struct vu_node *dir, int dirfd);
-void vu_origin_fix_dir(struct vu_fs *fs, struct vu_node *parent, const char *name,
+bool vu_origin_fix_dir(struct vu_fs *fs, struct vu_node *parent, const char *name,
 		       const struct vu_found *f);
 
 /* namei.c */
