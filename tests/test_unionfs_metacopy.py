@@ -458,9 +458,9 @@ def _mc_op(rnd, s, seed):
     import test_unionfs_semantics_random as sr
     peek = random.Random()
     peek.setstate(rnd.getstate())
-    n, m, op = peek.choice(sr.NAMES), peek.choice(sr.NAMES), peek.randrange(24)
+    n, m, op = peek.choice(sr.NAMES), peek.choice(sr.NAMES), peek.randrange(24 + len(sr.EXTRA_OPS))
     if op in (6, 7, 8) and any(os.path.isdir(s.p(*x.split("/"))) for x in (n, m)):
-        rnd.choice(sr.NAMES), rnd.choice(sr.NAMES), rnd.randrange(24)
+        rnd.choice(sr.NAMES), rnd.choice(sr.NAMES), rnd.randrange(24 + len(sr.EXTRA_OPS))
         return ("dir rename skipped",)
     return sr.one_op(rnd, s, seed)
 
@@ -498,17 +498,19 @@ def _read_nonblock(path):
 def test_random_operations_match_the_kernel_with_metacopy(harness, unionfs_bin, need_fuse,
                                                           need_overlay, seed):
     import test_unionfs_semantics_random as sr
+    sr.let_others_in(harness)  # its steps as other users
     d = Diff(harness, 3, sr.layers, opts=MC)
-    for s in d.sides:
-        s.fds = {}
     t0 = time.time_ns()
+    for s in d.sides:
+        s.fds, s.rofds, s.t0 = {}, {}, t0
     time.sleep(0.05)
     rnds = {s.name: random.Random(seed + 1000) for s in d.sides}
     for step in range(250):
         linked = [rnds[x].random() < 0.05 for x in ("k", "v")][0]
         peek = random.Random()
         peek.setstate(rnds["k"].getstate())
-        desc = (peek.choice(sr.NAMES), peek.choice(sr.NAMES), peek.randrange(24))
+        desc = (peek.choice(sr.NAMES), peek.choice(sr.NAMES),
+                peek.randrange(24 + len(sr.EXTRA_OPS)))
         if linked:
             desc = ("link, then its source goes",)
             rk, rv = _mc_link_op(rnds["k"], d.k), _mc_link_op(rnds["v"], d.v)
@@ -521,7 +523,7 @@ def test_random_operations_match_the_kernel_with_metacopy(harness, unionfs_bin, 
         if step % 50 == 49:
             d.run(lambda s: sr.lstat_view(s, t0))
     for s in d.sides:
-        for fd in s.fds.values():
+        for fd in list(s.fds.values()) + list(s.rofds.values()):
             os.close(fd)
     d.check()
     d.remount()

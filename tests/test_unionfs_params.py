@@ -22,7 +22,7 @@ EXIT_USAGE = 2
 # Every option the command line accepts; --help and the man page list each.
 OPTIONS = ["lowerdir", "upperdir", "workdir", "volatile", "fsync", "ro", "rw", "noatime",
            "allow_other", "default_permissions", "context", "-f", "-d", "--ready-fd",
-           "--help", "--version", "passthrough", "metacopy"]
+           "--help", "--version", "passthrough", "metacopy", "noacl"]
 
 
 def _state(root):

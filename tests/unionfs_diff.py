@@ -191,18 +191,20 @@ def whiteout(path):
     os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(0, 0))
 
 
-def as_uid(uid, fn, *args):
-    """fn(*args) in a child process running as uid and gid uid with no groups (another
-    user, as the kernel's permission checks see it): ("ok", its result) or ("err", errno).
-    The result must be a literal (bytes, int, tuple...)."""
+def as_uid(ids, fn, *args):
+    """fn(*args) in a child process running as another user, as the kernel's permission
+    checks see it: ids is a uid (its gid the same) or (uid, gid), no supplementary
+    groups. ("ok", its result) or ("err", errno); the result must be a literal (bytes,
+    int, tuple...)."""
     import ast
+    uid, gid = ids if isinstance(ids, tuple) else (ids, ids)
     rfd, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(rfd)
             os.setgroups([])
-            os.setresgid(uid, uid, uid)
+            os.setresgid(gid, gid, gid)
             os.setresuid(uid, uid, uid)
             try:
                 out = ("ok", fn(*args))
@@ -248,5 +250,32 @@ def listing(path):
     return sorted(out)
 
 
-__all__ = ["Diff", "RENAME_EXCHANGE", "RENAME_NOREPLACE", "as_uid", "errno", "errnos", "inode_view",
-           "listing", "read", "read_as", "renameat2", "upper_snapshot", "whiteout", "write"]
+def let_others_in(harness):
+    """Search permission on the test's directory and its ancestors (pytest makes them
+    0700) for the test's duration, so that other users reach the mounts."""
+    p = harness.tmp
+    while p != "/":
+        mode = stat.S_IMODE(os.stat(p).st_mode)
+        if mode & 0o011 != 0o011:
+            os.chmod(p, mode | 0o011)
+            harness.defer(os.chmod, p, mode)
+        p = os.path.dirname(p)
+
+
+ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER = 1, 2, 4, 8, 0x10, 0x20
+
+
+def acl_xattr(entries):
+    """A system.posix_acl_* value from (tag, perm, id) entries (id None for the base ones),
+    in the kernel's xattr format: version 2, entries sorted by tag and id."""
+    import struct
+    out = struct.pack("<I", 2)
+    for tag, perm, qid in sorted(entries, key=lambda e: (e[0], e[2] or 0)):
+        out += struct.pack("<HHI", tag, perm, 0xffffffff if qid is None else qid)
+    return out
+
+
+__all__ = ["ACL_GROUP", "ACL_GROUP_OBJ", "ACL_MASK", "ACL_OTHER", "ACL_USER", "ACL_USER_OBJ",
+           "acl_xattr", "as_uid", "let_others_in", "Diff", "RENAME_EXCHANGE", "RENAME_NOREPLACE",
+           "errno", "errnos", "inode_view", "listing", "read", "read_as", "renameat2",
+           "upper_snapshot", "whiteout", "write"]

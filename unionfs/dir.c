@@ -45,8 +45,13 @@ void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, bool
 	}
 }
 
+/*
+ * Checks and copy-ups before name is made in parent. link: the node linked to, copied up
+ * before the parent as the kernel's ovl_link does, so that a failure of that copy-up
+ * leaves the parent where it was, as on the kernel.
+ */
 int vu_dir_prepare_create(struct vu_fs *fs, struct vu_node *parent, const char *name,
-			  struct vu_found *ret_found)
+			  struct vu_node *link, struct vu_found *ret_found)
 {
 	int r;
 
@@ -62,11 +67,20 @@ int vu_dir_prepare_create(struct vu_fs *fs, struct vu_node *parent, const char *
 		return -EEXIST;
 	if (r != -ENOENT)
 		return r;
+	if (link) {
+		/* A metacopy file's other names find its data by an absolute redirect. */
+		r = vu_copy_up_meta(fs, link);
+		if (r == 0)
+			r = vu_mc_set_redirect(fs, link, false);
+		if (r < 0)
+			return r;
+	}
 	return vu_copy_up(fs, parent, true);
 }
 
-int vu_dir_install(struct vu_fs *fs, struct vu_node *parent, const char *name, const char *tmpname,
-		   const struct vu_found *found, bool is_dir)
+/* Move tmpname, built in tmpdirfd (in the workdir), to name over a whiteout in the upper. */
+int vu_dir_install(struct vu_fs *fs, struct vu_node *parent, const char *name, int tmpdirfd,
+		   const char *tmpname, const struct vu_found *found)
 {
 	struct vu_fdref pd = VU_FDREF_INIT;
 	int r;
@@ -76,14 +90,14 @@ int vu_dir_install(struct vu_fs *fs, struct vu_node *parent, const char *name, c
 		return r;
 	if (found->upper_whiteout == VU_WH_CHR || found->upper_whiteout == VU_WH_XATTR) {
 		/* Swap the new object with the whiteout, then drop the whiteout. */
-		if (renameat2(fs->work_fd, tmpname, pd.fd, name, RENAME_EXCHANGE) < 0) {
+		if (renameat2(tmpdirfd, tmpname, pd.fd, name, RENAME_EXCHANGE) < 0) {
 			r = -errno;
 			goto out;
 		}
-		if (unlinkat(fs->work_fd, tmpname, 0) < 0)
+		if (unlinkat(tmpdirfd, tmpname, 0) < 0)
 			log_debug_errno(-errno, "could not remove old whiteout '%s'", tmpname);
 	} else {
-		if (renameat2(fs->work_fd, tmpname, pd.fd, name, RENAME_NOREPLACE) < 0) {
+		if (renameat2(tmpdirfd, tmpname, pd.fd, name, RENAME_NOREPLACE) < 0) {
 			r = -errno;
 			goto out;
 		}
@@ -162,25 +176,18 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 			 struct vu_newobj *o, struct fuse_entry_param *e)
 {
 	struct vu_fdref pd = VU_FDREF_INIT;
-	g_autofree char *tmp = NULL;
+	struct vu_mkplace mp = {.acldir_fd = -1};
 	struct vu_node *node;
 	struct vu_found f;
-	uid_t uid;
-	gid_t gid;
+	uid_t uid = 0;
+	gid_t gid = 0;
 	int r, dirfd;
 	const char *nm;
+	bool tmp;
 
-	r = vu_dir_prepare_create(fs, parent, name, &f);
+	r = vu_dir_prepare_create(fs, parent, name, o->src, &f);
 	if (r < 0)
 		return r;
-	if (o->src) {
-		/* A metacopy file's other names find its data by an absolute redirect. */
-		r = vu_copy_up_meta(fs, o->src);
-		if (r == 0)
-			r = vu_mc_set_redirect(fs, o->src, false);
-		if (r < 0)
-			return r;
-	}
 	r = vu_node_fd(fs, parent, 0, &pd);
 	if (r < 0)
 		return r;
@@ -189,29 +196,30 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 		if (r < 0)
 			goto out;
 	}
-	if (f.upper_whiteout != VU_WH_NONE) {
-		tmp = vu_tmpname(fs);
-		dirfd = fs->work_fd;
-		nm = tmp;
-	} else {
-		dirfd = pd.fd;
-		nm = name;
-	}
+	tmp = f.upper_whiteout != VU_WH_NONE;
+	if (!o->src)
+		vu_dir_owner(req, fs, parent, !tmp, &uid, &gid, &o->mode);
+	/* A hard link has its mode and ACL already: only its place is wanted. */
+	r = vu_mkplace_begin(req, fs, pd.fd, name, tmp, o->src ? &(mode_t){S_IFLNK} : &o->mode,
+			     &mp);
+	if (r < 0)
+		goto out;
+	dirfd = mp.dirfd;
+	nm = mp.name;
 	r = vu_dir_make(fs, dirfd, nm, o);
 	if (r < 0)
 		goto out;
 	if (!o->src) {
-		vu_dir_owner(req, fs, parent, !tmp, &uid, &gid, &o->mode);
 		if ((uid != 0 || gid != 0) &&
 		    fchownat(dirfd, nm, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
 			r = -errno;
 			goto out_unlink;
 		}
 		/* An inherited set-group-ID bit: mkdir in the workdir and chown drop it. */
-		if (S_ISDIR(o->mode) && (o->mode & S_ISGID) &&
-		    fchmodat(dirfd, nm, o->mode & 07777, 0) < 0) {
-			r = -errno;
-			goto out_unlink;
+		if (S_ISDIR(o->mode) && (o->mode & S_ISGID)) {
+			r = vu_mkplace_fix_mode(dirfd, nm, o->mode);
+			if (r < 0)
+				goto out_unlink;
 		}
 	}
 	/*
@@ -228,10 +236,11 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 			goto out_unlink;
 	}
 	if (tmp) {
-		r = vu_dir_install(fs, parent, name, tmp, &f, S_ISDIR(o->mode));
+		r = vu_dir_install(fs, parent, name, dirfd, nm, &f);
 		if (r < 0)
 			goto out_unlink;
 	}
+	vu_mkplace_done(fs, &mp);
 	if (!o->src) {
 		/*
 		 * What a lookup would find, without searching the layers again: the new
@@ -278,6 +287,7 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 out_unlink:
 	unlinkat(dirfd, nm, S_ISDIR(o->mode) ? AT_REMOVEDIR : 0);
 out:
+	vu_mkplace_done(fs, &mp);
 	vu_fdref_put(&pd);
 	return r;
 }

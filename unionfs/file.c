@@ -196,6 +196,23 @@ static int vu_file_reply_create(fuse_req_t req, const struct fuse_entry_param *e
 	return fuse_reply_create(req, e, fi);
 }
 
+/*
+ * open(O_TRUNC): the kernel checked for write permission, whatever the access mode, so
+ * O_RDONLY|O_TRUNC truncates too. The copy-up has made the upper file the data file.
+ */
+static int vu_file_truncate0(struct vu_fs *fs, struct vu_node *node, int fd, int flags)
+{
+	_cleanup_close_ int wfd = -1;
+
+	if ((flags & O_ACCMODE) == O_RDONLY) {
+		wfd = vu_file_reopen(fs, node, 0, O_WRONLY);
+		if (wfd < 0)
+			return wfd;
+		fd = wfd;
+	}
+	return ftruncate(fd, 0) < 0 ? -errno : 0;
+}
+
 void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct vu_fs *fs = vu_fs_of(req);
@@ -219,11 +236,13 @@ void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	if ((fi->flags & O_TRUNC) && ftruncate(fd, 0) < 0) {
-		r = -errno;
-		close(fd);
-		fuse_reply_err(req, -r);
-		return;
+	if (fi->flags & O_TRUNC) {
+		r = vu_file_truncate0(fs, node, fd, fi->flags);
+		if (r < 0) {
+			close(fd);
+			fuse_reply_err(req, -r);
+			return;
+		}
 	}
 	vu_file_attach(fs, fi, node, fd, layer, NULL);
 	if (((struct vu_fileh *)(uintptr_t)fi->fh)->pt_mode == VU_PTM_STALE) {
@@ -240,15 +259,15 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	struct vu_fs *fs = vu_fs_of(req);
 	struct vu_node *pnode = vu_node_of(fs, parent);
 	struct vu_fdref pd = VU_FDREF_INIT;
-	g_autofree char *tmp = NULL;
+	struct vu_mkplace mp = {.acldir_fd = -1};
 	struct fuse_entry_param e;
 	struct vu_found f;
 	struct vu_node *node;
 	uid_t uid;
 	gid_t gid;
-	int fd = -1, r, dirfd, cflags;
+	int fd = -1, r, cflags;
 
-	r = vu_dir_prepare_create(fs, pnode, name, &f);
+	r = vu_dir_prepare_create(fs, pnode, name, NULL, &f);
 	if (r < 0)
 		goto fail;
 	r = vu_node_fd(fs, pnode, 0, &pd);
@@ -256,16 +275,14 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		goto fail;
 	vu_dir_owner(req, fs, pnode, f.upper_whiteout == VU_WH_NONE, &uid, &gid, &mode);
 	/* Over a whiteout the file is built in the workdir and renamed over it. */
-	if (f.upper_whiteout != VU_WH_NONE) {
-		tmp = vu_tmpname(fs);
-		dirfd = fs->work_fd;
-	} else {
-		dirfd = pd.fd;
-	}
+	mode = S_IFREG | (mode & 07777);
+	r = vu_mkplace_begin(req, fs, pd.fd, name, f.upper_whiteout != VU_WH_NONE, &mode, &mp);
+	if (r < 0)
+		goto fail;
 	cflags = vu_file_open_flags(fi->flags) | O_CREAT | O_EXCL | O_NOFOLLOW;
 	if ((cflags & O_ACCMODE) == O_RDONLY)
 		cflags = (cflags & ~O_ACCMODE) | O_RDWR;
-	fd = openat(dirfd, tmp ? tmp : name, cflags, mode & 07777);
+	fd = openat(mp.dirfd, mp.name, cflags, mode & 07777);
 	if (fd < 0) {
 		r = -errno;
 		goto fail;
@@ -275,15 +292,17 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		goto fail_unlink;
 	}
 	/* The chown dropped set-ID bits that a root caller's new file keeps on the kernel. */
-	if (uid == 0 && gid != 0 && (mode & (S_ISUID | S_ISGID)) && fchmod(fd, mode & 07777) < 0) {
-		r = -errno;
-		goto fail_unlink;
-	}
-	if (tmp) {
-		r = vu_dir_install(fs, pnode, name, tmp, &f, false);
+	if (uid == 0 && gid != 0 && (mode & (S_ISUID | S_ISGID))) {
+		r = vu_mkplace_fix_mode(mp.dirfd, mp.name, mode);
 		if (r < 0)
 			goto fail_unlink;
 	}
+	if (mp.tmp) {
+		r = vu_dir_install(fs, pnode, name, mp.dirfd, mp.tmp, &f);
+		if (r < 0)
+			goto fail_unlink;
+	}
+	vu_mkplace_done(fs, &mp);
 	memset(&f, 0, sizeof(f));
 	if (fstat(fd, &f.st) < 0) {
 		r = -errno;
@@ -306,10 +325,11 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	return;
 
 fail_unlink:
-	unlinkat(dirfd, tmp ? tmp : name, 0);
+	unlinkat(mp.dirfd, mp.name, 0);
 fail:
 	if (fd >= 0)
 		close(fd);
+	vu_mkplace_done(fs, &mp);
 	vu_fdref_put(&pd);
 	fuse_reply_err(req, -r);
 }

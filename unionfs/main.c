@@ -27,12 +27,24 @@ static void vu_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	/*
+	 * The kernel checks POSIX ACLs as it checks modes (acl.c); new objects get the
+	 * caller's umask from us, which the default ACL of their parent replaces.
+	 */
+	if (!fs->params.noacl && (conn->capable & FUSE_CAP_POSIX_ACL)) {
+		conn->want |= FUSE_CAP_POSIX_ACL;
+		fs->acl = true;
+		if (conn->capable & FUSE_CAP_DONT_MASK) {
+			conn->want |= FUSE_CAP_DONT_MASK;
+			fs->dont_mask = true;
+		}
+	}
 	/* Attributes change only through us: no invalidation on every getattr. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	/* Also required by passthrough (passthrough.c), which the kernel refuses with it. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-	log_debug("%u layers, upper %s, samefs %d", fs->nlayers, fs->has_upper ? "yes" : "no",
-		  fs->samefs);
+	log_debug("%u layers, upper %s, samefs %d, acl %d", fs->nlayers,
+		  fs->has_upper ? "yes" : "no", fs->samefs, fs->acl);
 }
 
 static int vu_before_loop(struct fuse_session *se, void *userdata)

@@ -30,6 +30,7 @@ struct vu_opts {
 	char *metacopy;
 	int volatile_mode;
 	int ro;
+	int noacl;
 	int bad; /* an unknown option was seen (already reported) */
 };
 
@@ -51,6 +52,7 @@ static const struct fuse_opt vu_opt_table[] = {
 	{"metacopy=%s", offsetof(struct vu_opts, metacopy), 0},
 	{"volatile", offsetof(struct vu_opts, volatile_mode), 1},
 	{"ro", offsetof(struct vu_opts, ro), 1},
+	{"noacl", offsetof(struct vu_opts, noacl), 1},
 	FUSE_OPT_KEY("ro", VU_KEY_PASS),
 	FUSE_OPT_KEY("context=", VU_KEY_CONTEXT),
 	FUSE_OPT_KEY("fscontext=", VU_KEY_CONTEXT),
@@ -199,6 +201,7 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 	ret->work = o.workdir ? g_strdup(o.workdir) : NULL;
 	ret->volatile_mode = o.volatile_mode;
 	ret->ro = o.ro;
+	ret->noacl = o.noacl;
 	if (o.fsync) {
 		if (strcmp(o.fsync, "0") == 0) {
 			ret->no_fsync = true;
@@ -402,6 +405,8 @@ void vu_params_help(void)
 	       "                           kernel allows it, on: fail without it, off: never\n"
 	       "    -o metacopy=on|off     on: chmod/chown/utimes/xattr changes copy up metadata\n"
 	       "                           only, data on the first write; follow metacopy\n"
-	       "                           files and their redirects (default off)\n\n",
+	       "                           files and their redirects (default off)\n"
+	       "    -o noacl               no POSIX ACLs: the layers' ACLs are neither checked\n"
+	       "                           nor shown, setfacl fails (default: as the kernel)\n\n",
 	       VU_NODE_BUDGET_DEFAULT);
 }

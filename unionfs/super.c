@@ -208,6 +208,10 @@ int vu_super_setup(struct vu_fs *fs)
 		r = vu_super_clean_work(fs->work_fd);
 		if (r < 0)
 			return log_error_errno(r, "could not clean '%s/work'", p->work);
+		r = vu_acl_clean_workdir(fs);
+		if (r < 0)
+			return log_error_errno(r, "could not remove the ACLs of '%s/work'",
+					       p->work);
 		vu_super_probe(fs);
 		/* The kernel refuses metacopy=on with userxattr: its markers are trusted.* only. */
 		if (p->metacopy && !fs->can_trusted)

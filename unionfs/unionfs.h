@@ -48,6 +48,7 @@ struct vu_params {
 	unsigned node_budget; /* 0: unlimited */
 	int passthrough;      /* VU_PT_* */
 	bool metacopy;	      /* -o metacopy=on: metadata-only copy-up, follow metacopy lowers */
+	bool noacl;	      /* -o noacl: no POSIX ACLs through the mount */
 };
 
 enum {
@@ -86,6 +87,9 @@ struct vu_fs {
 	bool can_trusted; /* trusted.* xattrs can be set in the workdir */
 	bool can_clone;	  /* FICLONE worked in the probe */
 	bool root_creds;  /* the daemon runs as uid 0 and gid 0 */
+	/* Set by the INIT request, before any other: read-only afterwards. */
+	bool acl;	/* the kernel enforces POSIX ACLs, which it reads through getxattr */
+	bool dont_mask; /* the kernel left the umask of new objects to us (acl.c) */
 	double timeout;
 	struct vu_node *root;
 	struct fuse_session *se;      /* set before the loop starts, read-only afterwards */
@@ -329,9 +333,9 @@ void vu_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 void vu_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		  const char *newname, unsigned int flags);
 int vu_dir_prepare_create(struct vu_fs *fs, struct vu_node *parent, const char *name,
-			  struct vu_found *ret_found);
-int vu_dir_install(struct vu_fs *fs, struct vu_node *parent, const char *name, const char *tmpname,
-		   const struct vu_found *found, bool is_dir);
+			  struct vu_node *link, struct vu_found *ret_found);
+int vu_dir_install(struct vu_fs *fs, struct vu_node *parent, const char *name, int tmpdirfd,
+		   const char *tmpname, const struct vu_found *found);
 void vu_dir_mark_new(struct vu_fs *fs, struct vu_node *dir);
 void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, bool in_place,
 		  uid_t *uid, gid_t *gid, mode_t *mode);
@@ -412,6 +416,27 @@ int vu_whiteout_make(struct vu_fs *fs, struct vu_node *dir, int dirfd, const cha
 int vu_whiteout_remove(struct vu_fs *fs, int dirfd, const char *name, int kind);
 int vu_whiteout_set_opaque(struct vu_fs *fs, int fd);
 int vu_whiteout_clear_upper_dir(struct vu_fs *fs, int dirfd);
+
+/* acl.c */
+#define VU_ACL_ACCESS "system.posix_acl_access"
+#define VU_ACL_DEFAULT "system.posix_acl_default"
+/* Where a new object is made: in place in the upper parent, or over a whiteout in the workdir. */
+struct vu_mkplace {
+	int dirfd;	  /* the directory to make it in (not owned) */
+	const char *name; /* the name to make it under there */
+	char *tmp;	  /* over a whiteout: its name in the workdir, else NULL */
+	char *acldir;	  /* a workdir subdirectory carrying the parent's default ACL */
+	int acldir_fd;
+};
+bool vu_acl_is_name(const char *name);
+int vu_acl_check_name(struct vu_fs *fs, const char *name);
+int vu_acl_fix_get(const char *name, int r);
+int vu_acl_kill_sgid(fuse_req_t req, struct vu_fs *fs, struct vu_node *node);
+int vu_acl_clean_workdir(struct vu_fs *fs);
+int vu_mkplace_begin(fuse_req_t req, struct vu_fs *fs, int pfd, const char *name,
+		     bool over_whiteout, mode_t *mode, struct vu_mkplace *ret);
+void vu_mkplace_done(struct vu_fs *fs, struct vu_mkplace *mp);
+int vu_mkplace_fix_mode(int dirfd, const char *name, mode_t mode);
 
 /* xattr.c */
 bool vu_xattr_is_private(const char *name);

@@ -41,6 +41,15 @@ static char *vu_xattr_real_name(const char *name)
 	return g_strdup(name);
 }
 
+/*
+ * What a copy-up must not lose, or it would change who may do what (the kernel's
+ * ovl_must_copy_xattr): where the upper cannot store it, the copy-up fails.
+ */
+static bool vu_xattr_must_copy(const char *name)
+{
+	return vu_acl_is_name(name) || g_str_has_prefix(name, "security.");
+}
+
 int vu_xattr_copy(int srcfd, int dstfd)
 {
 	g_autofree char *names = NULL;
@@ -63,9 +72,9 @@ int vu_xattr_copy(int srcfd, int dstfd)
 		if (r < 0)
 			return r;
 		r = vc_fsetxattr(dstfd, true, n, v, vl, 0);
-		/* Names the upper cannot store (e.g. user.* on a symlink) are dropped, as the
-		 * kernel does. */
-		if (r < 0 && r != -EOPNOTSUPP && r != -EPERM)
+		/* Other names the upper cannot store (e.g. user.* on a symlink) are dropped, as
+		 * the kernel does. */
+		if (r < 0 && (vu_xattr_must_copy(n) || (r != -EOPNOTSUPP && r != -EPERM)))
 			return r;
 	}
 	return 0;
@@ -98,6 +107,11 @@ void vu_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
+	r = vu_acl_check_name(fs, name);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
 	name = real;
 	r = vu_node_fd(fs, node, atomic_load(&node->top), &d);
 	if (r < 0) {
@@ -108,7 +122,7 @@ void vu_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 		n = vc_fgetxattr(d.fd, true, name, NULL, 0);
 		vu_fdref_put(&d);
 		if (n < 0)
-			fuse_reply_err(req, -n);
+			fuse_reply_err(req, -vu_acl_fix_get(name, n));
 		else
 			fuse_reply_xattr(req, n);
 		return;
@@ -117,7 +131,7 @@ void vu_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 	n = vc_fgetxattr(d.fd, true, name, buf, size);
 	vu_fdref_put(&d);
 	if (n < 0)
-		fuse_reply_err(req, -n);
+		fuse_reply_err(req, -vu_acl_fix_get(name, n));
 	else
 		fuse_reply_buf(req, buf, n);
 }
@@ -148,7 +162,7 @@ void vu_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 			g_string_append(out, VU_TRUSTED_OVL);
 			g_string_append_len(out, n + strlen(VU_ESCAPED_OVL),
 					    strlen(n) - strlen(VU_ESCAPED_OVL) + 1);
-		} else if (!vu_xattr_is_private(n)) {
+		} else if (!vu_xattr_is_private(n) && vu_acl_check_name(fs, n) == 0) {
 			g_string_append_len(out, n, strlen(n) + 1);
 		}
 	}
@@ -170,18 +184,26 @@ static int vu_xattr_change(struct vu_fs *fs, struct vu_node *node, const char *n
 
 	if (!real)
 		return -EPERM;
+	r = vu_acl_check_name(fs, name);
+	if (r < 0)
+		return r;
 	name = real;
 	if (!fs->has_upper)
 		return -EROFS;
-	if (remove && atomic_load(&node->top) != 0) {
-		/* Removing what is not there changes nothing: no copy-up, as on the kernel. */
+	if ((remove || vu_acl_is_name(name)) && atomic_load(&node->top) != 0) {
+		/*
+		 * Removing what is not there changes nothing: no copy-up, as on the kernel,
+		 * which also refuses any ACL change where the object's layer has no ACLs.
+		 */
 		r = vu_node_fd(fs, node, atomic_load(&node->top), &d);
 		if (r < 0)
 			return r;
 		n = vc_fgetxattr(d.fd, true, name, NULL, 0);
 		vu_fdref_put(&d);
-		if (n < 0)
-			return (int)n;
+		if (n == -EOPNOTSUPP && vu_acl_is_name(name))
+			return -EOPNOTSUPP;
+		if (n < 0 && remove)
+			return n;
 	}
 	r = vu_copy_up_meta(fs, node);
 	if (r < 0)
@@ -204,9 +226,13 @@ void vu_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char
 		    size_t size, int flags)
 {
 	struct vu_fs *fs = vu_fs_of(req);
+	struct vu_node *node = vu_node_of(fs, ino);
+	int r;
 
-	fuse_reply_err(req,
-		       -vu_xattr_change(fs, vu_node_of(fs, ino), name, value, size, flags, false));
+	r = vu_xattr_change(fs, node, name, value, size, flags, false);
+	if (r == 0 && fs->acl && strcmp(name, VU_ACL_ACCESS) == 0)
+		r = vu_acl_kill_sgid(req, fs, node);
+	fuse_reply_err(req, -r);
 }
 
 void vu_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
