@@ -20,7 +20,8 @@ import time
 import pytest
 
 from test_unionfs_budget import node_stats
-from unionfs_diff import Diff, errno, read, read_as, write
+from unionfs_diff import (ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_USER, ACL_USER_OBJ, Diff,
+                          acl_xattr, errno, read, read_as, write)
 from veneer_harness import errno_of, require, sanitizer_env
 
 MIB = 1 << 20
@@ -255,6 +256,10 @@ def _kept_descriptor_changes(s, change):
         os.fchmod(ro, 0o600)                             # 0644 -> 0600: no longer readable
     elif change == "chown":
         os.fchown(ro, 65534, 65534)                      # 0600 root -> the user's own
+    elif change == "setfacl":                            # 0644 + u:65534:---
+        os.setxattr(ro, "system.posix_acl_access", acl_xattr(
+            [(ACL_USER_OBJ, 6, None), (ACL_USER, 0, 65534), (ACL_GROUP_OBJ, 4, None),
+             (ACL_MASK, 4, None), (ACL_OTHER, 4, None)]))
     else:
         os.utime(ro, ns=(10**18, 2 * 10**18))
     r += [_attrs(os.stat(p)), _attrs(os.fstat(rw)), _attrs(os.fstat(ro)), read_as(65534, p)]
@@ -276,7 +281,7 @@ def _kept_descriptor_changes(s, change):
     return r
 
 
-@pytest.mark.parametrize("change", ["chmod", "chown", "touch"])
+@pytest.mark.parametrize("change", ["chmod", "chown", "touch", "setfacl"])
 def test_attribute_change_through_a_descriptor_from_before_the_copy_up(harness, need_passthrough,
                                                                        change):
     def build(l0):
@@ -284,11 +289,12 @@ def test_attribute_change_through_a_descriptor_from_before_the_copy_up(harness, 
         write(f"{l0}/d/chmod", "secret\n", 0o644)
         write(f"{l0}/d/chown", "secret\n", 0o600)
         write(f"{l0}/d/touch", "secret\n", 0o644)
+        write(f"{l0}/d/setfacl", "secret\n", 0o644)
         write(f"{l0}/d/back", "back\n", 0o644)
 
     d = Diff(harness, 1, build)
     r = d.run(lambda s: _kept_descriptor_changes(s, change))
-    if change == "chmod":
+    if change in ("chmod", "setfacl"):
         assert r[3] == r[5] == ("err", errno.EACCES)
     elif change == "chown":
         assert r[3] == r[5] == ("ok", b"secret\n")
