@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,14 @@ void vc_fuse_print_common_help(void)
 	       "    -o max_threads=N       upper bound on worker threads\n");
 }
 
+/* The kernel ended the connection (the superblock is gone): the device fd polls POLLERR. */
+static bool vc_fuse_conn_aborted(struct fuse_session *se)
+{
+	struct pollfd p = {.fd = fuse_session_fd(se), .events = 0};
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
+
 static int vc_fuse_signal_ready(int fd)
 {
 	int r;
@@ -171,8 +180,14 @@ int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, siz
 
 out_unmount:
 	vc_mount_watch_stop(&watch);
-	/* Gone from here already: whatever is mounted on that path now is not ours. */
-	if (!atomic_load(&watch.gone))
+	/*
+	 * Unmounted here while namespaces elsewhere keep the superblock: the path is not
+	 * ours any more, and libfuse's lazy umount of it could detach whatever is mounted
+	 * there now. (It then keeps the mount point string it frees only here: see
+	 * tests/lsan.supp.) An ordinary unmount aborts the connection, which libfuse sees
+	 * and so unmounts nothing.
+	 */
+	if (!atomic_load(&watch.gone) || vc_fuse_conn_aborted(se))
 		fuse_session_unmount(se);
 	if (hooks && hooks->after_loop)
 		hooks->after_loop(userdata);
