@@ -85,6 +85,18 @@ bool vc_mountinfo_has_dev(const char *mountinfo, dev_t dev)
 	return false;
 }
 
+/* Does the kernel end the session's connection within ms? Its fd then polls POLLERR. */
+static bool vc_mount_watch_conn_ends(struct fuse_session *se, int ms)
+{
+	struct pollfd p = {.fd = fuse_session_fd(se), .events = 0};
+	int r;
+
+	do
+		r = poll(&p, 1, ms);
+	while (r < 0 && errno == EINTR);
+	return r == 1 && (p.revents & POLLERR);
+}
+
 static void *vc_mount_watch_main(void *arg)
 {
 	struct vc_mount_watch *w = arg;
@@ -108,6 +120,13 @@ static void *vc_mount_watch_main(void *arg)
 		if (vc_read_file_at(AT_FDCWD, "/proc/self/mountinfo", &text, NULL) < 0 ||
 		    vc_mountinfo_has_dev(text, w->dev))
 			continue;
+		/*
+		 * An ordinary unmount ends the connection a moment later, and the loop
+		 * then ends by itself, after the requests already queued (the last
+		 * RELEASEs): only a superblock that copies elsewhere keep is our business.
+		 */
+		if (vc_mount_watch_conn_ends(w->se, 1000))
+			break;
 		log_debug("the file system is no longer mounted in this mount namespace: the "
 			  "session ends");
 		atomic_store(&w->gone, true);
