@@ -252,18 +252,13 @@ def listing(path):
 
 def let_others_in(harness):
     """Search permission on the test's directory and its ancestors (pytest makes them
-    0700) for the test's duration, so that other users reach the mounts. Only the test's
-    own directory and its run's (pytest-N) get their mode back: one above, such as
-    /tmp/pytest-of-root, is shared by every pytest run of the user, and one run's
-    restoring it in the middle of another's checks made them fail with EACCES."""
-    own = (harness.tmp, os.path.dirname(harness.tmp))
+    0700) for the test's duration, so that other users reach the mounts."""
     p = harness.tmp
     while p != "/":
         mode = stat.S_IMODE(os.stat(p).st_mode)
         if mode & 0o011 != 0o011:
             os.chmod(p, mode | 0o011)
-            if p in own:
-                harness.defer(os.chmod, p, mode)
+            harness.defer(os.chmod, p, mode)
         p = os.path.dirname(p)
 
 
