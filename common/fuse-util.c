@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "fuse-io.h"
 #include "fuse-util.h"
 #include "log.h"
+#include "mount-watch.h"
 
 enum {
 	VC_KEY_DEBUG_LONG,
@@ -114,6 +116,14 @@ void vc_fuse_print_common_help(void)
 	       "    -o uring_threads=N     io_uring threads per CPU (default: 2)\n");
 }
 
+/* The kernel ended the connection (the superblock is gone): the device fd polls POLLERR. */
+static bool vc_fuse_conn_aborted(struct fuse_session *se)
+{
+	struct pollfd p = {.fd = fuse_session_fd(se), .events = 0};
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
+
 static int vc_fuse_signal_ready(int fd)
 {
 	int r;
@@ -128,6 +138,7 @@ static int vc_fuse_signal_ready(int fd)
 int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, size_t op_size,
 		void *userdata, const struct vc_fuse_cmdline *cl, const struct vc_fuse_hooks *hooks)
 {
+	struct vc_mount_watch watch = {.mifd = -1, .stopfd = -1};
 	struct fuse_lowlevel_ops sops = {0};
 	struct fuse_session *se;
 	struct fuse_loop_config *lc = NULL;
@@ -174,6 +185,8 @@ int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, siz
 		if (r < 0)
 			goto out_unmount;
 	}
+	if (hooks && hooks->end_when_unmounted)
+		vc_mount_watch_start(&watch, se, cl->mountpoint);
 	r = vc_fuse_signal_ready(cl->ready_fd);
 	if (r < 0)
 		log_warning_errno(r, "could not signal readiness on fd %d", cl->ready_fd);
@@ -201,7 +214,16 @@ int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, siz
 		log_error_errno(r, "request loop failed");
 
 out_unmount:
-	fuse_session_unmount(se);
+	vc_mount_watch_stop(&watch);
+	/*
+	 * Unmounted here while namespaces elsewhere keep the superblock: the path is not
+	 * ours any more, and libfuse's lazy umount of it could detach whatever is mounted
+	 * there now. (It then keeps the mount point string it frees only here: see
+	 * tests/lsan.supp.) An ordinary unmount aborts the connection, which libfuse sees
+	 * and so unmounts nothing.
+	 */
+	if (!atomic_load(&watch.gone) || vc_fuse_conn_aborted(se))
+		fuse_session_unmount(se);
 	vc_fuse_io_stop(&io);
 	if (hooks && hooks->after_loop)
 		hooks->after_loop(userdata);

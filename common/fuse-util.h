@@ -62,11 +62,18 @@ struct vc_fuse_hooks {
 	int (*before_loop)(struct fuse_session *se, void *userdata);
 	/* Called after the loop ends and the filesystem is unmounted. */
 	void (*after_loop)(void *userdata);
+	/*
+	 * End the session once the file system is no longer mounted anywhere in the
+	 * daemon's mount namespace, even while other namespaces hold copies of the mount
+	 * (those then fail with ENOTCONN); see mount-watch.c.
+	 */
+	bool end_when_unmounted;
 };
 
 /*
  * Create the session, mount, daemonize unless -f, signal readiness, run the
- * loop until unmounted or SIGTERM/SIGINT/SIGHUP, then unmount and tear down.
+ * loop until unmounted (here, with end_when_unmounted) or SIGTERM/SIGINT/SIGHUP,
+ * then unmount and tear down.
  * Returns 0 or a negative errno (already logged).
  */
 int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, size_t op_size,

@@ -11,8 +11,9 @@ import os
 
 import pytest
 
+from unionfs_diff import inode_view
 from unionfs_layers import make_layers, mutate, write_file
-from veneer_harness import snapshot
+from veneer_harness import copy_tree, snapshot
 
 
 def _times(root):
@@ -140,3 +141,96 @@ def test_copied_up_files_keep_the_lower_inode(harness, layers, writer, reader):
     m = mount(reader, 2)
     got = {rel: os.lstat(os.path.join(m.path, rel)).st_ino for rel in COPIED_UP}
     assert got == want, f"{reader} reading the upper {writer} wrote"
+
+
+def _marks(upper):
+    """relpath -> (has an origin, is impure) of everything in an upper: the kernel's
+    inode-number bookkeeping (the handles themselves differ per copy of the layers)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(upper):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            names = os.listxattr(p, follow_symlinks=False)
+            out[os.path.relpath(p, upper)] = ("trusted.overlay.origin" in names,
+                                              "trusted.overlay.impure" in names)
+    names = os.listxattr(upper)
+    out["."] = ("trusted.overlay.origin" in names, "trusted.overlay.impure" in names)
+    return out
+
+
+def test_upper_inode_bookkeeping_matches_the_kernel(harness, layers):
+    """The same changes leave origin and impure marks on the same objects: origins on
+    copied-up dirs and on files not hard-linked below, impure on every directory a
+    copy-up, a rename or a link from elsewhere put an object with an origin into."""
+    h = harness
+    marks = {}
+    for kind in ("kernel", "veneer"):
+        upper = h.mkdir(f"{kind}-upper")
+        m = _mount(h, kind, layers, upper, h.mkdir(f"{kind}-work"), h.path(f"{kind}-mnt"))
+        mutate(m.path)
+        h.umount(m)
+        marks[kind] = _marks(upper)
+    assert not _diff(marks["kernel"], marks["veneer"])
+    assert marks["veneer"]["usr"] == (True, True)                 # a copied-up dir
+    assert marks["veneer"]["data/hl1-renamed"] == (False, False)  # hard-linked below
+    assert marks["veneer"]["etc"][1]                              # f08 moved in
+
+
+@pytest.mark.parametrize("writer,reader", [("veneer", "kernel"), ("kernel", "veneer")])
+def test_inode_numbers_read_across(harness, layers, writer, reader):
+    """st_ino and readdir's d_ino of every name are the writer's when the other side
+    mounts the upper (and d_ino agrees with st_ino throughout)."""
+    h = harness
+    upper = h.mkdir("upper")
+    m = _mount(h, writer, layers, upper, h.mkdir("work1"), h.path("m1"))
+    mutate(m.path)
+    written = inode_view(m.path)
+    h.umount(m)
+    assert all(st == d for st, d in written.values()), written
+    m = _mount(h, reader, layers, upper, h.mkdir("work2"), h.path("m2"))
+    assert not _diff(written, inode_view(m.path)), f"{reader} reads other inode numbers"
+
+
+def _labelled(view, roots):
+    """inode_view with each number replaced by the path that has it in one of roots (a lower
+    or an upper), so views over different copies of an upper compare."""
+    where = {}
+    for name, root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for n in dirnames + filenames:
+                p = os.path.join(dirpath, n)
+                where.setdefault(os.lstat(p).st_ino, f"{name}:{os.path.relpath(p, root)}")
+    return {p: (where.get(st, "?"), where.get(d, "?")) for p, (st, d) in view.items()}
+
+
+def test_upper_without_marks_is_read_and_fixed_as_the_kernel_does(harness, layers):
+    """An upper whose directories carry no origin and no impure mark (written by an older
+    veneer, or by hand) is fixed as the kernel fixes it (its lookup of a merged directory
+    writes the origin and marks the parent) and then listed and stated alike. The
+    kernel's first listing of a directory comes before the lookups that fix it; veneer
+    fixes a directory when it lists it, so its first walk already shows the result."""
+    h = harness
+    upper = h.mkdir("upper")
+    m = _mount(h, "veneer", layers, upper, h.mkdir("work0"), h.path("m0"))
+    mutate(m.path)
+    h.umount(m)
+    for dirpath, dirnames, filenames in os.walk(upper):
+        for p in [dirpath] + [os.path.join(dirpath, n) for n in dirnames]:
+            for x in ("trusted.overlay.origin", "trusted.overlay.impure"):
+                try:
+                    os.removexattr(p, x)
+                except OSError:
+                    pass
+    views, marks = {}, {}
+    for kind in ("kernel", "veneer"):
+        up = h.mkdir(f"{kind}-upper")
+        copy_tree(upper, up)
+        m = _mount(h, kind, layers, up, h.mkdir(f"{kind}-work"), h.path(f"{kind}-mnt"))
+        roots = [("lower0", layers[0]), ("lower1", layers[1]), ("upper", up)]
+        views[kind] = [_labelled(inode_view(m.path), roots) for _ in range(2)]
+        h.umount(m)
+        marks[kind] = _marks(up)
+    assert not _diff(views["kernel"][1], views["veneer"][0]), "first walk"
+    assert not _diff(views["kernel"][1], views["veneer"][1]), "second walk"
+    assert not _diff(marks["kernel"], marks["veneer"])
+    assert views["kernel"][0] != views["kernel"][1]  # the kernel did fix something

@@ -12,6 +12,7 @@ import errno
 import hashlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -19,7 +20,7 @@ import time
 import pytest
 
 from unionfs_diff import Diff, read
-from veneer_harness import lazy_umount, snapshot
+from veneer_harness import errno_of, lazy_umount, snapshot
 
 MC = ("metacopy=on",)
 MIB = 1 << 20
@@ -165,6 +166,78 @@ def test_rename_link_unlink_keep_finding_the_data(mc):
             f.write(b"!")
         assert read(s.p("e", "mv3")) == _blob(BIG, "mv") + b"!"
     mc.check()
+
+
+def _build_linked(l0):
+    os.makedirs(os.path.join(l0, "a", "b"))
+    os.makedirs(os.path.join(l0, "d"))
+    with open(os.path.join(l0, "a", "b", "f"), "wb") as f:
+        f.write(_blob(BIG, "f"))
+    with open(os.path.join(l0, "hl"), "wb") as f:
+        f.write(_blob(BIG, "hl"))
+    os.link(os.path.join(l0, "hl"), os.path.join(l0, "d", "hl2"))
+
+
+@pytest.mark.parametrize("then", ["rm", "rm-mkdir"])
+def test_hard_linked_metacopy_moves_once_its_redirect_target_is_gone(harness, unionfs_bin, need_fuse,
+                                                                      need_overlay, then):
+    """ln a/b/f d/g makes g a second name of a metadata-only copy whose data is found
+    through the absolute redirect /a/b/f; once a is removed (and made again) g still
+    moves, links and reads its data, as on the kernel."""
+    d = Diff(harness, 1, _build_linked, opts=MC)
+
+    def ops(s):
+        os.link(s.p("a", "b", "f"), s.p("d", "g"))
+        shutil.rmtree(s.p("a"))
+        if then == "rm-mkdir":
+            os.mkdir(s.p("a"))
+        r = [errno_of(os.rename, s.p("d", "g"), s.p("d", "h")),
+             errno_of(os.link, s.p("d", "h"), s.p("i")),
+             errno_of(os.rename, s.p("i"), s.p("d", "j")),
+             os.stat(s.p("d", "h")).st_nlink, _sha(s.p("d", "j"))]
+        return r
+
+    assert d.run(ops)[:3] == [0, 0, 0]
+    for s in d.sides:
+        assert _sha(s.p("d", "h")) == hashlib.sha256(_blob(BIG, "f")).hexdigest()
+        assert _upper_bytes(s, "d/h") <= NO_DATA, f"{s.name}: data copied up"
+        assert os.getxattr(os.path.join(s.upper, "d", "h"), "trusted.overlay.redirect") \
+            == b"/a/b/f"
+    d.check()
+    d.remount()
+    d.check()
+
+
+def test_metadata_change_of_a_hard_linked_lower_copies_no_data(harness, unionfs_bin, need_fuse,
+                                                                need_overlay):
+    """The kernel (index=off) copies no data for a lower file with other links either: the
+    copy is metadata only, without an origin (its st_ino is the copy's own)."""
+    d = Diff(harness, 1, _build_linked, opts=MC)
+    os.sync()
+
+    def ops(s):
+        os.chmod(s.p("hl"), 0o600)
+        os.chown(s.p("d", "hl2"), 1234, 5678)
+        st = [os.stat(s.p(n)) for n in ("hl", "d/hl2")]
+        return [(oct(x.st_mode), x.st_uid, x.st_nlink, x.st_size, x.st_blocks) for x in st]
+
+    d.run(ops)
+    for s in d.sides:
+        for n in ("hl", "d/hl2"):
+            up = os.path.join(s.upper, n)
+            assert _upper_bytes(s, n) <= NO_DATA, f"{s.name}: {n} copied data up"
+            assert _xattrs(up) == ["trusted.overlay.metacopy"], f"{s.name}: {n}"
+            assert os.stat(s.p(n)).st_ino == os.stat(up).st_ino
+        assert _sha(s.p("hl")) == hashlib.sha256(_blob(BIG, "hl")).hexdigest()
+
+    def write(s):                                        # a write brings the data up
+        with open(s.p("hl"), "ab") as f:
+            f.write(b"!")
+        return _sha(s.p("hl")), _sha(s.p("d", "hl2"))
+
+    assert d.run(write) == (hashlib.sha256(_blob(BIG, "hl") + b"!").hexdigest(),
+                            hashlib.sha256(_blob(BIG, "hl")).hexdigest())
+    d.check()
 
 
 def _mutate(m):
@@ -385,38 +458,75 @@ def _mc_op(rnd, s, seed):
     import test_unionfs_semantics_random as sr
     peek = random.Random()
     peek.setstate(rnd.getstate())
-    n, m, op = peek.choice(sr.NAMES), peek.choice(sr.NAMES), peek.randrange(24)
+    n, m, op = peek.choice(sr.NAMES), peek.choice(sr.NAMES), peek.randrange(24 + len(sr.EXTRA_OPS))
     if op in (6, 7, 8) and any(os.path.isdir(s.p(*x.split("/"))) for x in (n, m)):
-        rnd.choice(sr.NAMES), rnd.choice(sr.NAMES), rnd.randrange(24)
+        rnd.choice(sr.NAMES), rnd.choice(sr.NAMES), rnd.randrange(24 + len(sr.EXTRA_OPS))
         return ("dir rename skipped",)
     return sr.one_op(rnd, s, seed)
+
+
+def _mc_link_op(rnd, s):
+    """A hard link of a lower file, then the path its redirect names goes away (the
+    file, then its directory, maybe made again) and the new name moves and is read."""
+    import test_unionfs_semantics_random as sr
+    p = lambda n: s.p(*n.split("/"))  # noqa: E731
+    src = rnd.choice(("d1/x", "d1/sub/q", "d2/z", "d2/x", "c/in"))
+    dst, to = rnd.choice(sr.NAMES), rnd.choice(sr.NAMES)
+    again = rnd.random() < 0.5
+    parent = os.path.dirname(src)
+    r = [sr.result(os.link, p(src), p(dst)), sr.result(os.unlink, p(src)),
+         sr.result(os.rmdir, p(parent))]
+    if again:
+        r.append(sr.result(os.mkdir, p(parent)))
+    if any(os.path.isdir(p(x)) for x in (dst, to)):
+        r.append("dir rename skipped")  # the kernel renames lower dirs (see _mc_op)
+    else:
+        r.append(sr.result(os.rename, p(dst), p(to)))
+    r.append(sr.result(_read_nonblock, p(to)))
+    return tuple(r)
+
+
+def _read_nonblock(path):
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a fifo must not block
+    try:
+        return os.read(fd, 100)
+    finally:
+        os.close(fd)
 
 
 @pytest.mark.parametrize("seed", range(int(os.environ.get("VENEER_UNIONFS_MC_SEEDS", "6"))))
 def test_random_operations_match_the_kernel_with_metacopy(harness, unionfs_bin, need_fuse,
                                                           need_overlay, seed):
     import test_unionfs_semantics_random as sr
+    sr.let_others_in(harness)  # its steps as other users
     d = Diff(harness, 3, sr.layers, opts=MC)
-    for s in d.sides:
-        s.fds = {}
     t0 = time.time_ns()
+    for s in d.sides:
+        s.fds, s.rofds, s.t0 = {}, {}, t0
     time.sleep(0.05)
     rnds = {s.name: random.Random(seed + 1000) for s in d.sides}
     for step in range(250):
+        linked = [rnds[x].random() < 0.05 for x in ("k", "v")][0]
         peek = random.Random()
         peek.setstate(rnds["k"].getstate())
-        desc = (peek.choice(sr.NAMES), peek.choice(sr.NAMES), peek.randrange(24))
-        rk = _mc_op(rnds["k"], d.k, seed)
-        rv = _mc_op(rnds["v"], d.v, seed)
+        desc = (peek.choice(sr.NAMES), peek.choice(sr.NAMES),
+                peek.randrange(24 + len(sr.EXTRA_OPS)))
+        if linked:
+            desc = ("link, then its source goes",)
+            rk, rv = _mc_link_op(rnds["k"], d.k), _mc_link_op(rnds["v"], d.v)
+        else:
+            rk = _mc_op(rnds["k"], d.k, seed)
+            rv = _mc_op(rnds["v"], d.v, seed)
         if os.environ.get("VENEER_UNIONFS_TRACE"):
             print(step, desc, rk)
         assert rk == rv, f"step {step} {desc}: kernel {rk} != veneer {rv}"
         if step % 50 == 49:
             d.run(lambda s: sr.lstat_view(s, t0))
     for s in d.sides:
-        for fd in s.fds.values():
+        for fd in list(s.fds.values()) + list(s.rofds.values()):
             os.close(fd)
     d.check()
     d.remount()
     d.run(lambda s: sr.lstat_view(s, t0))
     d.check()
+    d.check_inodes_across()

@@ -348,3 +348,34 @@ def test_escaped_colon_in_lowerdir(harness, fs):
     assert sorted(os.listdir(m.path)) == ["from-colon", "from-l1", "sub"]
     with open(os.path.join(m.path, "from-colon")) as f:
         assert f.read() == "colon\n"
+
+
+def _requests(m, op):
+    return m.daemon.output().count(f"opcode: {op} (")
+
+
+def test_timeout_default_is_the_documented_one(harness, unionfs_bin, need_fuse):
+    """--help, the man page and the daemon agree on how long the kernel caches names and
+    attributes: a name looked up again 1.5 s later costs no request by default (it does
+    with timeout=1)."""
+    r = subprocess.run([unionfs_bin, "--help"], capture_output=True, text=True, timeout=10,
+                       env=sanitizer_env())
+    shown = re.search(r"timeout=SECONDS.*\(default (\d+)\)", r.stdout).group(1)
+    with open(os.path.join(REPO, "man", "veneer-unionfs.1")) as f:
+        page = re.search(r"timeout=.*?\(default (\d+)\)", f.read(), re.S).group(1)
+    assert shown == page == "3600"
+    counts = {}
+    for opts in ((), ("timeout=1",)):
+        lower = harness.mkdir(f"l{len(opts)}")
+        with open(os.path.join(lower, "f"), "w") as f:
+            f.write("x")
+        m = harness.mount_unionfs([lower], mnt=harness.path(f"m{len(opts)}"), opts=opts,
+                                  args=("-d",))
+        os.stat(os.path.join(m.path, "f"))
+        before = _requests(m, "LOOKUP") + _requests(m, "GETATTR")
+        time.sleep(1.5)
+        os.stat(os.path.join(m.path, "f"))
+        counts[opts] = _requests(m, "LOOKUP") + _requests(m, "GETATTR") - before
+        harness.umount(m)
+    assert counts == {(): 0, ("timeout=1",): counts[("timeout=1",)]}
+    assert counts[("timeout=1",)] >= 1

@@ -20,7 +20,8 @@ import time
 import pytest
 
 from test_unionfs_budget import node_stats
-from unionfs_diff import Diff, errno, read, write
+from unionfs_diff import (ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_USER, ACL_USER_OBJ, Diff,
+                          acl_xattr, errno, read, read_as, write)
 from veneer_harness import errno_of, require, sanitizer_env
 
 MIB = 1 << 20
@@ -236,6 +237,67 @@ def test_copy_up_while_lower_file_is_open_without_passthrough(harness):
     assert rk[3] == b"0123456789" and rv[3] == b"WRITTEN789"
     del rk[3], rv[3]
     assert rk == rv and held_k == held_v == b"WRITTEN789"
+    d.check()
+
+
+def _attrs(st):
+    return (oct(st.st_mode), st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_nlink)
+
+
+def _kept_descriptor_changes(s, change):
+    """A change through a descriptor opened before the copy-up (another kernel inode
+    with passthrough), seen through the path, the other descriptor and by another
+    user; and a change through the path seen through the old descriptor."""
+    p = s.p("d", change)
+    ro = os.open(p, os.O_RDONLY)
+    rw = os.open(p, os.O_RDWR)                           # copies up
+    r = []
+    if change == "chmod":
+        os.fchmod(ro, 0o600)                             # 0644 -> 0600: no longer readable
+    elif change == "chown":
+        os.fchown(ro, 65534, 65534)                      # 0600 root -> the user's own
+    elif change == "setfacl":                            # 0644 + u:65534:---
+        os.setxattr(ro, "system.posix_acl_access", acl_xattr(
+            [(ACL_USER_OBJ, 6, None), (ACL_USER, 0, 65534), (ACL_GROUP_OBJ, 4, None),
+             (ACL_MASK, 4, None), (ACL_OTHER, 4, None)]))
+    else:
+        os.utime(ro, ns=(10**18, 2 * 10**18))
+    r += [_attrs(os.stat(p)), _attrs(os.fstat(rw)), _attrs(os.fstat(ro)), read_as(65534, p)]
+    os.close(ro)
+    os.close(rw)
+    r += [_attrs(os.stat(p)), read_as(65534, p)]
+    # The other way round: through the path (the new inode), seen by the old descriptor.
+    q = s.p("d", "back")
+    ro = os.open(q, os.O_RDONLY)
+    rw = os.open(q, os.O_RDWR)
+    os.fstat(ro)                                         # cached by the old inode
+    os.write(rw, b"longer than before")
+    os.chmod(q, 0o600)
+    os.chown(q, 4321, 4321)
+    os.utime(q, ns=(3 * 10**18, 4 * 10**18))
+    r += [_attrs(os.fstat(ro)), _attrs(os.stat(q)), read_as(65534, q)]
+    os.close(ro)
+    os.close(rw)
+    return r
+
+
+@pytest.mark.parametrize("change", ["chmod", "chown", "touch", "setfacl"])
+def test_attribute_change_through_a_descriptor_from_before_the_copy_up(harness, need_passthrough,
+                                                                       change):
+    def build(l0):
+        os.makedirs(f"{l0}/d")
+        write(f"{l0}/d/chmod", "secret\n", 0o644)
+        write(f"{l0}/d/chown", "secret\n", 0o600)
+        write(f"{l0}/d/touch", "secret\n", 0o644)
+        write(f"{l0}/d/setfacl", "secret\n", 0o644)
+        write(f"{l0}/d/back", "back\n", 0o644)
+
+    d = Diff(harness, 1, build)
+    r = d.run(lambda s: _kept_descriptor_changes(s, change))
+    if change in ("chmod", "setfacl"):
+        assert r[3] == r[5] == ("err", errno.EACCES)
+    elif change == "chown":
+        assert r[3] == r[5] == ("ok", b"secret\n")
     d.check()
 
 

@@ -461,6 +461,44 @@ def test_unlink_while_open(harness):
     d.check()
 
 
+@pytest.mark.parametrize("gone", ["unlink", "unlink-recreate", "rmtree", "rename-over",
+                                  "rename-over-from-elsewhere"])
+def test_change_through_descriptor_of_a_removed_lower_file(harness, gone):
+    """A lower file removed from the merged view while open read-only: a change through
+    that descriptor would copy it up to its old name, which the kernel refuses (EEXIST
+    where the name is taken, ENOENT where its directory is gone); nothing changes."""
+    def build(l0):
+        os.makedirs(f"{l0}/d")
+        for n in ("d/f", "d/g", "g"):
+            write(f"{l0}/{n}", n)
+
+    d = Diff(harness, 1, build)
+
+    def ops(s):
+        fd = os.open(s.p("d", "f"), os.O_RDONLY)
+        if gone.startswith("unlink"):
+            os.unlink(s.p("d", "f"))
+            if gone == "unlink-recreate":
+                write(s.p("d", "f"), "new")
+        elif gone == "rmtree":
+            for n in ("f", "g"):
+                os.unlink(s.p("d", n))
+            os.rmdir(s.p("d"))
+        else:
+            os.rename(s.p("d", "g") if gone == "rename-over" else s.p("g"), s.p("d", "f"))
+        r = errnos((os.fchmod, fd, 0o600), (os.fchown, fd, 1, 1), (os.utime, fd, None),
+                   (os.setxattr, fd, "user.x", b"1"), (os.truncate, fd, 0),
+                   (os.open, f"/proc/self/fd/{fd}", os.O_RDWR))
+        st = os.fstat(fd)
+        r += [oct(st.st_mode), st.st_uid, os.pread(fd, 10, 0)]
+        os.close(fd)
+        return r
+
+    r = d.run(ops)
+    assert r[0] == (errno.ENOENT if gone == "rmtree" else errno.EEXIST)
+    d.check()
+
+
 def test_st_ino_stable_across_copy_up_and_remount(harness):
     def build(l0, l1):
         os.makedirs(f"{l1}/d")

@@ -9,7 +9,10 @@ other users) run on both mounts, every result or errno is compared, each merged
 tree after a failed call must be the one before it, and the merged trees and
 uppers are compared at the end and after a remount. VENEER_UNIONFS_SEEDS=N runs
 more seeds (from VENEER_UNIONFS_SEED0, default 0); VENEER_UNIONFS_TRACE=1 prints
-every step and compares the trees after each one.
+every step and compares the trees after each one. Read-only descriptors are kept
+open from before copy-ups, attributes changed through them and looked at as
+another user; at the end each upper is mounted by the other kind and every
+st_ino and readdir d_ino compared.
 """
 import os
 import random
@@ -19,8 +22,8 @@ import time
 import pytest
 
 from unionfs_diff import (ACL_GROUP, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_USER, ACL_USER_OBJ,
-                          RENAME_EXCHANGE, RENAME_NOREPLACE, Diff, acl_xattr, let_others_in,
-                          renameat2, whiteout, write)
+                          RENAME_EXCHANGE, RENAME_NOREPLACE, Diff, acl_xattr, as_uid,
+                          let_others_in, read_as, renameat2, whiteout, write)
 from veneer_harness import snapshot
 
 
@@ -214,24 +217,7 @@ OTHER_USERS = [(99, 99), (98, 77), (65534, 65534)]
 
 def as_user(ids, fn):
     """repr of fn()'s result in a child running as ids, no supplementary groups."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            os.setgroups([])
-            os.setresgid(ids[1], ids[1], ids[1])
-            os.setresuid(ids[0], ids[0], ids[0])
-            os.write(w, repr(fn()).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    out = b""
-    while chunk := os.read(r, 65536):
-        out += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return out.decode()
+    return repr(as_uid(ids, fn))
 
 
 def spawn(path):
@@ -262,6 +248,48 @@ def op_as_other_user(rnd, s, p, n, m):
             return spawn(p(n))
         return sorted(os.listdir(p(n)))
     return (ids, what, as_user(ids, lambda: result(run)))
+
+
+@extra_op
+def op_keep_readonly(rnd, s, p, n, m):
+    """Keep a read-only descriptor (one of two slots): later calls copy its file up, and
+    with passthrough the name then gets a new kernel inode while it stays on the old."""
+    slot = rnd.randrange(2)
+    r = result(os.open, p(n), os.O_RDONLY | os.O_NONBLOCK)
+    if r[0] != "ok":
+        return r
+    if slot in s.rofds:
+        os.close(s.rofds[slot])
+    s.rofds[slot] = r[1]
+    return ("ok", slot)
+
+
+@extra_op
+def op_kept_change(rnd, s, p, n, m):
+    """chmod, chown or utimes through a kept read-only descriptor."""
+    slot, what = rnd.randrange(2), rnd.randrange(3)
+    mode = rnd.choice((0o600, 0o604, 0o640, 0o644, 0o666, 0o700))
+    owner = rnd.choice((0, 99, 65534))
+    t = rnd.randrange(10**9) * 10**9
+    fd = s.rofds.get(slot)
+    if fd is None:
+        return ("nofd", slot)
+    if what == 0:
+        return (slot,) + result(os.fchmod, fd, mode)
+    if what == 1:
+        return (slot,) + result(os.fchown, fd, owner, owner)
+    return (slot,) + result(os.utime, fd, ns=(t, t))
+
+
+@extra_op
+def op_kept_look(rnd, s, p, n, m):
+    """What uid 65534 reads of n, and what every kept descriptor shows."""
+    out = [read_as(65534, p(n))]
+    for k in sorted(s.rofds):
+        st = os.fstat(s.rofds[k])
+        out.append((k, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_size,
+                    st.st_nlink, st.st_mtime_ns if st.st_mtime_ns < s.t0 else "new"))
+    return tuple(out)
 
 
 def failed(res):
@@ -303,9 +331,9 @@ SEED0 = int(os.environ.get("VENEER_UNIONFS_SEED0", "0"))
                                                                          "12"))))
 def test_random_operations_match_the_kernel(harness, seed):
     d = Diff(harness, 3, layers)
-    for s in d.sides:
-        s.fds = {}
     t0 = time.time_ns()
+    for s in d.sides:
+        s.fds, s.rofds, s.t0 = {}, {}, t0
     time.sleep(0.05)  # file times come from a coarse clock: writes from now on are >= t0
     view = lambda s: lstat_view(s, t0)  # noqa: E731
     rnds = {s.name: random.Random(seed) for s in d.sides}
@@ -324,9 +352,10 @@ def test_random_operations_match_the_kernel(harness, seed):
         if step % 50 == 49:
             d.run(view)
     for s in d.sides:
-        for fd in s.fds.values():
+        for fd in list(s.fds.values()) + list(s.rofds.values()):
             os.close(fd)
     d.check()
     d.remount()
     d.run(view)
     d.check()
+    d.check_inodes_across()

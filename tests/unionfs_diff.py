@@ -80,6 +80,7 @@ class Diff:
             self.sides.append(Side(side, base, lowers, up, wk, os.path.join(base, "mnt")))
         self.opts = opts
         self.vopts = vopts
+        self.crossed = 0
         self.mount()
 
     @property
@@ -119,6 +120,32 @@ class Diff:
         assert rk == rv, f"kernel {rk!r} != veneer {rv!r}"
         return rk
 
+    def check_inodes_across(self):
+        """Each side's upper mounted by the other kind (the kernel over veneer's upper,
+        veneer over the kernel's): every name shows the st_ino and readdir d_ino its
+        writer showed, and d_ino equals st_ino. Leaves both sides mounted again."""
+        views = {s.name: inode_view(s.mnt) for s in self.sides}
+        for name, view in views.items():
+            bad = {p: v for p, v in view.items() if v[0] != v[1]}
+            assert not bad, f"{name}: d_ino != st_ino (st_ino, d_ino): {bad}"
+        self.umount()
+        self.crossed += 1
+        for s in self.sides:
+            work = self.h.mkdir(s.name, f"xwork{self.crossed}")
+            mnt = os.path.join(s.base, "xmnt")
+            if s.name == "v":
+                m = self.h.mount_overlay(s.lowers, s.upper, work, mnt=mnt, opts=self.opts)
+            else:
+                m = self.h.mount_unionfs(s.lowers, s.upper, work, mnt=mnt,
+                                         opts=tuple(self.opts) + tuple(self.vopts))
+            got = inode_view(mnt)
+            rc = self.h.umount(m)
+            assert rc == 0, f"reader of {s.name}'s upper: unmount exit {rc}"
+            diff = {p: (views[s.name].get(p), got.get(p))
+                    for p in set(got) | set(views[s.name]) if got.get(p) != views[s.name].get(p)}
+            assert not diff, f"{s.name}'s upper read by the other (writer, reader): {diff}"
+        self.mount()
+
     def check(self, upper=True):
         sk, sv = snapshot(self.k.mnt), snapshot(self.v.mnt)
         diff = {p: (sk.get(p), sv.get(p)) for p in set(sk) | set(sv) if sk.get(p) != sv.get(p)}
@@ -129,6 +156,18 @@ class Diff:
                     if uk.get(p) != uv.get(p)}
             assert not diff, f"upper dirs differ (kernel, veneer): {diff}"
         return sk
+
+
+def inode_view(root):
+    """relpath -> (st_ino, d_ino) of everything below a merged root."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        with os.scandir(dirpath) as it:
+            d_ino = {e.name: e.inode() for e in it}
+        for n in dirnames + filenames:
+            out[os.path.relpath(os.path.join(dirpath, n), root)] = \
+                (os.lstat(os.path.join(dirpath, n)).st_ino, d_ino[n])
+    return out
 
 
 def write(path, data, mode=None):
@@ -150,6 +189,55 @@ def errnos(*calls):
 
 def whiteout(path):
     os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+
+
+def as_uid(ids, fn, *args):
+    """fn(*args) in a child process running as another user, as the kernel's permission
+    checks see it: ids is a uid (its gid the same) or (uid, gid), no supplementary
+    groups. ("ok", its result) or ("err", errno); the result must be a literal (bytes,
+    int, tuple...)."""
+    import ast
+    uid, gid = ids if isinstance(ids, tuple) else (ids, ids)
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(rfd)
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            try:
+                out = ("ok", fn(*args))
+            except OSError as e:
+                out = ("err", e.errno)
+            os.write(wfd, repr(out).encode())
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    return ast.literal_eval(data.decode())
+
+
+def read_as(uid, path):
+    """The content of path as uid reads it, or the errno it fails with. Only the file's
+    own permissions (and its directory's search bit) count: the directory is opened
+    first, so the test's private temporary directories above it are not in the way."""
+    def rd(dfd, name):
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK, dir_fd=dfd)
+        try:
+            return os.read(fd, 1 << 16)
+        finally:
+            os.close(fd)
+    try:
+        dfd = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY)
+    except OSError as e:
+        return ("err", e.errno)
+    try:
+        return as_uid(uid, rd, dfd, os.path.basename(path))
+    finally:
+        os.close(dfd)
 
 
 def listing(path):
@@ -188,5 +276,6 @@ def acl_xattr(entries):
 
 
 __all__ = ["ACL_GROUP", "ACL_GROUP_OBJ", "ACL_MASK", "ACL_OTHER", "ACL_USER", "ACL_USER_OBJ",
-           "acl_xattr", "let_others_in", "Diff", "RENAME_EXCHANGE", "RENAME_NOREPLACE", "errno", "errnos", "listing", "read",
-           "renameat2", "upper_snapshot", "whiteout", "write"]
+           "acl_xattr", "as_uid", "let_others_in", "Diff", "RENAME_EXCHANGE", "RENAME_NOREPLACE",
+           "errno", "errnos", "inode_view", "listing", "read", "read_as", "renameat2",
+           "upper_snapshot", "whiteout", "write"]

@@ -99,35 +99,6 @@ static int vu_copy_data(int in, int out, off_t size)
 	return ftruncate(out, size) < 0 ? -errno : 0;
 }
 
-/* trusted.overlay.origin in the kernel's format, so st_ino survives a remount. */
-static void vu_copy_set_origin(struct vu_fs *fs, int srcfd, int dstfd)
-{
-	union {
-		struct file_handle fh;
-		unsigned char raw[sizeof(struct file_handle) + MAX_HANDLE_SZ];
-	} h;
-	unsigned char fb[21 + MAX_HANDLE_SZ];
-	int mnt;
-
-	if (!fs->samefs)
-		return;
-	h.fh.handle_bytes = MAX_HANDLE_SZ;
-	if (name_to_handle_at(srcfd, "", &h.fh, &mnt, AT_EMPTY_PATH) < 0)
-		return;
-	if (h.fh.handle_bytes + 21 > 255)
-		return;
-	fb[0] = 0;    /* version */
-	fb[1] = 0xfb; /* magic */
-	fb[2] = 21 + h.fh.handle_bytes;
-	fb[3] = 0; /* little-endian, lower origin */
-	fb[4] = h.fh.handle_type;
-	memset(fb + 5, 0, 16); /* null uuid: what the kernel writes when all layers share a fs */
-	memcpy(fb + 21, h.fh.f_handle, h.fh.handle_bytes);
-	vc_fsetxattr(dstfd, true,
-		     fs->can_trusted ? "trusted.overlay.origin" : "user.overlay.origin", fb, fb[2],
-		     0);
-}
-
 static int vu_copy_meta(struct vu_fs *fs, int srcfd, int dstfd, const struct stat *st,
 			const char *tmp)
 {
@@ -141,8 +112,7 @@ static int vu_copy_meta(struct vu_fs *fs, int srcfd, int dstfd, const struct sta
 	r = vu_xattr_copy(srcfd, dstfd);
 	if (r < 0)
 		return r;
-	if (!S_ISDIR(st->st_mode))
-		vu_copy_set_origin(fs, srcfd, dstfd);
+	vu_origin_set(fs, srcfd, dstfd, st);
 	vc_proc_fd_path(dstfd, p);
 	if (!S_ISLNK(st->st_mode) && chmod(p, st->st_mode & 07777) < 0)
 		return -errno;
@@ -212,6 +182,29 @@ static int vu_copy_build(struct vu_fs *fs, int srcfd, int datafd, const struct s
 	return r;
 }
 
+/*
+ * The copy-up of a node no longer at its name (unlinked, renamed over, its directory
+ * removed) but still reached through an open file fails, as the kernel's, which
+ * links the copy in under the name the file had: EEXIST where that name is taken
+ * (by the whiteout, or what replaced the file), ENOENT where its directory is gone.
+ */
+static int vu_copy_up_gone(struct vu_fs *fs, struct vu_node *parent, const char *name)
+{
+	struct vu_fdref pd = VU_FDREF_INIT;
+	struct stat st;
+	int r;
+
+	r = vu_node_fd(fs, parent, 0, &pd);
+	if (r < 0)
+		return r == -ENOTDIR ? -ENOENT : r;
+	if (fstatat(pd.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		r = -EEXIST;
+	else
+		r = errno == ENOTDIR ? -ENOENT : -errno;
+	vu_fdref_put(&pd);
+	return r;
+}
+
 static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node *parent,
 			  const char *name, enum vu_copy_mode mode)
 {
@@ -223,6 +216,9 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 	bool new_ino = false, meta, with_data;
 	int r;
 
+	/* Serialised with its removal by the node lock: this holds until the rename. */
+	if (!vu_node_hashed(fs, node))
+		return vu_copy_up_gone(fs, parent, name);
 	r = vu_node_fd(fs, node, atomic_load(&node->top), &src);
 	if (r < 0)
 		return r;
@@ -234,12 +230,11 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 		goto out;
 	}
 	/*
-	 * Metadata only, as the kernel decides it: a regular file that is not hard-linked
-	 * in its lower (those get a full copy). An unlinked node has no name to find its
-	 * data by later, so it gets its data now.
+	 * Metadata only, as the kernel decides it: any regular file, a hard-linked one too
+	 * (its copy gets no origin and is found by name, or by the absolute redirect a
+	 * rename or link gives it).
 	 */
-	meta = mode == VU_COPY_META && fs->params.metacopy && S_ISREG(st.st_mode) &&
-	       st.st_nlink == 1 && vu_node_hashed(fs, node);
+	meta = mode == VU_COPY_META && fs->params.metacopy && S_ISREG(st.st_mode);
 	with_data = !meta && mode != VU_COPY_TRUNC;
 	if (with_data && atomic_load(&node->metacopy)) {
 		/* A metacopy lower: its data is further down. */
@@ -255,23 +250,14 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 	r = vu_copy_meta(fs, src.fd, dst, &st, tmp);
 	if (r < 0)
 		goto out_clean;
-	if (!vu_node_hashed(fs, node)) {
-		/*
-		 * Unlinked meanwhile but still open: like the kernel's copy-up to a tmpfile,
-		 * the copy lives on unnamed, reachable only through the node's pinned fd.
-		 */
-		vu_node_repin(fs, node, dst);
-		dst = -1;
-		unlinkat(fs->work_fd, tmp, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
-		atomic_store(&node->metacopy, false);
-		atomic_store(&node->top, 0);
-		r = 0;
-		goto out;
-	}
 	if (fstat(pd.fd, &pst) < 0) {
 		r = -errno;
 		goto out_clean;
 	}
+	/* As the kernel, before the copy shows: its parent may now hold a non-pure entry. */
+	r = vu_origin_mark_impure(fs, parent, pd.fd);
+	if (r < 0)
+		goto out_clean;
 	if (renameat2(fs->work_fd, tmp, pd.fd, name, RENAME_NOREPLACE) < 0) {
 		r = -errno;
 		goto out_clean;

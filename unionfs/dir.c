@@ -119,6 +119,26 @@ void vu_dir_mark_new(struct vu_fs *fs, struct vu_node *dir)
 	vu_fdref_put(&d);
 }
 
+/*
+ * As the kernel: an object with an origin that a rename or a link puts into another
+ * directory makes that directory impure, so its listing maps the entry's d_ino.
+ */
+static int vu_dir_impure_for(struct vu_fs *fs, struct vu_node *obj, struct vu_node *dir, int dirfd)
+{
+	struct vu_fdref o = VU_FDREF_INIT;
+	bool has;
+	int r;
+
+	if (atomic_load(&dir->impure))
+		return 0;
+	r = vu_node_fd(fs, obj, 0, &o);
+	if (r < 0)
+		return r;
+	has = vu_origin_has(fs, o.fd);
+	vu_fdref_put(&o);
+	return has ? vu_origin_mark_impure(fs, dir, dirfd) : 0;
+}
+
 struct vu_newobj {
 	mode_t mode;
 	dev_t rdev;
@@ -171,6 +191,11 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 	r = vu_node_fd(fs, parent, 0, &pd);
 	if (r < 0)
 		return r;
+	if (o->src) {
+		r = vu_dir_impure_for(fs, o->src, parent, pd.fd);
+		if (r < 0)
+			goto out;
+	}
 	tmp = f.upper_whiteout != VU_WH_NONE;
 	if (!o->src)
 		vu_dir_owner(req, fs, parent, !tmp, &uid, &gid, &o->mode);
@@ -515,6 +540,10 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 	r = vu_node_fd(fs, op, 0, &od);
 	if (r == 0)
 		r = vu_node_fd(fs, np, 0, &nd);
+	if (r == 0 && op != np)
+		r = vu_dir_impure_for(fs, src, np, nd.fd);
+	if (r == 0 && op != np && (flags & RENAME_EXCHANGE))
+		r = vu_dir_impure_for(fs, dst, op, od.fd);
 	if (r < 0)
 		goto out;
 

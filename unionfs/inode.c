@@ -2,8 +2,8 @@
 /*
  * Attributes: lookup/forget, getattr/setattr/access/readlink/statfs and the
  * st_ino policy. st_ino is fixed per node: a merged directory reports its top
- * lower's inode, a copied-up file its origin's (trusted.overlay.origin), as
- * kernel overlayfs does when all layers share one filesystem.
+ * lower's inode, a copied-up file its origin's (origin.c), as kernel overlayfs
+ * does when all layers share one filesystem.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,59 +18,6 @@
 #include "fd-util.h"
 #include "log.h"
 #include "unionfs.h"
-
-/* trusted.overlay.origin: the kernel's struct ovl_fb, then the file handle bytes. */
-#define VU_FB_HDR 21
-
-static const char *vu_origin_xattr(struct vu_fs *fs)
-{
-	return fs->can_trusted ? "trusted.overlay.origin" : "user.overlay.origin";
-}
-
-/* The origin's st_ino from a trusted.overlay.origin value. */
-static int vu_origin_decode(struct vu_fs *fs, const unsigned char *buf, ssize_t n, ino_t *ret)
-{
-	union {
-		struct file_handle fh;
-		unsigned char raw[sizeof(struct file_handle) + MAX_HANDLE_SZ];
-	} h;
-	_cleanup_close_ int fd = -1;
-	struct stat st;
-
-	if (n <= VU_FB_HDR || n > VU_FB_HDR + MAX_HANDLE_SZ || buf[0] != 0 || buf[1] != 0xfb ||
-	    buf[2] != n)
-		return -EINVAL;
-	if (fs->handle_fd < 0)
-		return -EBADF;
-	h.fh.handle_bytes = n - VU_FB_HDR;
-	h.fh.handle_type = buf[4];
-	memcpy(h.fh.f_handle, buf + VU_FB_HDR, n - VU_FB_HDR);
-	fd = open_by_handle_at(fs->handle_fd, &h.fh, O_PATH | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	/* A hard-linked origin is not used, as with the kernel without index=on. */
-	if (st.st_nlink != 1)
-		return -EMLINK;
-	*ret = st.st_ino;
-	return 0;
-}
-
-int vu_origin_ino_at(struct vu_fs *fs, int dirfd, const char *name, ino_t *ret)
-{
-	char p[VC_PROC_FD_PATH_MAX + NAME_MAX + 2];
-	char fdp[VC_PROC_FD_PATH_MAX];
-	unsigned char buf[VU_FB_HDR + MAX_HANDLE_SZ];
-	ssize_t n;
-
-	vc_proc_fd_path(dirfd, fdp);
-	snprintf(p, sizeof(p), "%s/%s", fdp, name);
-	n = lgetxattr(p, vu_origin_xattr(fs), buf, sizeof(buf));
-	if (n < 0)
-		return -errno;
-	return vu_origin_decode(fs, buf, n, ret);
-}
 
 static void vu_inode_fixup(struct vu_fs *fs, struct vu_node *node, struct stat *st)
 {
@@ -112,8 +59,7 @@ void vu_fill_entry(struct vu_fs *fs, struct vu_node *node, const struct stat *st
 	e->attr = *st;
 	vu_inode_fixup(fs, node, &e->attr);
 	e->entry_timeout = fs->timeout;
-	/* Hard links are separate nodes: their link counts must not be cached. */
-	e->attr_timeout = (!S_ISDIR(st->st_mode) && st->st_nlink > 1) ? 0 : fs->timeout;
+	e->attr_timeout = vu_attr_timeout(fs, node, st);
 }
 
 void vu_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -177,7 +123,7 @@ void vu_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -r);
 		return;
 	}
-	fuse_reply_attr(req, &st, (!S_ISDIR(st.st_mode) && st.st_nlink > 1) ? 0 : fs->timeout);
+	fuse_reply_attr(req, &st, vu_attr_timeout(fs, node, &st));
 }
 
 static int vu_inode_setattr(struct vu_fs *fs, struct vu_node *node, struct stat *attr, int to_set,
@@ -266,13 +212,15 @@ void vu_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 	int r;
 
 	r = vu_inode_setattr(fs, node, attr, to_set, fi);
+	/* Also after a partial change (chmod done, chown refused). */
+	vu_alias_changed(fs, node);
 	if (r == 0)
 		r = vu_inode_stat(fs, node, &st);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
-	fuse_reply_attr(req, &st, (!S_ISDIR(st.st_mode) && st.st_nlink > 1) ? 0 : fs->timeout);
+	fuse_reply_attr(req, &st, vu_attr_timeout(fs, node, &st));
 }
 
 void vu_op_readlink(fuse_req_t req, fuse_ino_t ino)

@@ -75,6 +75,11 @@ static const struct vc_fuse_hooks vu_hooks = {
 	.after_mount = vu_after_mount,
 	.before_loop = vu_before_loop,
 	.after_loop = vu_after_loop,
+	/*
+	 * A union belongs to the namespace it was mounted in: umount there ends it, also
+	 * when a namespace made meanwhile (unshare, a container, a service) holds a copy.
+	 */
+	.end_when_unmounted = true,
 };
 
 static const struct fuse_lowlevel_ops vu_ops = {

@@ -289,19 +289,32 @@ static char *vu_mc_node_path(struct vu_fs *fs, struct vu_node *node)
  * Before a metacopy upper moves (rename) or gains a name (link), record where its
  * data is looked up, as the kernel does: the old name when it stays in its
  * directory, else the absolute path it is looked up by now. A redirect already
- * there is kept unless an absolute one is needed and it is relative.
+ * there is kept unless an absolute one is needed and it is relative; an absolute
+ * one always is, even where its path is gone from the merged view (the data is
+ * looked up in the lower layers) and where node is no longer at its name (another
+ * hard link's name moves): it is read from the file itself, not by name.
  */
 int vu_mc_set_redirect(struct vu_fs *fs, struct vu_node *node, bool samedir)
 {
 	g_autofree char *name = NULL, *old = NULL, *value = NULL, *ppath = NULL;
-	struct vu_fdref pd = VU_FDREF_INIT;
+	struct vu_fdref o = VU_FDREF_INIT, pd = VU_FDREF_INIT;
+	struct vu_node *parent = NULL;
 	struct vu_mcdata md;
-	struct vu_node *parent;
 	bool absolute;
 	int r;
 
 	if (!atomic_load(&node->metacopy) || atomic_load(&node->top) != 0)
 		return 0;
+	r = vu_node_fd(fs, node, 0, &o);
+	if (r < 0)
+		return r;
+	r = vu_mc_redirect_of_fd(o.fd, &old);
+	vu_fdref_put(&o);
+	if (r < 0 || (old && old[0] == '/'))
+		return r;
+	/* Only a name it is still at tells where its data is looked up. */
+	if (!vu_node_hashed(fs, node))
+		return log_debug_errno(-EXDEV, "metacopy file without a name or absolute redirect");
 	parent = vu_node_parent(fs, node, &name);
 	if (!parent)
 		return -ENOENT;
@@ -311,11 +324,10 @@ int vu_mc_set_redirect(struct vu_fs *fs, struct vu_node *node, bool samedir)
 		goto out;
 	/* Hard-linked lowers: upper links may sit in different directories. */
 	absolute = !samedir || md.first_nlink > 1;
+	if (old && !absolute)
+		goto out;
 	r = vu_node_fd(fs, parent, 0, &pd);
 	if (r < 0)
-		goto out;
-	r = vu_mc_redirect_of(pd.fd, name, &old);
-	if (r < 0 || (old && (!absolute || old[0] == '/')))
 		goto out;
 	if (!absolute) {
 		value = g_strdup(name);

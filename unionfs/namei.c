@@ -181,10 +181,12 @@ int vu_namei_child(struct vu_fs *fs, struct vu_node *parent, const char *name, b
 	if (r == 0) {
 		/* A node already known keeps its st_ino: no origin probes for it. */
 		known = vu_node_find(fs, parent, name);
-		if (known && known->type == (f.st.st_mode & S_IFMT))
+		if (known && known->type == (f.st.st_mode & S_IFMT)) {
 			f.ino = atomic_load(&known->ino);
-		else
+		} else {
 			vu_namei_ino(fs, parent, name, &f, have_lower ? &lower_st : NULL);
+			vu_origin_fix_dir(fs, parent, name, &f);
+		}
 		vu_node_unref(fs, known);
 	}
 	if (ret_found)

@@ -52,7 +52,6 @@ static struct vu_node *vu_node_alloc(const char *name)
 	n->inl_size = len;
 	n->name = n->inl;
 	n->pinned_fd = -1;
-	n->pinned_old_fd = -1;
 	return n;
 }
 
@@ -122,6 +121,7 @@ struct vu_node *vu_node_new_root(struct vu_fs *fs)
 	fs->fdcache = g_hash_table_new(vu_fdent_hash, vu_fdent_equal);
 	g_queue_init(&fs->lru);
 	fs->links = g_hash_table_new(g_direct_hash, g_direct_equal);
+	vu_alias_init(fs);
 	vu_evict_init(fs);
 
 	root->type = S_IFDIR;
@@ -183,8 +183,8 @@ static void vu_node_free_locked(struct vu_fs *fs, struct vu_node *node)
 	pthread_mutex_lock(&fs->fdcache_lock);
 	vu_node_drop_fds_locked(fs, node);
 	pthread_mutex_unlock(&fs->fdcache_lock);
+	vu_alias_remove_locked(fs, node);
 	vc_close_nointr(node->pinned_fd);
-	vc_close_nointr(node->pinned_old_fd);
 	if (node->name != node->inl)
 		g_free(node->name);
 	g_free(node);
@@ -271,6 +271,8 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 			n->link_ino = f->st.st_ino;
 			g_hash_table_insert(fs->links, GSIZE_TO_POINTER(n->link_ino), n);
 		}
+		if (vu_is_upper(fs, f->top) && !S_ISDIR(f->st.st_mode))
+			vu_alias_join_locked(fs, n, &f->st);
 	}
 found:
 	if (count_lookup) {
@@ -292,7 +294,8 @@ void vu_node_lookup_inc(struct vu_fs *fs, struct vu_node *node)
 void vu_node_add_link(struct vu_fs *fs, struct vu_node *node, ino_t upper_ino)
 {
 	pthread_mutex_lock(&fs->nodes_lock);
-	if (!node->link_ino && !g_hash_table_contains(fs->links, GSIZE_TO_POINTER(upper_ino))) {
+	if ((!node->link_ino || node->link_ino == upper_ino) &&
+	    !g_hash_table_contains(fs->links, GSIZE_TO_POINTER(upper_ino))) {
 		node->link_ino = upper_ino;
 		g_hash_table_insert(fs->links, GSIZE_TO_POINTER(upper_ino), node);
 	}
@@ -361,21 +364,6 @@ bool vu_node_hashed(struct vu_fs *fs, struct vu_node *node)
 	return h;
 }
 
-/* Replace the pinned fd of an unlinked node (it was copied up to an unnamed file). */
-void vu_node_repin(struct vu_fs *fs, struct vu_node *node, int fd)
-{
-	int old;
-
-	pthread_mutex_lock(&fs->nodes_lock);
-	old = node->pinned_old_fd;
-	/* The old one may be in use by a racing reader: it stays open until the node goes. */
-	node->pinned_old_fd = node->pinned_fd;
-	node->pinned_fd = fd;
-	node->gen++;
-	pthread_mutex_unlock(&fs->nodes_lock);
-	vc_close_nointr(old);
-}
-
 void vu_node_unhash(struct vu_fs *fs, struct vu_node *node)
 {
 	pthread_mutex_lock(&fs->nodes_lock);
@@ -388,11 +376,13 @@ void vu_node_unhash(struct vu_fs *fs, struct vu_node *node)
  * Take node off its name for good, keeping its object reachable through a pinned
  * fd like an unlinked node's: the files the kernel has open on it stay valid, and
  * the next lookup of the name makes a new node (a new kernel inode) for the same
- * object. Its FORGETs still come; it goes when they and its handles are gone.
+ * object, an alias of this one (alias.c). Its FORGETs still come; it goes when they
+ * and its handles are gone.
  */
 int vu_node_detach(struct vu_fs *fs, struct vu_node *node)
 {
 	struct vu_fdref d = VU_FDREF_INIT;
+	struct stat st = {.st_ino = 0};
 	int fd, r;
 
 	if (node == fs->root)
@@ -406,8 +396,11 @@ int vu_node_detach(struct vu_fs *fs, struct vu_node *node)
 	}
 	fd = fcntl(d.fd, F_DUPFD_CLOEXEC, 3);
 	r = fd < 0 ? -errno : 0;
+	if (r == 0 && vu_is_upper(fs, atomic_load(&node->top)) && fstat(fd, &st) < 0)
+		r = -errno;
 	vu_fdref_put(&d);
 	if (r < 0) {
+		vc_close_nointr(fd);
 		vu_node_unlock(fs, node);
 		return r;
 	}
@@ -422,10 +415,16 @@ int vu_node_detach(struct vu_fs *fs, struct vu_node *node)
 	    g_hash_table_lookup(fs->links, GSIZE_TO_POINTER(node->link_ino)) == node)
 		g_hash_table_remove(fs->links, GSIZE_TO_POINTER(node->link_ino));
 	node->link_ino = 0;
+	if (st.st_ino)
+		vu_alias_add_locked(fs, node, st.st_ino);
 	node->gen++;
 	pthread_mutex_unlock(&fs->nodes_lock);
 	vu_node_unlock(fs, node);
 	vc_close_nointr(fd);
+	/* What the kernel cached for it, for as long as the timeout, goes: from now on it
+	 * caches no attributes of an aliased node (vu_attr_timeout). */
+	if (st.st_ino && fs->se)
+		fuse_lowlevel_notify_inval_inode(fs->se, vu_node_ino(fs, node), -1, 0);
 	return 0;
 }
 
@@ -731,6 +730,7 @@ void vu_nodes_teardown(struct vu_fs *fs)
 	fs->fdcache = NULL;
 	g_hash_table_destroy(fs->links);
 	fs->links = NULL;
+	g_clear_pointer(&fs->aliases, g_hash_table_destroy);
 	g_hash_table_destroy(fs->unhashed);
 	fs->unhashed = NULL;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <linux/fuse.h>
 
 #include "fd-util.h"
 #include "log.h"
@@ -22,7 +23,9 @@ struct vu_dirent {
 	char *name;
 	unsigned char type; /* DT_* */
 	ino_t ino;
-	bool from_upper; /* a directory whose d_ino may still become its top lower's */
+	bool from_upper; /* an upper directory, not opaque, that a lower one may still merge */
+	bool merged;	 /* ... and one did */
+	bool native;	 /* from an upper directory not marked impure: d_ino is the upper's */
 };
 
 struct vu_dirh {
@@ -48,6 +51,8 @@ static void vu_readdir_add(GArray *out, const char *name, unsigned char type, in
 /*
  * d_ino as stat() will report st_ino: a merged directory shows its top lower's
  * inode, a copied-up file its origin's (on one filesystem, as the kernel does).
+ * For entries of the upper layer only where its directory is marked impure: the
+ * kernel maps no other d_ino of the upper either.
  */
 static void vu_readdir_fix_ino(struct vu_fs *fs, GArray *out, GHashTable *seen, const char *name,
 			       unsigned char type, ino_t ino)
@@ -55,23 +60,37 @@ static void vu_readdir_fix_ino(struct vu_fs *fs, GArray *out, GHashTable *seen, 
 	gpointer v;
 	struct vu_dirent *e;
 
-	if (!fs->samefs || type != DT_DIR || !g_hash_table_lookup_extended(seen, name, NULL, &v) ||
+	if (!fs->samefs || !g_hash_table_lookup_extended(seen, name, NULL, &v) ||
 	    GPOINTER_TO_UINT(v) == 0)
 		return;
 	e = &g_array_index(out, struct vu_dirent, GPOINTER_TO_UINT(v) - 1);
-	if (e->from_upper && e->type == DT_DIR) {
-		e->ino = ino;
-		e->from_upper = false;
+	/* The first layer below that has the name decides: merged only with a directory. */
+	if (e->from_upper && type == DT_DIR) {
+		e->merged = true;
+		if (!e->native)
+			e->ino = ino;
 	}
+	e->from_upper = false;
+}
+
+/* Is the upper directory name (in dirfd) opaque? */
+static bool vu_readdir_opaque(struct vu_fs *fs, int dirfd, const char *name)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	return fd < 0 || vu_whiteout_dir_opaque(fs, 0, fd, NULL) > 0;
 }
 
 /*
  * One layer's entries; names it whites out are collected in wh for the layers below.
- * want_ino: report copied-up files with their origin's inode (a listing), else the
- * names alone matter (an emptiness check) and no origin is read.
+ * map_ino: the upper directory is impure and this is a listing: report copied-up
+ * files with their origin's inode; else upper entries keep their own d_ino, and an
+ * emptiness check reads no origin. track: note which upper directories lower ones
+ * merge (a listing of a merged directory).
  */
-static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned flags, bool want_ino,
-			    GHashTable *seen, GHashTable *wh, GArray *out, bool *ret_nowh)
+static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned flags, bool map_ino,
+			    bool track, GHashTable *seen, GHashTable *wh, GArray *out,
+			    bool *ret_nowh)
 {
 	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
@@ -111,11 +130,15 @@ static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned fl
 			}
 		}
 		ino = de->d_ino;
-		if (want_ino && vu_is_upper(fs, layer) && fs->samefs && type != DT_DIR)
+		if (map_ino && vu_is_upper(fs, layer) && type != DT_DIR)
 			vu_origin_ino_at(fs, dirfd(d), name, &ino);
 		vu_readdir_add(out, name, type, ino);
+		/* An opaque upper directory merges nothing: its d_ino stays its own. */
 		g_array_index(out, struct vu_dirent, out->len - 1).from_upper =
-			vu_is_upper(fs, layer);
+			vu_is_upper(fs, layer) && track && type == DT_DIR &&
+			!vu_readdir_opaque(fs, dirfd(d), name);
+		g_array_index(out, struct vu_dirent, out->len - 1).native =
+			vu_is_upper(fs, layer) && !map_ino;
 		g_hash_table_insert(seen, g_strdup(name), GUINT_TO_POINTER(out->len));
 	}
 	/* Read to the end without a ".wh." name: later misses here need no OCI probe. */
@@ -135,7 +158,7 @@ static int vu_readdir_merged(struct vu_fs *fs, struct vu_node *dir, bool want_in
 		g_autoptr(GHashTable) wh = NULL;
 		struct vu_fdref d = VU_FDREF_INIT;
 		GHashTableIter it;
-		bool nowh;
+		bool nowh, map;
 		gpointer k;
 
 		r = vu_node_fd(fs, dir, l, &d);
@@ -144,7 +167,10 @@ static int vu_readdir_merged(struct vu_fs *fs, struct vu_node *dir, bool want_in
 		if (r < 0)
 			return r;
 		wh = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-		r = vu_readdir_layer(fs, l, d.fd, d.flags, want_ino, seen, wh, out, &nowh);
+		map = want_ino && fs->samefs && vu_is_upper(fs, l);
+		r = vu_readdir_layer(fs, l, d.fd, d.flags,
+				     map && vu_origin_dir_impure(fs, dir, d.fd),
+				     map && bottom > top, seen, wh, out, &nowh);
 		if (r == 0 && nowh && !(d.flags & VU_FD_NOWH))
 			vu_fdref_set_flags(&d, l, VU_FD_NOWH);
 		vu_fdref_put(&d);
@@ -174,6 +200,26 @@ int vu_dir_is_empty(struct vu_fs *fs, struct vu_node *dir)
 	return list->len == 0;
 }
 
+/*
+ * Merged subdirectories of a directory not marked impure that have no origin yet
+ * (an upper of an older veneer): give them the one the kernel's lookup gives them,
+ * which marks this directory impure. True when it did: the listing is then mapped.
+ */
+static bool vu_readdir_fix_dirs(struct vu_fs *fs, struct vu_node *node, GArray *list)
+{
+	struct vu_found f = {.top = 0, .bottom = atomic_load(&node->bottom)};
+	bool fixed = false;
+
+	f.st.st_mode = S_IFDIR;
+	for (guint i = 0; i < list->len; i++) {
+		struct vu_dirent *e = &g_array_index(list, struct vu_dirent, i);
+
+		if (e->merged && e->native)
+			fixed |= vu_origin_fix_dir(fs, node, e->name, &f);
+	}
+	return fixed;
+}
+
 static int vu_dirh_fill(struct vu_fs *fs, struct vu_node *node, struct vu_dirh *h)
 {
 	g_autoptr(GArray) list = NULL;
@@ -181,6 +227,10 @@ static int vu_dirh_fill(struct vu_fs *fs, struct vu_node *node, struct vu_dirh *
 	int r;
 
 	r = vu_readdir_merged(fs, node, true, &list);
+	if (r == 0 && vu_readdir_fix_dirs(fs, node, list)) {
+		g_clear_pointer(&list, g_array_unref);
+		r = vu_readdir_merged(fs, node, true, &list);
+	}
 	if (r < 0)
 		return r;
 	all = g_array_sized_new(false, false, sizeof(struct vu_dirent), list->len + 2);
@@ -195,7 +245,7 @@ static int vu_dirh_fill(struct vu_fs *fs, struct vu_node *node, struct vu_dirh *
 	/* Known nodes report their fixed st_ino (origin inodes after copy-up). */
 	for (guint i = 0; i < list->len; i++) {
 		struct vu_dirent *e = &g_array_index(list, struct vu_dirent, i);
-		struct vu_node *n = vu_node_find(fs, node, e->name);
+		struct vu_node *n = e->native ? NULL : vu_node_find(fs, node, e->name);
 
 		if (n) {
 			e->ino = atomic_load(&n->ino);
@@ -278,6 +328,12 @@ static void vu_readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t
 			n = fuse_add_direntry_plus(req, buf + pos, size - pos, e->name, &fe, i + 1);
 			if (n > size - pos && child)
 				vu_node_forget(fs, child, 1);
+			/*
+			 * libfuse gives the entry st_ino as its d_ino too; the listing's own
+			 * (the upper's in a directory not marked impure) goes there instead.
+			 */
+			if (n <= size - pos)
+				((struct fuse_direntplus *)(buf + pos))->dirent.ino = e->ino;
 		}
 		if (n > size - pos)
 			break;

@@ -101,6 +101,8 @@ struct vu_fs {
 	GHashTable *names;    /* (parent, name) -> node; protected by nodes_lock */
 	GHashTable *unhashed; /* nodes not in names, for teardown; protected by nodes_lock */
 	GHashTable *links; /* upper st_ino -> node of a hard-linked file; protected by nodes_lock */
+	GHashTable *aliases; /* upper st_ino -> GSList of nodes sharing that file (alias.c);
+				protected by nodes_lock */
 
 	/* A node's lock is node_locks[hash of its address]: see vu_node_lock(). */
 	pthread_mutex_t node_locks[VU_NODE_LOCKS];
@@ -131,12 +133,14 @@ struct vu_node {
 	struct vu_node *parent; /* holds a reference */
 	char *name;		/* inl, or a heap copy when a rename needed more room */
 	uint64_t nlookup;	/* kernel references */
-	ino_t link_ino;		/* key in fs->links, 0 if none */
+	ino_t link_ino;		/* upper st_ino: key in fs->links and/or fs->aliases, 0 if none */
 	unsigned gen;		/* bumped whenever parent, name or hashed change */
 	unsigned refs;		/* internal references: children, open handles, callers */
 	int pinned_fd;		/* O_PATH fd kept once unlinked while still referenced */
-	int pinned_old_fd;	/* the pinned fd replaced by a copy-up of the unlinked node */
 	bool hashed;		/* present in fs->names, else in fs->unhashed */
+	/* in fs->aliases: other nodes may stand for the same upper file; written under
+	 * nodes_lock, read without it */
+	atomic_bool aliased;
 
 	/*
 	 * Copy-up and other changes of where the node lives are serialised by
@@ -146,6 +150,7 @@ struct vu_node {
 		opaque_lower; /* a non-directory shadows lower names: whiteout needed on removal */
 	atomic_bool metacopy; /* the object at top is metadata only; its data is in a lower
 			       * (metacopy.c); written under the node lock */
+	atomic_bool impure;   /* directories: the upper one is marked overlay.impure (origin.c) */
 	unsigned short inl_size; /* bytes of inl; fixed */
 	atomic_int top;		 /* layer holding the visible object; written under the node lock */
 	atomic_int bottom; /* directories: the last layer merged in; written under the node lock */
@@ -251,7 +256,6 @@ struct vu_node *vu_node_parent(struct vu_fs *fs, struct vu_node *node, char **re
 void vu_node_unhash(struct vu_fs *fs, struct vu_node *node);
 int vu_node_detach(struct vu_fs *fs, struct vu_node *node);
 bool vu_node_hashed(struct vu_fs *fs, struct vu_node *node);
-void vu_node_repin(struct vu_fs *fs, struct vu_node *node, int fd);
 void vu_node_rehash(struct vu_fs *fs, struct vu_node *node);
 void vu_node_move(struct vu_fs *fs, struct vu_node *node, struct vu_node *newparent,
 		  const char *newname);
@@ -272,6 +276,14 @@ void vu_node_unlock2(struct vu_fs *fs, struct vu_node *a, struct vu_node *b);
 		.fs = NULL, .ent = NULL, .fd = -1, .flags = 0 \
 	}
 
+/* alias.c */
+void vu_alias_init(struct vu_fs *fs);
+void vu_alias_add_locked(struct vu_fs *fs, struct vu_node *node, ino_t upper_ino);
+void vu_alias_join_locked(struct vu_fs *fs, struct vu_node *node, const struct stat *st);
+void vu_alias_remove_locked(struct vu_fs *fs, struct vu_node *node);
+void vu_alias_changed(struct vu_fs *fs, struct vu_node *node);
+double vu_attr_timeout(struct vu_fs *fs, struct vu_node *node, const struct stat *st);
+
 /* evict.c */
 void vu_evict_init(struct vu_fs *fs);
 void vu_evict_added(struct vu_fs *fs, struct vu_node *node);
@@ -280,6 +292,15 @@ void vu_evict_removed(struct vu_fs *fs, struct vu_node *node);
 int vu_evict_start(struct vu_fs *fs);
 void vu_evict_stop(struct vu_fs *fs);
 char *vu_evict_stats(struct vu_fs *fs);
+
+/* origin.c */
+int vu_origin_ino_at(struct vu_fs *fs, int dirfd, const char *name, ino_t *ret);
+void vu_origin_set(struct vu_fs *fs, int srcfd, int dstfd, const struct stat *st);
+bool vu_origin_has(struct vu_fs *fs, int fd);
+int vu_origin_mark_impure(struct vu_fs *fs, struct vu_node *dir, int dirfd);
+bool vu_origin_dir_impure(struct vu_fs *fs, struct vu_node *dir, int dirfd);
+bool vu_origin_fix_dir(struct vu_fs *fs, struct vu_node *parent, const char *name,
+		       const struct vu_found *f);
 
 /* namei.c */
 int vu_namei_lookup(struct vu_fs *fs, struct vu_node *parent, const char *name,
@@ -292,7 +313,6 @@ bool vu_namei_lower_visible(struct vu_fs *fs, struct vu_node *parent, const char
 int vu_inode_stat(struct vu_fs *fs, struct vu_node *node, struct stat *ret);
 void vu_fill_entry(struct vu_fs *fs, struct vu_node *node, const struct stat *st,
 		   struct fuse_entry_param *e);
-int vu_origin_ino_at(struct vu_fs *fs, int dirfd, const char *name, ino_t *ret);
 void vu_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void vu_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void vu_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);

@@ -216,6 +216,9 @@ static int vu_xattr_change(struct vu_fs *fs, struct vu_node *node, const char *n
 	else
 		r = vc_fsetxattr(d.fd, true, name, value, size, flags);
 	vu_fdref_put(&d);
+	/* The ctime (and an ACL) changed for every node of the file. */
+	if (r == 0)
+		vu_alias_changed(fs, node);
 	return r;
 }
 
