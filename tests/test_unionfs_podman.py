@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """podman with veneer-unionfs as its overlay.mount_program.
 
-A private podman (own storage root, run root, tmp dir, config files, HOME)
-imports a busybox image built locally from Debian's busybox-static, runs a
+A private podman (podman_util: own storage root, run root, tmp dir, config
+files, HOME) imports a busybox image built locally from Debian's busybox-static, runs a
 multi-step `podman build` whose steps create, delete, rename and chmod files
 in each other's layers (and COPY from the context), and checks the tree
 `podman run` shows. With a mount
@@ -12,20 +12,18 @@ merged view against the parent's, and stores the layers with OCI `.wh.NAME` and
 """
 import os
 import shutil
-import signal
-import subprocess
 import tarfile
-import tempfile
-import time
 
 import pytest
 
-from veneer_harness import (REPO, lazy_umount, mounts_below, pids_mentioning, remove_cgroup,
-                             require, sanitizer_env)
+from podman_util import Podman
+from veneer_harness import require
 
-ULIMITS = ["--ulimit", "nofile=1000:1000", "--ulimit", "nproc=1000:1000"]
-BASE_IMAGE = "localhost/veneer-busybox:latest"
 IMAGE = "localhost/veneer-podman-test:1"
+
+# What podman and runc add to every container's root.
+RUNTIME_FILES = {"/etc/hostname", "/etc/hosts", "/etc/mtab", "/etc/resolv.conf", "/run",
+                 "/run/.containerenv"}
 
 CONTAINERFILE = """\
 FROM localhost/veneer-busybox:latest
@@ -82,165 +80,13 @@ EXPECTED = [
 ]
 
 
-# podman runs in a private mount namespace where its own empty dir hides the
-# host's containers/image blob-info cache (this podman has no option to move it).
-PRIVATE_NS = r"""
-set -e
-cache=$1; shift
-if [ -d /var/lib/containers/cache ]; then
-    mount --bind "$cache" /var/lib/containers/cache
-elif [ -d /var/lib/containers ]; then
-    mount --bind "$cache" /var/lib/containers
-else
-    mount -t tmpfs -o size=1m,mode=0755 tmpfs /var/lib
-fi
-exec "$@"
-"""
-
-# What podman and runc add to every container's root.
-RUNTIME_FILES = {"/etc/hostname", "/etc/hosts", "/etc/mtab", "/etc/resolv.conf", "/run",
-                 "/run/.containerenv"}
-
-
-def _pids_mentioning(text):
-    """Processes whose command line mentions text (our private podman dir)."""
-    return [pid for pid, _ in pids_mentioning(text, skip_zombies=False)]
-
-
-class Podman:
-    """A podman that touches nothing outside one directory of the test."""
-
-    def __init__(self, harness, mount_program):
-        self.base = harness.mkdir("podman")
-        self.root = os.path.join(self.base, "root")
-        # podman refuses a run root longer than 50 characters: a short one
-        # in /tmp, removed with the rest at teardown.
-        self.runroot = tempfile.mkdtemp(prefix="veneer-pm-", dir="/tmp")
-        self.tmpdir = os.path.join(self.base, "tmp")
-        self.asan_dir = os.path.join(self.base, "asan")
-        self.cache = os.path.join(self.base, "image-cache")
-        # Its own runc state dir and cgroup parent, removed at teardown.
-        self.runc_root = os.path.join(self.base, "runc")
-        self.cgroup_parent = f"veneer-podman-test-{os.getpid()}-{os.path.basename(self.runroot)}"
-        cfg = os.path.join(self.base, "cfg")
-        home = os.path.join(self.base, "home")
-        xdg = os.path.join(self.base, "xdg")
-        for d in (self.root, self.runroot, self.tmpdir, self.asan_dir, self.cache,
-                  self.runc_root, cfg, home, xdg):
-            os.makedirs(d, exist_ok=True)
-        os.chmod(xdg, 0o700)
-        # "runc" names a wrapper that keeps runc's state in our dir: podman's
-        # own cleanup (conmon's exit command) calls runc without --runtime-flag.
-        runc = shutil.which("runc") or "/usr/sbin/runc"
-        wrapper = os.path.join(self.base, "runc-wrapper")
-        with open(wrapper, "w") as f:
-            f.write(f'#!/bin/sh\nexec {runc} --root "{self.runc_root}" "$@"\n')
-        os.chmod(wrapper, 0o755)
-        with open(os.path.join(cfg, "containers.conf"), "w") as f:
-            f.write('[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-                    'runtime = "runc"\n'
-                    f'events_logfile_path = "{self.tmpdir}/events.log"\n'
-                    f'[engine.runtimes]\nrunc = ["{wrapper}"]\n'
-                    '[containers]\nnetns = "none"\n')
-        with open(os.path.join(cfg, "storage.conf"), "w") as f:
-            f.write(f'[storage]\ndriver = "overlay"\nrunroot = "{self.runroot}"\n'
-                    f'graphroot = "{self.root}"\n'
-                    f'[storage.options.overlay]\nmount_program = "{mount_program}"\n')
-        with open(os.path.join(cfg, "registries.conf"), "w") as f:
-            f.write("unqualified-search-registries = []\n")
-        env = sanitizer_env()
-        # The mount program inherits podman's environment: send the sanitizer
-        # reports of the daemons podman starts to files we can check.
-        asan = env.get("ASAN_OPTIONS", "")
-        env["ASAN_OPTIONS"] = asan + f":log_path={self.asan_dir}/asan"
-        env["UBSAN_OPTIONS"] = env.get("UBSAN_OPTIONS", "") + f":log_path={self.asan_dir}/ubsan"
-        env.update(HOME=home, XDG_RUNTIME_DIR=xdg, XDG_CONFIG_HOME=os.path.join(home, ".config"),
-                   XDG_DATA_HOME=os.path.join(home, ".local/share"),
-                   CONTAINERS_CONF=os.path.join(cfg, "containers.conf"),
-                   CONTAINERS_STORAGE_CONF=os.path.join(cfg, "storage.conf"),
-                   CONTAINERS_REGISTRIES_CONF=os.path.join(cfg, "registries.conf"),
-                   TMPDIR=self.tmpdir)
-        self.env = env
-        self.argv = ["unshare", "--mount", "--propagation", "private", "--",
-                     "sh", "-c", PRIVATE_NS, "sh", self.cache,
-                     "podman", "--root", self.root, "--runroot", self.runroot,
-                     "--tmpdir", self.tmpdir, "--storage-driver", "overlay",
-                     "--storage-opt", f"overlay.mount_program={mount_program}",
-                     "--runtime", "runc",
-                     "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
-        self.run_opts = ULIMITS + ["--cgroup-parent", "/" + self.cgroup_parent]
-        harness.defer(self.teardown)
-
-    def __call__(self, *args, check=True, timeout=240):
-        r = subprocess.run(self.argv + list(args), env=self.env, capture_output=True,
-                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        if check and r.returncode != 0:
-            raise AssertionError(f"podman {' '.join(args)} failed ({r.returncode}):\n"
-                                 f"{r.stdout}\n{r.stderr}")
-        return r
-
-    def _pids(self):
-        return sorted(set(_pids_mentioning(self.base) + _pids_mentioning(self.runroot)))
-
-    def sanitizer_reports(self):
-        out = []
-        for name in sorted(os.listdir(self.asan_dir)):
-            with open(os.path.join(self.asan_dir, name), errors="replace") as f:
-                out.append(f"{name}:\n{f.read()}")
-        return out
-
-    def teardown(self):
-        problems = []
-        for args in (("rm", "-a", "-f", "-t", "0"), ("rmi", "-a", "-f")):
-            try:
-                self(*args, check=False, timeout=120)
-            except subprocess.TimeoutExpired:
-                problems.append(f"podman {' '.join(args)} timed out")
-        # podman leaves its storage root bind-mounted on itself and may leave a
-        # container's merged dir mounted: unmount everything below our dir.
-        mps = mounts_below(self.base) + mounts_below(self.runroot)
-        for mp in sorted(mps, reverse=True):
-            if subprocess.run(["umount", mp], capture_output=True).returncode != 0:
-                lazy_umount(mp)
-        # What is left of our podman (conmon, mount program daemons) exits once
-        # unmounted; wait for it so a sanitizer report at exit is written.
-        deadline = time.monotonic() + 15
-        while self._pids() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        for pid in self._pids():
-            problems.append(f"process {pid} still running")
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        left = mounts_below(self.base) + mounts_below(self.runroot)
-        for ctrl in sorted(os.listdir("/sys/fs/cgroup")):
-            try:
-                remove_cgroup(os.path.join("/sys/fs/cgroup", ctrl, self.cgroup_parent))
-            except (AssertionError, OSError) as e:
-                problems.append(f"cgroup: {e}")
-        if left:
-            problems.append(f"mounts left: {left}")
-        reports = self.sanitizer_reports()
-        shutil.rmtree(self.base, ignore_errors=True)
-        shutil.rmtree(self.runroot, ignore_errors=True)
-        if reports:
-            problems.append("sanitizer report from a mount program daemon:\n" + "\n".join(reports))
-        if problems:
-            raise AssertionError("; ".join(problems))
-
-
 @pytest.fixture
 def podman(harness, unionfs_bin, need_fuse):
     require(shutil.which("podman") is not None, "podman is not installed")
     require(shutil.which("runc") is not None, "runc is not installed")
     require(os.access("/bin/busybox", os.X_OK), "busybox-static is not installed")
     pm = Podman(harness, unionfs_bin)
-    tar = harness.path("busybox.tar")
-    subprocess.run([os.path.join(REPO, "tests", "fixtures", "busybox-rootfs.sh"), tar],
-                   check=True, capture_output=True)
-    pm("import", tar, BASE_IMAGE)
-    pm.rootfs_tar = tar
+    pm.rootfs_tar = pm.import_busybox(harness)
     return pm
 
 
