@@ -12,10 +12,12 @@
  *    answers;
  * 2. clones each served file as a detached mount (open_tree), here, where the
  *    mount point is visible (the container's namespace may predate it);
- * 3. enters the container's mount namespace, opens each target beneath the
- *    root filesystem without following a symlink and checks that it is still
- *    the kernel's (procfs, sysfs): a /proc covered already (lxcfs, a second
- *    run of the hook) is left as it is, whole;
+ * 3. enters the container's mount namespace, opens the root filesystem from
+ *    the container's own root (/proc/PID/root: the runtime, and so root.path,
+ *    may be chrooted, and setns() puts us at the namespace's real root), then
+ *    each target beneath it without following a symlink, and checks that it is
+ *    still the kernel's (procfs, sysfs): a /proc covered already (lxcfs, a
+ *    second run of the hook) is left as it is, whole;
  * 4. attaches the clones there (move_mount), and detaches every one of them
  *    again if one fails, so a container gets all of the files or none.
  */
@@ -53,12 +55,14 @@ struct vh_bind {
 	const struct vh_opts *o;
 	pid_t pid;
 	const char *root;
+	int rootfd;
 	int src[VH_FILES];
 	int dst[VH_FILES];
 };
 
 static void vh_bind_close(struct vh_bind *b)
 {
+	vc_closep(&b->rootfd);
 	for (size_t i = 0; i < VH_FILES; i++) {
 		vc_closep(&b->src[i]);
 		vc_closep(&b->dst[i]);
@@ -103,9 +107,11 @@ static int vh_bind_probe(const char *mnt)
 static int vh_bind_prepare(struct vh_bind *b)
 {
 	g_autofree char *ns = g_strdup_printf("/proc/%d/ns/mnt", (int)b->pid);
-	_cleanup_close_ int nsfd = -1, rootfd = -1;
+	g_autofree char *pidroot = g_strdup_printf("/proc/%d/root", (int)b->pid);
+	_cleanup_close_ int nsfd = -1, prootfd = -1;
 	struct stat ours, theirs;
 	unsigned n = 0;
+	int r;
 
 	for (size_t i = 0; i < VH_FILES; i++) {
 		g_autofree char *p = g_build_filename(b->o->procfs_mount, vc_procfs_files[i], NULL);
@@ -117,9 +123,10 @@ static int vh_bind_prepare(struct vh_bind *b)
 			log_debug("veneer-procfs does not serve '%s'", vc_procfs_files[i]);
 	}
 	nsfd = open(ns, O_RDONLY | O_CLOEXEC);
-	if (nsfd < 0)
-		return log_error_errno(-errno, "cannot open '%s' (container %d gone?)", ns,
-				       (int)b->pid);
+	prootfd = open(pidroot, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (nsfd < 0 || prootfd < 0)
+		return log_error_errno(-errno, "cannot open '%s' (container %d gone?)",
+				       nsfd < 0 ? ns : pidroot, (int)b->pid);
 	if (stat("/proc/self/ns/mnt", &ours) == 0 && fstat(nsfd, &theirs) == 0 &&
 	    ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev) {
 		log_notice("container %d shares the hook's mount namespace: /proc left as it is",
@@ -129,19 +136,25 @@ static int vh_bind_prepare(struct vh_bind *b)
 	if (setns(nsfd, CLONE_NEWNS) < 0)
 		return log_error_errno(-errno, "cannot enter the mount namespace of %d",
 				       (int)b->pid);
-	rootfd = open(b->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (rootfd < 0)
-		return log_error_errno(-errno,
-				       "the root filesystem '%s' is not in the container's mount "
-				       "namespace (a hook stage after pivot_root?)",
-				       b->root);
+	/* root.path is absolute and canonical (oci.c): beneath the container's root. */
+	if (b->root[1]) {
+		r = vc_open_beneath(prootfd, b->root + 1, O_PATH | O_DIRECTORY, 0);
+		if (r < 0)
+			return log_error_errno(r,
+					       "the root filesystem '%s' is not in the container's "
+					       "mount namespace (a hook stage after pivot_root?)",
+					       b->root);
+		b->rootfd = r;
+	} else {
+		b->rootfd = TAKE_FD(prootfd);
+	}
 	for (size_t i = 0; i < VH_FILES; i++) {
 		bool proc = g_str_has_prefix(vc_procfs_files[i], "proc/");
 		struct statfs sfs;
 
 		if (b->src[i] < 0)
 			continue;
-		b->dst[i] = vc_open_beneath(rootfd, vc_procfs_files[i], O_PATH, 0);
+		b->dst[i] = vc_open_beneath(b->rootfd, vc_procfs_files[i], O_PATH, 0);
 		if (b->dst[i] < 0) {
 			log_debug_errno(b->dst[i], "no '/%s' to cover in the container",
 					vc_procfs_files[i]);
@@ -247,7 +260,7 @@ static int vh_bind_wait(pid_t child, unsigned timeout_ms)
 
 int vh_bind_procfs(const struct vh_opts *o, pid_t pid, const char *root, unsigned *ret_bound)
 {
-	struct vh_bind b = {.o = o, .pid = pid, .root = root};
+	struct vh_bind b = {.o = o, .pid = pid, .root = root, .rootfd = -1};
 	_cleanup_close_ int rd = -1, wr = -1;
 	uint32_t n = 0;
 	int fds[2], status;
