@@ -23,8 +23,9 @@ TOOLS_IMAGE = "localhost/veneer-procps:latest"
 HOST_TOOLS = ("/usr/bin/free", "/usr/bin/uptime", "/usr/bin/top", "/usr/bin/nproc")
 
 
-# podman runs in a private mount namespace, held by a `sleep` for the whole test (so that
-# pods see each other's propagated mounts), where its own empty dir hides the host's
+# podman runs in a mount namespace of its own, held by a `sleep` for the whole test (so that
+# pods see each other's propagated mounts), a slave of the host's (so that it sees mounts
+# made later, such as a test's veneer-procfs), where its own empty dir hides the host's
 # containers/image blob-info cache (this podman has no option to move it).
 PRIVATE_NS = r"""
 set -e
@@ -121,7 +122,7 @@ class Podman:
                    TMPDIR=self.tmpdir)
         self.env = env
         self.holder = subprocess.Popen(
-            list(ns_prefix) + ["unshare", "--mount", "--propagation", "private", "--",
+            list(ns_prefix) + ["unshare", "--mount", "--propagation", "slave", "--",
                                "sh", "-c", PRIVATE_NS, "sh", self.cache, *prepare_ns],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True)

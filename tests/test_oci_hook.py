@@ -321,15 +321,17 @@ def _hooks_dir(harness, mnt, name="hooks.d"):
     return d
 
 
-@pytest.fixture
-def hooked_podman(harness, hook_env):
+def _hooked_podman(harness, mounted):
+    """A podman whose hook uses a veneer-procfs of the test (mounted first: podman's
+    namespace is made then, and the host's / here is a private mount: no propagation)."""
     require(shutil.which("podman") is not None, "podman is not installed")
     require(shutil.which("runc") is not None, "runc is not installed")
     require(os.access("/bin/busybox", os.X_OK), "busybox-static is not installed")
-    mnt = harness.path("podman-procfs")
+    mnt = harness.mkdir("procfs-for-podman")
+    if mounted:
+        mount_procfs(harness, mnt=mnt)
     pm = Podman(harness, hooks_dir=_hooks_dir(harness, mnt))
     pm.import_busybox(harness, TOOLS_IMAGE, HOST_TOOLS)
-    pm.procfs_mount = mnt
     return pm
 
 
@@ -347,10 +349,8 @@ def _limits(out):
     return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
 
 
-def test_podman_container_sees_its_limits_with_no_flag(harness, hooked_podman):
-    pm = hooked_podman
-    os.makedirs(pm.procfs_mount, exist_ok=True)
-    mount_procfs(harness, mnt=pm.procfs_mount)
+def test_podman_container_sees_its_limits_with_no_flag(harness, hook_env):
+    pm = _hooked_podman(harness, mounted=True)
     r = pm("run", "--rm", "--network", "none", *pm.run_opts, "--memory", "256m", "--cpus", "1",
            TOOLS_IMAGE, "sh", "-c", LIMITS_SCRIPT)
     got = _limits(r.stdout)
@@ -368,9 +368,8 @@ def test_podman_container_sees_its_limits_with_no_flag(harness, hooked_podman):
     assert int(got["mem"]) == host_memtotal() and got["nproc"] == str(os.cpu_count()), r.stdout
 
 
-def test_podman_container_starts_without_veneer_procfs(harness, hooked_podman):
-    pm = hooked_podman
-    os.makedirs(pm.procfs_mount, exist_ok=True)  # nothing mounted there
+def test_podman_container_starts_without_veneer_procfs(harness, hook_env):
+    pm = _hooked_podman(harness, mounted=False)
     r = pm("run", "--rm", "--network", "none", *pm.run_opts, "--memory", "256m", "--cpus", "1",
            TOOLS_IMAGE, "sh", "-c", LIMITS_SCRIPT)
     got = _limits(r.stdout)
