@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The container's cgroup, all through libcgroup: "veneer-<id>" in every
- * hierarchy a limit needs (memory, cpu, cpuacct, cpuset, pids), with cgroup v1
+ * hierarchy a limit needs (memory, cpu, cpuacct, cpuset, pids; devices for
+ * the v1 device allow list), with cgroup v1
  * file names or v2 ones depending on where each controller is mounted;
  * attaching the init, and removal (killing stragglers) on exit or --cleanup.
  */
@@ -82,6 +83,9 @@ static GPtrArray *vr_cgroup_controllers(const struct vr_config *cfg)
 		g_ptr_array_add(c, "cpuset");
 	if (!cfg->rootless || cfg->limits.pids)
 		g_ptr_array_add(c, "pids");
+	/* The device allow list (devices.c), where the controller is v1. */
+	if (cfg->sec.devcg == VR_DEVCG_V1)
+		g_ptr_array_add(c, "devices");
 	return c;
 }
 
@@ -259,7 +263,7 @@ int vr_cgroup_attach(struct vr_ctx *ctx, pid_t pid)
 }
 
 /* Kill whatever still runs in one cgroup directory (a crashed container's leftovers). */
-static void vr_cgroup_kill_tasks(const char *dir)
+void vr_cgroup_kill_tasks(const char *dir)
 {
 	g_autofree char *procs_path = g_build_filename(dir, "cgroup.procs", NULL);
 	g_autofree char *text = NULL;

@@ -5,6 +5,10 @@
  * child, forwards TERM INT HUP USR1 USR2 QUIT WINCH to it, reaps every zombie
  * (orphans re-parent to PID 1) and exits with COMMAND's status: 128+N for
  * signal N, 126/127 with a message when COMMAND cannot be executed or found.
+ * COMMAND gets the container's capabilities, seccomp filter and
+ * no_new_privs; PID 1 confines itself further before COMMAND may run (no
+ * capability but CAP_KILL, not dumpable, no fd but stdio, its own filter),
+ * as COMMAND runs as the same user in the same namespaces.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +23,7 @@
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
+#include <linux/capability.h>
 
 #include "cleanup.h"
 #include "fd-util.h"
@@ -164,6 +169,12 @@ static int vr_init_setup(struct vr_ctx *ctx, const char *hostname)
 	for (guint i = 0; i < nvol; i++)
 		if (vfds[i] >= 0)
 			close(vfds[i]);
+	if (r >= 0 && ctx->cfg->sec.masks->len) {
+		_cleanup_close_ int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+		r = rootfd < 0 ? log_error_errno(-errno, "cannot open the new root")
+			       : vr_masks_user(ctx, rootfd);
+	}
 	if (r < 0)
 		return r;
 	if (cfg->workdir) {
@@ -175,10 +186,60 @@ static int vr_init_setup(struct vr_ctx *ctx, const char *hostname)
 	return 0;
 }
 
+/*
+ * COMMAND's privileges, in the order that works: the seccomp filter while
+ * CAP_SYS_ADMIN still allows it without no_new_privs (the profile permits the
+ * calls that follow); the bounding set while CAP_SETPCAP is effective; the
+ * user (keeping the permitted set across setuid); then the permitted,
+ * effective and (for root) inheritable sets. A user other than root loses
+ * them all at exec, as under Docker. Returns -errno, reported already.
+ */
+static int vr_init_confine_command(const struct vr_config *cfg)
+{
+	const struct vr_security *sec = &cfg->sec;
+	bool root = !cfg->have_user || cfg->uid == 0;
+	int r;
+
+	if (sec->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		r = -errno;
+		fprintf(stderr, "veneer-run: cannot set no_new_privs: %s\n", strerror(-r));
+		return r;
+	}
+	if (sec->seccomp && !sec->no_new_privs && (r = vr_seccomp_load(sec->seccomp)) < 0) {
+		fprintf(stderr, "veneer-run: cannot load the seccomp filter: %s\n", strerror(-r));
+		return r;
+	}
+	r = vr_caps_bound(sec->caps);
+	if (r < 0) {
+		fprintf(stderr, "veneer-run: cannot drop capabilities: %s\n", strerror(-r));
+		return r;
+	}
+	if (cfg->have_user) {
+		gid_t gid = cfg->have_gid ? cfg->gid : vr_passwd_gid(cfg->uid);
+
+		if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 ||
+		    (!cfg->rootless && setgroups(0, NULL) < 0) || setgid(gid) < 0 ||
+		    setuid(cfg->uid) < 0) {
+			r = -errno;
+			fprintf(stderr, "veneer-run: cannot switch to user %u:%u: %s\n",
+				(unsigned)cfg->uid, (unsigned)gid, strerror(-r));
+			return r;
+		}
+	}
+	/* Inheritable only for root: no file-inheritable capability for a user (CVE-2022-24769). */
+	r = vr_caps_apply(sec->caps, root, false);
+	if (r < 0) {
+		fprintf(stderr, "veneer-run: cannot set the capabilities: %s\n", strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
 /* The command's process, between fork and exec. Never returns. */
 static void vr_init_exec(struct vr_ctx *ctx, GPtrArray *env, int err_fd)
 {
 	const struct vr_config *cfg = ctx->cfg;
+	int code = VR_EXIT_CANNOT_EXEC;
 	sigset_t none, ttou;
 	int e;
 
@@ -196,17 +257,10 @@ static void vr_init_exec(struct vr_ctx *ctx, GPtrArray *env, int err_fd)
 			signal(sig, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (cfg->have_user) {
-		gid_t gid = cfg->have_gid ? cfg->gid : vr_passwd_gid(cfg->uid);
-
-		if ((!cfg->rootless && setgroups(0, NULL) < 0) || setgid(gid) < 0 ||
-		    setuid(cfg->uid) < 0) {
-			e = errno;
-			fprintf(stderr, "veneer-run: cannot switch to user %u:%u: %s\n",
-				(unsigned)cfg->uid, (unsigned)gid, strerror(e));
-			e = -e; /* reported already */
-			goto fail;
-		}
+	e = vr_init_confine_command(cfg);
+	if (e < 0) {
+		code = VR_EXIT_SETUP;
+		goto fail;
 	}
 	if (chdir(cfg->workdir ? cfg->workdir : "/") < 0) {
 		e = errno;
@@ -219,11 +273,19 @@ static void vr_init_exec(struct vr_ctx *ctx, GPtrArray *env, int err_fd)
 	for (guint i = 0; i < env->len; i++)
 		putenv(env->pdata[i]);
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+	/* With no_new_privs the filter needs no privilege: as late as possible. */
+	if (cfg->sec.seccomp && cfg->sec.no_new_privs &&
+	    (e = vr_seccomp_load(cfg->sec.seccomp)) < 0) {
+		fprintf(stderr, "veneer-run: cannot load the seccomp filter: %s\n", strerror(-e));
+		code = VR_EXIT_SETUP;
+		goto fail;
+	}
 	execvp(cfg->argv[0], cfg->argv);
 	e = errno;
 fail:
+	/* errno > 0: PID 1 reports it; < 0: reported already, our exit code says the rest. */
 	(void)!write(err_fd, &e, sizeof(e));
-	_exit(VR_EXIT_CANNOT_EXEC);
+	_exit(code);
 }
 
 static int vr_init_status(int status)
@@ -236,7 +298,7 @@ static int vr_init_status(int status)
 }
 
 /* The PID 1 loop: forward, reap, and leave with COMMAND's status. */
-static int vr_init_loop(struct vr_ctx *ctx, pid_t cmd, int exec_errno)
+static int vr_init_loop(const char *name, pid_t cmd, int exec_errno)
 {
 	sigset_t set;
 	int status = 0;
@@ -270,22 +332,63 @@ static int vr_init_loop(struct vr_ctx *ctx, pid_t cmd, int exec_errno)
 		if (done)
 			break;
 	}
-	if (exec_errno < 0)
-		return VR_EXIT_CANNOT_EXEC;
-	if (exec_errno) {
-		fprintf(stderr, "veneer-run: cannot run '%s': %s\n", ctx->cfg->argv[0],
-			strerror(exec_errno));
+	if (exec_errno > 0) {
+		fprintf(stderr, "veneer-run: cannot run '%s': %s\n", name, strerror(exec_errno));
 		return exec_errno == ENOENT ? VR_EXIT_NOT_FOUND : VR_EXIT_CANNOT_EXEC;
 	}
 	return vr_init_status(status);
 }
 
+/* Close every fd but stdio, keep and keep2 (the launcher's, the host's: none for COMMAND to find).
+ */
+static void vr_init_close_fds(int keep, int keep2)
+{
+	int lo = MIN(keep, keep2), hi = MAX(keep, keep2);
+
+	if (lo > 3)
+		close_range(3, (unsigned)lo - 1, 0);
+	if (hi > lo + 1)
+		close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+	close_range((unsigned)hi + 1, ~0U, 0);
+}
+
+/*
+ * PID 1 after forking COMMAND and before letting it exec: COMMAND will be the
+ * same user in the same namespaces, so PID 1 keeps nothing worth reaching
+ * through ptrace or /proc/1: no fd but stdio and its two pipes, no
+ * capability but CAP_KILL (to signal a COMMAND of another uid), not dumpable
+ * (so ptrace, /proc/1/{mem,fd,root,environ} need CAP_SYS_PTRACE), its
+ * argument area blanked (no host path in /proc/1/cmdline), and a seccomp
+ * filter of its own.
+ */
+static int vr_init_confine(const struct vr_ctx *ctx, int keep, int keep2)
+{
+	const struct vr_config *cfg = ctx->cfg;
+	int r;
+
+	vr_init_close_fds(keep, keep2);
+	if (cfg->argv_area && cfg->argv_area_len > 1) {
+		memset(cfg->argv_area, 0, cfg->argv_area_len);
+		g_strlcpy(cfg->argv_area, "veneer-init", cfg->argv_area_len);
+	}
+	r = vr_caps_apply(1ULL << CAP_KILL, false, true);
+	if (r < 0)
+		return log_error_errno(r, "PID 1 cannot drop its capabilities");
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return log_error_errno(-errno, "PID 1 cannot make itself undumpable");
+	r = vr_seccomp_load(cfg->sec.init_seccomp);
+	if (r < 0)
+		return log_error_errno(r, "PID 1 cannot load its seccomp filter");
+	return 0;
+}
+
 void vr_init_run(struct vr_ctx *ctx, int go_fd, int report_fd)
 {
 	const char *hostname = ctx->cfg->hostname ? ctx->cfg->hostname : ctx->id;
+	g_autofree char *name = g_strdup(ctx->cfg->argv[0]);
 	g_autoptr(GPtrArray) env = NULL;
 	sigset_t chld;
-	int err_pipe[2];
+	int err_pipe[2], start_pipe[2];
 	int r, exec_errno = 0;
 	pid_t cmd;
 	char go;
@@ -300,7 +403,7 @@ void vr_init_run(struct vr_ctx *ctx, int go_fd, int report_fd)
 	sigprocmask(SIG_BLOCK, &chld, NULL);
 
 	r = vr_init_setup(ctx, hostname);
-	if (r >= 0 && pipe2(err_pipe, O_CLOEXEC) < 0)
+	if (r >= 0 && (pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(start_pipe, O_CLOEXEC) < 0))
 		r = log_error_errno(-errno, "cannot create a pipe");
 	(void)!write(report_fd, &r, sizeof(r));
 	close(report_fd);
@@ -315,13 +418,26 @@ void vr_init_run(struct vr_ctx *ctx, int go_fd, int report_fd)
 	}
 	if (cmd == 0) {
 		close(err_pipe[0]);
+		close(start_pipe[1]);
+		/* Not before PID 1 is out of reach. */
+		if (read(start_pipe[0], &go, 1) != 1)
+			_exit(VR_EXIT_SETUP);
+		close(start_pipe[0]);
 		vr_init_exec(ctx, env, err_pipe[1]);
 	}
 	close(err_pipe[1]);
+	close(start_pipe[0]);
+	r = vr_init_confine(ctx, err_pipe[0], start_pipe[1]);
+	if (r < 0) {
+		kill(cmd, SIGKILL);
+		_exit(VR_EXIT_SETUP);
+	}
+	(void)!write(start_pipe[1], "g", 1);
+	close(start_pipe[1]);
 	/* EOF: exec succeeded (the pipe was close-on-exec); data: its errno. */
 	if (vc_read_all(err_pipe[0], &exec_errno, sizeof(exec_errno)) != sizeof(exec_errno))
 		exec_errno = 0;
 	close(err_pipe[0]);
 	fflush(stdout);
-	_exit(vr_init_loop(ctx, cmd, exec_errno));
+	_exit(vr_init_loop(name, cmd, exec_errno));
 }

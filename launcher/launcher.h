@@ -12,6 +12,8 @@
 #include <sys/types.h>
 #include <glib.h>
 
+#include "security.h"
+
 /*
  * Exit codes. Anything else is COMMAND's own status (128+N when killed by
  * signal N). Bad input is detected before anything is created.
@@ -81,6 +83,9 @@ struct vr_config {
 	char *procfs_bin;
 	unsigned stop_timeout; /* seconds between forwarding SIGTERM and SIGKILL */
 	char **argv;	       /* COMMAND and its arguments (borrowed from main's argv) */
+	char *argv_area;       /* main's whole argv, blanked in PID 1 (security.h: init.c) */
+	size_t argv_area_len;
+	struct vr_security sec;
 };
 
 /* Everything one run created, so that clean-up undoes exactly that. */
@@ -108,7 +113,14 @@ struct vr_ctx {
 	int init_pidfd;
 	uint64_t init_start;
 	int exit_status;
-	const char *status; /* "creating", "running", "exited" */
+	const char *status;    /* "creating", "running", "exited" */
+	uid_t host_uid;	       /* the caller, outside any user namespace */
+	char *devcg_path;      /* cgroup2 directory made for the device program alone */
+	GPtrArray *hide_paths; /* host directories masked in every container (hide.c) */
+	bool hide_registered;
+	int hide_fd; /* the registry and its root/ (hide.c), -1 when unusable */
+	int hide_root_fd;
+	int mntns_fd; /* the container's mount namespace, for later containers' masks */
 };
 
 /* ns.c */
@@ -126,6 +138,7 @@ int vr_cgroup_check(const struct vr_config *cfg, bool *ret_usable);
 int vr_cgroup_create(struct vr_ctx *ctx);
 int vr_cgroup_attach(struct vr_ctx *ctx, pid_t pid);
 int vr_cgroup_remove(const char *name, GPtrArray *controllers);
+void vr_cgroup_kill_tasks(const char *dir);
 bool vr_cgroup_wanted(const struct vr_config *cfg);
 
 /* mounts.c */

@@ -76,6 +76,7 @@ static const struct option vr_options[] = {
 	{"list", no_argument, NULL, VR_OPT_LIST},
 	{"inspect", required_argument, NULL, VR_OPT_INSPECT},
 	{"cleanup", no_argument, NULL, VR_OPT_CLEANUP},
+	VR_SECURITY_LONG_OPTIONS,
 	{},
 };
 
@@ -120,6 +121,23 @@ static void vr_help(void)
 	       "  -u, --user UID[:GID]     run COMMAND as this numeric user and group\n"
 	       "      --stop-timeout SECS  after forwarding SIGTERM/SIGINT, wait this long before\n"
 	       "                           killing the container (default %d)\n"
+	       "Confinement (default: Docker's; see CONFINEMENT in veneer-run(1)):\n"
+	       "      --cap-add CAP        add a capability (NET_ADMIN, CAP_SYS_TIME, ALL); the\n"
+	       "                           default set is CHOWN DAC_OVERRIDE FOWNER FSETID KILL\n"
+	       "                           SETGID SETUID SETPCAP SETFCAP NET_BIND_SERVICE NET_RAW\n"
+	       "                           SYS_CHROOT MKNOD AUDIT_WRITE\n"
+	       "      --cap-drop CAP       drop a capability, or ALL\n"
+	       "      --security-opt seccomp=FILE|unconfined\n"
+	       "                           another seccomp profile (Docker's JSON format), or "
+	       "none\n"
+	       "      --security-opt no-new-privileges\n"
+	       "                           set-user-ID and file capabilities grant nothing\n"
+	       "      --device HOST[:CTR][:rwm]\n"
+	       "                           make device HOST usable inside (as CTR, below /dev)\n"
+	       "      --mask PATH          hide PATH inside (an empty read-only directory, or\n"
+	       "                           /dev/null for a file); repeatable\n"
+	       "      --privileged         all capabilities, no seccomp filter, every device,\n"
+	       "                           /proc/sys and /sys writable, nothing masked\n"
 	       "State:\n"
 	       "      --state-dir DIR      default %s (rootless: $XDG_RUNTIME_DIR/veneer,\n"
 	       "                           else /tmp/veneer-UID)\n"
@@ -409,6 +427,18 @@ static int vr_parse_args(int argc, char **argv, struct vr_config *cfg)
 		case VR_OPT_CLEANUP:
 			cfg->action = VR_ACTION_CLEANUP;
 			break;
+		case VR_OPT_CAP_ADD:
+		case VR_OPT_CAP_DROP:
+		case VR_OPT_PRIVILEGED:
+		case VR_OPT_SECURITY_OPT:
+		case VR_OPT_DEVICE:
+		case VR_OPT_MASK: {
+			g_autofree char *err = NULL;
+
+			if (vr_security_option(cfg, c, optarg, &err) < 0)
+				return vr_usage_error("%s", err);
+			break;
+		}
 		case ':':
 			return vr_usage_error("option '%s' needs a value", bad);
 		default:
@@ -476,6 +506,15 @@ static int vr_validate(struct vr_config *cfg)
 			fprintf(stderr,
 				"veneer-run: layer '%s' does not exist or is not a directory\n", l);
 			return VR_EXIT_PATH;
+		}
+	}
+	{
+		g_autofree char *err = NULL;
+
+		r = vr_security_validate(cfg, &err);
+		if (r != 0) {
+			fprintf(stderr, "veneer-run: %s\n", err);
+			return r;
 		}
 	}
 	if (cfg->upper) {
@@ -626,6 +665,7 @@ static void vr_config_init(struct vr_config *cfg)
 		.stop_timeout = VR_DEFAULT_STOP_TIMEOUT,
 		.upper_lock = -1,
 	};
+	vr_security_init(&cfg->sec);
 }
 
 static void vr_config_done(struct vr_config *cfg)
@@ -645,6 +685,7 @@ static void vr_config_done(struct vr_config *cfg)
 	g_free(cfg->name);
 	g_free(cfg->unionfs_bin);
 	g_free(cfg->procfs_bin);
+	vr_security_done(&cfg->sec);
 }
 
 static char *vr_default_state_dir(bool rootless)
@@ -658,6 +699,19 @@ static char *vr_default_state_dir(bool rootless)
 	return g_strdup_printf("/tmp/veneer-%u", (unsigned)geteuid());
 }
 
+/* The argument strings as the kernel laid them out, which PID 1 blanks (init.c). */
+static void vr_argv_area(int argc, char **argv, struct vr_config *cfg)
+{
+	for (int i = 1; i < argc; i++)
+		if (argv[i] != argv[i - 1] + strlen(argv[i - 1]) + 1)
+			return; /* not one contiguous area: leave it */
+	if (argc > 0) {
+		cfg->argv_area = argv[0];
+		cfg->argv_area_len =
+			(size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct vr_config cfg;
@@ -665,6 +719,7 @@ int main(int argc, char **argv)
 
 	vc_log_init("veneer-run");
 	vr_config_init(&cfg);
+	vr_argv_area(argc, argv, &cfg);
 	r = vr_parse_args(argc, argv, &cfg);
 	if (r != 0)
 		goto out;

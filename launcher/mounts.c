@@ -2,8 +2,10 @@
 /*
  * The mount table: the launcher's private mount namespace with a host-root
  * view for the embedded default layer, then inside the container's namespace
- * a fresh proc (with veneer-procfs files bound over it), read-only sysfs, a
- * minimal /dev, and pivot_root into the union mount.
+ * a fresh proc (with veneer-procfs files bound over it), read-only sysfs
+ * (both with the OCI masked and read-only paths, masks.c), a minimal /dev,
+ * the masks over other containers' directories (hide.c), and pivot_root into
+ * the union mount.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -166,6 +168,8 @@ static int vr_mount_dev(const struct vr_ctx *ctx, const char *dev)
 			return r;
 	}
 	r = vr_mount_console(fd, dev);
+	if (r >= 0)
+		r = vr_devices_populate(ctx, fd, dev);
 	if (r < 0)
 		return r;
 	static const char *const links[][2] = {
@@ -184,7 +188,9 @@ static int vr_mount_sys(const struct vr_ctx *ctx, const char *sys)
 {
 	int r;
 
-	if (mount("sysfs", sys, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
+	unsigned long ro = ctx->cfg->sec.privileged ? 0 : MS_RDONLY;
+
+	if (mount("sysfs", sys, "sysfs", ro | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
 		return 0;
 	/*
 	 * A rootless container sharing the host's network namespace may not
@@ -196,42 +202,6 @@ static int vr_mount_sys(const struct vr_ctx *ctx, const char *sys)
 	if (r < 0)
 		return r;
 	return vr_mount_setattr_ro(sys, true);
-}
-
-/*
- * Most of /proc/sys is not namespaced: writing it would change the host, as
- * would sysrq-trigger; a few files leak host internals. Read-only and masked
- * like Docker does, so /proc is as safe as the read-only /sys.
- */
-static int vr_mount_proc_guard(const char *proc)
-{
-	static const char *const ro[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
-	static const char *const masked[] = {"kcore", "keys", "timer_list", "sched_debug"};
-
-	for (size_t i = 0; i < G_N_ELEMENTS(ro); i++) {
-		g_autofree char *p = g_build_filename(proc, ro[i], NULL);
-		int r;
-
-		if (access(p, F_OK) < 0)
-			continue;
-		r = vr_mount(p, p, NULL, MS_BIND | MS_REC, NULL);
-		if (r < 0)
-			return r;
-		r = vr_mount_setattr_ro(p, true);
-		if (r < 0)
-			return r;
-	}
-	for (size_t i = 0; i < G_N_ELEMENTS(masked); i++) {
-		g_autofree char *p = g_build_filename(proc, masked[i], NULL);
-		int r;
-
-		if (access(p, F_OK) < 0)
-			continue;
-		r = vr_mount("/dev/null", p, NULL, MS_BIND, NULL);
-		if (r < 0)
-			return r;
-	}
-	return 0;
 }
 
 static int vr_mount_procfs_files(const struct vr_ctx *ctx)
@@ -283,10 +253,9 @@ int vr_mounts_rootfs(struct vr_ctx *ctx)
 	r = vr_mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	if (r < 0)
 		return r;
-	r = vr_mount_proc_guard(proc);
-	if (r < 0)
-		return r;
 	r = vr_mount_sys(ctx, sys);
+	if (r >= 0)
+		r = vr_masks_proc_sys(ctx, rootfd);
 	if (r < 0)
 		return r;
 	r = vr_mount_dev(ctx, dev);
@@ -297,7 +266,7 @@ int vr_mounts_rootfs(struct vr_ctx *ctx)
 		if (r < 0)
 			return r;
 	}
-	return 0;
+	return vr_hide_apply(ctx, rootfd);
 }
 
 /*

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * One container run, step by step: state directory, cgroup, shared procfs,
- * private mount namespace, union mount, volumes, clone of the init into new
- * namespaces; then the launcher's wait loop (forwarding signals, a grace
- * period after SIGTERM/SIGINT) and the teardown that undoes each step.
+ * One container run, step by step: state directory, cgroup and device allow
+ * list, shared procfs, hiding from other containers, private mount
+ * namespace, union mount, volumes, clone of the init into new namespaces;
+ * then the launcher's wait loop (forwarding signals, a grace period after
+ * SIGTERM/SIGINT) and the teardown that undoes each step.
  */
 #include <errno.h>
 #include <poll.h>
@@ -161,6 +162,18 @@ static int vr_run_container(struct vr_ctx *ctx)
 	vr_proc_start_time(pid, &ctx->init_start);
 	r = vr_cgroup_attach(ctx, pid);
 	if (r >= 0)
+		r = vr_devices_cgroup_attach(ctx, pid);
+	if (r >= 0 && ctx->hide_registered) {
+		/* Now, while the init is dumpable still (it stops being so before COMMAND runs). */
+		g_autofree char *ns = g_strdup_printf("/proc/%d/ns/mnt", (int)pid);
+
+		ctx->mntns_fd = open(ns, O_RDONLY | O_CLOEXEC);
+		if (ctx->mntns_fd < 0)
+			r = log_error_errno(-errno, "cannot open '%s'", ns);
+	}
+	if (r >= 0)
+		r = vr_hide_update(ctx); /* before the init scans the registry */
+	if (r >= 0)
 		r = vr_state_write(ctx); /* the init's pid, before it may run anything */
 	if (r < 0)
 		goto out;
@@ -285,6 +298,10 @@ static int vr_teardown(struct vr_ctx *ctx)
 	if (ctx->init_pidfd >= 0)
 		close(ctx->init_pidfd);
 	ctx->init_pidfd = -1;
+	/* It would keep the container's mounts, the union's among them, alive. */
+	if (ctx->mntns_fd >= 0)
+		close(ctx->mntns_fd);
+	ctx->mntns_fd = -1;
 	if (ctx->union_pid > 0)
 		vr_unionfs_stop(ctx->union_pid, ctx->union_pidfd, ctx->merged);
 	if (ctx->dir_created)
@@ -296,6 +313,8 @@ static int vr_teardown(struct vr_ctx *ctx)
 	if (ctx->lower_view)
 		umount2(ctx->lower_view, MNT_DETACH);
 	if (ctx->cgroup_name && vr_cgroup_remove(ctx->cgroup_name, ctx->cgroup_controllers) < 0)
+		result = -EBUSY;
+	if (ctx->devcg_path && vr_devices_cgroup_remove(ctx->devcg_path) < 0)
 		result = -EBUSY;
 	if (!ctx->dir_created)
 		return result;
@@ -309,8 +328,10 @@ static int vr_teardown(struct vr_ctx *ctx)
 		/* The upper layer stays, with a state that --list shows and --cleanup leaves. */
 		ctx->status = "exited";
 		vr_state_write(ctx);
-		return result;
+		return result; /* and stays hidden from other containers */
 	}
+	if (ctx->hide_registered)
+		vr_hide_unregister(ctx->dir);
 	if (ctx->fresh_upper)
 		vr_rm_rf(ctx->upper);
 	{
@@ -343,6 +364,15 @@ static void vr_ctx_done(struct vr_ctx *ctx)
 	g_free(ctx->procfs_mount);
 	if (ctx->upper_lock >= 0)
 		close(ctx->upper_lock);
+	g_free(ctx->devcg_path);
+	if (ctx->hide_paths)
+		g_ptr_array_unref(ctx->hide_paths);
+	if (ctx->hide_fd >= 0)
+		close(ctx->hide_fd);
+	if (ctx->hide_root_fd >= 0)
+		close(ctx->hide_root_fd);
+	if (ctx->mntns_fd >= 0)
+		close(ctx->mntns_fd);
 }
 
 /* Give the terminal back to our process group when COMMAND had taken it. */
@@ -367,6 +397,10 @@ int vr_run(const struct vr_config *cfg)
 		.init_pidfd = -1,
 		.upper_lock = -1,
 		.status = "creating",
+		.host_uid = geteuid(),
+		.hide_fd = -1,
+		.hide_root_fd = -1,
+		.mntns_fd = -1,
 	};
 	uid_t uid = geteuid();
 	gid_t gid = getegid();
@@ -387,7 +421,16 @@ int vr_run(const struct vr_config *cfg)
 			r = vr_state_write(&ctx);
 	}
 	if (r >= 0)
+		r = vr_devices_cgroup_setup(&ctx);
+	if (r >= 0)
+		r = vr_state_write(&ctx);
+	if (r >= 0)
 		r = vr_procfs_ensure(&ctx);
+	/* Still outside a rootless user namespace: the others' are ours to enter. */
+	if (r >= 0)
+		r = vr_hide_register(&ctx);
+	if (r >= 0)
+		r = vr_hide_push(&ctx);
 	if (r >= 0 && cfg->rootless)
 		r = vr_ns_enter_rootless(uid, gid);
 	if (r >= 0)

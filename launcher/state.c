@@ -149,6 +149,7 @@ static JsonNode *vr_state_build(struct vr_ctx *ctx)
 	} else {
 		json_builder_add_null_value(b);
 	}
+	vr_security_state(b, ctx);
 	json_builder_set_member_name(b, "GraphDriver");
 	json_builder_begin_object(b);
 	vr_json_str(b, "Name", "veneer-unionfs");
@@ -367,6 +368,13 @@ static int vr_state_cleanup_one(const char *state_dir, const char *id, JsonObjec
 		if (vr_obj_str(c, "Name"))
 			r = vr_cgroup_remove(vr_obj_str(c, "Name"), ctrls);
 	}
+	if (json_object_has_member(o, "Security")) {
+		JsonObject *sec = json_object_get_object_member(o, "Security");
+		const char *devcg = sec ? vr_obj_str(sec, "DeviceCgroup") : NULL;
+
+		if (devcg && vr_devices_cgroup_remove(devcg) < 0)
+			r = -EBUSY;
+	}
 	if (json_object_has_member(o, "GraphDriver")) {
 		JsonObject *gd = json_object_get_object_member(o, "GraphDriver");
 
@@ -392,8 +400,10 @@ static int vr_state_cleanup_one(const char *state_dir, const char *id, JsonObjec
 		rmdir(lower);
 		if (fresh && !keep && recorded_upper && strcmp(recorded_upper, upper) == 0)
 			vr_rm_rf(upper);
-		if (!keep || !fresh)
+		if (!keep || !fresh) {
 			unlink(state);
+			vr_hide_unregister(dir);
+		}
 		rmdir(dir);
 	}
 	printf("%s\n", id);

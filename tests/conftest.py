@@ -7,7 +7,9 @@ prerequisite (no /dev/fuse, not root, no kernel overlay) skips on a user's
 machine but fails in CI (CI=true or VENEER_STRICT=1).
 """
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -22,6 +24,28 @@ from veneer_harness import (  # noqa: E402
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running scenario")
+    # A base temp dir of this session's own. Tests that let other uids reach their mounts
+    # open the search bits of their tmp dir's ancestors; in the shared /tmp/pytest-of-root
+    # every other pytest session (another checkout's suite) resets them to 0700 when it
+    # starts, which made those tests fail at random when two suites ran at once.
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        config.option.basetemp = tempfile.mkdtemp(prefix="veneer-pytest-")
+        config._veneer_basetemp = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    base = getattr(config, "_veneer_basetemp", None)
+    if base is None:
+        return
+    # Keep the trees of a failed run for a look; a passed run leaves nothing.
+    if getattr(config, "_veneer_failed", False):
+        print(f"\nveneer: the failed run's test trees are kept in {base}")
+    else:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config._veneer_failed = exitstatus != 0
 
 
 @pytest.fixture

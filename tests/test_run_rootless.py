@@ -111,6 +111,44 @@ def test_rootless_as_unprivileged_user(rootless, run_bin, harness):
         assert f.read() == "rootless\n"
     assert os.listdir(state) == []
 
+    # The same confinement inside the user namespace: Docker's capability set, the seccomp
+    # filter (no new namespace, no mount), PID 1 out of reach; --privileged lifts it.
+    show = ("grep -E '^(CapEff|CapBnd|Seccomp):' /proc/self/status; "
+            "unshare -Urm true 2>/dev/null || echo NO-UNSHARE; "
+            "mount -t tmpfs none /mnt 2>/dev/null || echo NO-MOUNT; "
+            "readlink /proc/1/fd/0 >/dev/null 2>&1 || echo NO-INIT")
+    r = _run_as(pw, base + ["--", "sh", "-c", show])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["CapEff:", "00000000a80425fb", "CapBnd:", "00000000a80425fb",
+                                "Seccomp:", "2", "NO-UNSHARE", "NO-MOUNT", "NO-INIT"], r.stdout
+    r = _run_as(pw, base + ["--privileged", "--", "sh", "-c", show])
+    assert r.returncode == 0, r.stderr
+    assert "Seccomp:\t0" in r.stdout and "NO-" not in r.stdout.replace("NO-INIT", ""), r.stdout
+
+    # Two rootless containers do not see each other's upper, whichever started first: the
+    # later one masks its own in the earlier one (in the user's own user namespaces), through
+    # the registry the first veneer-run run as root makes.
+    subprocess.run([run_bin, "--state-dir", os.path.join(os.path.dirname(home), "root-state"),
+                    "--unionfs", build_path("unionfs/veneer-unionfs"), "--no-procfs", "--",
+                    "true"], check=True, capture_output=True, env=sanitizer_env())
+    ua, ub = os.path.join(home, "up-a"), os.path.join(home, "up-b")
+    a = subprocess.Popen(base + ["--upper", ua, "--", "sh", "-c",
+                                 f"echo a > /a; echo ready; read x; ls -A {ub} | wc -l"],
+                         user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], cwd="/", text=True,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=sanitizer_env({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}))
+    try:
+        assert a.stdout.readline() == "ready\n"
+        r = _run_as(pw, base + ["--upper", ub, "--", "sh", "-c",
+                                f"echo b > /b; ls -A {ua} | wc -l"])
+        assert r.returncode == 0 and r.stdout == "0\n", r.stdout + r.stderr
+        out, err = a.communicate("\n", timeout=60)
+        assert a.returncode == 0 and out == "0\n", out + err
+    finally:
+        if a.poll() is None:
+            a.kill()
+            a.wait()
+
     # A limit that cannot be applied is refused before anything is created ...
     r = _run_as(pw, base + ["--memory", "64M", "--", "true"])
     assert r.returncode == 123, r.stderr

@@ -371,7 +371,7 @@ binary, base = sys.argv[2], sys.argv[3]
 def as99(*argv):
     r = subprocess.run(["setpriv", "--reuid", "99", "--regid", "99", "--clear-groups", *argv],
                        capture_output=True, text=True)
-    return r.returncode, r.stdout
+    return r.returncode, r.stdout + r.stderr.replace(m, "M")
 out = {}
 for side in ("k", "v"):
     b = os.path.join(base, side)
