@@ -60,7 +60,7 @@ def test_version_comes_from_meson(deb):
     assert fields["Version"] == meson_version()
     depends = [d.split()[0] for d in fields["Depends"].split(", ")]
     for lib in ("fuse3", "libfuse3-3", "libglib2.0-0", "libcgroup2", "libjson-glib-1.0-0",
-                "libsystemd0", "libc6"):
+                "libseccomp2", "libcap-ng0", "libbpf1", "libsystemd0", "libc6"):
         assert lib in depends, fields["Depends"]
 
 
@@ -214,7 +214,7 @@ def test_install_run_with_podman_and_purge(harness, need_fuse, deb):
               "/lib/systemd/system/veneer-cleanup.service",
               "/usr/share/containers/oci/hooks.d/veneer-procfs.json",
               "/usr/share/man/man1/veneer-oci-hook.1.gz",
-              "/usr/share/doc/veneer/examples/storage.conf"):
+              "/usr/share/doc/veneer/examples/storage.conf", "/usr/share/veneer/seccomp.json"):
         assert f in files, f
     m.run("man -w veneer-procfs veneer-run veneer-unionfs veneer-oci-hook")
     # The units parse, their commands and man pages exist.
