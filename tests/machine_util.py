@@ -27,7 +27,9 @@ mount --rbind /sys "$R/sys"
 mount --rbind /dev "$R/dev"
 mount -t tmpfs -o mode=0755 tmpfs "$R/run"
 mount --rbind /tmp "$R/tmp"
-mount --make-rprivate "$R"
+# Shared inside this namespace: the namespaces made from it (a test's podman, as a slave)
+# see its later mounts and unmounts, as podman on the host sees the host's.
+mount --make-rshared "$R"
 echo ready
 exec sleep 1000000
 """
