@@ -3,8 +3,10 @@
 """veneer's side-by-side benchmark driver (run it as bench/run).
 
 Runs the union workloads on kernel overlayfs, veneer-unionfs, fuse-overlayfs,
-unionfs-fuse and a plain directory, and the /proc workloads on veneer-procfs
-and lxcfs, interleaved, then prints one markdown table and writes RESULTS.md.
+unionfs-fuse and a plain directory (workload 11, podman, on the first three),
+the busy-host repeats of workloads 3, 7 and 9, and the /proc workloads on
+veneer-procfs and lxcfs, interleaved, then prints one markdown table, judges
+the issue's targets and writes RESULTS.md.
 Everything it mounts, starts or creates is undone on exit, error or Ctrl-C.
 """
 import argparse
@@ -22,14 +24,16 @@ REPO = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 
 from layers import Layers, Sizes, quick_sizes  # noqa: E402
+from podbench import PodBench  # noqa: E402
 from procbench import PROC_REFERENCE, PROC_TARGETS, ProcBench, proc_rows, proc_version  # noqa: E402
 from reaper import Interrupted, Reaper, Trash, quiesce  # noqa: E402
 from report import Results, table, write_results  # noqa: E402
 from targets import verdicts  # noqa: E402
-from union_targets import REFERENCE, UNION_TARGETS, UnionTargets, version_of  # noqa: E402
+from union_targets import (EXTRA_UNION_TARGETS, REFERENCE, UNION_TARGETS, Run,  # noqa: E402
+                           UnionTargets, version_of)
 from union_workloads import Workloads  # noqa: E402
 
-WORKLOADS = [str(i) for i in range(1, 11)] + ["proc"]
+WORKLOADS = [str(i) for i in range(1, 13)] + ["busy", "proc"]
 
 
 def log(msg):
@@ -46,12 +50,16 @@ def parse_args(argv):
     p.add_argument("--huge", action="store_true",
                    help="workload 10 on 1,000,000 files (default 100,000; slow)")
     p.add_argument("--only", default="",
-                   help="comma-separated workloads: 1..10 and/or proc (default: all)")
+                   help="comma-separated workloads: 1..12, busy (3, 7, 9 under a CPU load) "
+                        "and/or proc (default: all)")
     p.add_argument("--targets", default="",
-                   help="comma-separated targets (default: all): " +
-                        ", ".join(UNION_TARGETS + PROC_TARGETS))
+                   help="comma-separated targets (default: all but " +
+                        ", ".join(EXTRA_UNION_TARGETS) + "): " +
+                        ", ".join(UNION_TARGETS + EXTRA_UNION_TARGETS + PROC_TARGETS))
     p.add_argument("--reps", type=int, default=0, help="repetitions (default 3, at least 3)")
     p.add_argument("--big-mib", type=int, default=0, help="size of the big lower file in MiB")
+    p.add_argument("--load", type=int, default=0,
+                   help="CPU-bound processes of the busy-host rows (default: one per CPU)")
     p.add_argument("--workdir", default="",
                    help="workspace (layers are kept there between runs; default "
                         "/var/tmp/veneer-bench, or -quick with --quick)")
@@ -69,12 +77,14 @@ def parse_args(argv):
             p.error(f"--only: unknown workload '{w}' (known: {', '.join(WORKLOADS)})")
     targets = [x.strip() for x in a.targets.split(",") if x.strip()] or UNION_TARGETS + PROC_TARGETS
     for t in targets:
-        if t not in UNION_TARGETS + PROC_TARGETS:
+        if t not in UNION_TARGETS + EXTRA_UNION_TARGETS + PROC_TARGETS:
             p.error(f"--targets: unknown target '{t}'")
     if a.reps and a.reps < 3:
         p.error(f"--reps: {a.reps} is below 3 (a median needs at least 3 runs)")
     if a.big_mib < 0:
         p.error(f"--big-mib: {a.big_mib} is negative")
+    if a.load < 0:
+        p.error(f"--load: {a.load} is negative")
     a.only = only
     a.target_list = targets
     return a
@@ -92,6 +102,8 @@ def main(argv):
         sizes.reps = a.reps
     if a.big_mib:
         sizes.big_mib = a.big_mib
+    if a.load:
+        sizes.busy_load = a.load
     ws = os.path.abspath(a.workdir or ("/var/tmp/veneer-bench" + ("-quick" if a.quick else "")))
     build = os.path.abspath(a.veneer_build or os.environ.get("VENEER_BUILD")
                             or os.path.join(REPO, "build"))
@@ -110,7 +122,7 @@ def main(argv):
     res = Results()
     sections = []
     notes = []
-    utargets = [t for t in UNION_TARGETS if t in a.target_list]
+    utargets = [t for t in UNION_TARGETS + EXTRA_UNION_TARGETS if t in a.target_list]
     ptargets = [t for t in PROC_TARGETS if t in a.target_list]
     t_start = time.monotonic()
     status = 0
@@ -119,16 +131,21 @@ def main(argv):
         trash = Trash(ws)
         trash.empty()
         ut = UnionTargets(ws, reaper, build, timeout, trash)
-        wl = Workloads(layers, sizes, timeout, trash)
+        pod = PodBench(ws, reaper, layers, sizes,
+                       {t: ut.binary(t) for t in ("veneer-unionfs", "veneer-uring",
+                                                  "fuse-overlayfs")}, log, timeout)
+        wl = Workloads(layers, sizes, timeout, trash, pod)
         for wid, rows, setup, fn in wl.table():
-            if wid not in a.only or not utargets:
+            targets = [t for t in utargets if any(r.applies(t) for r in rows)]
+            if wid not in a.only or not targets:
                 continue
-            sections.append((rows, utargets, REFERENCE, "fuse-overlayfs"))
+            sections.append((rows, targets, REFERENCE, "fuse-overlayfs"))
             lowers, plain = setup()
             for rep in range(sizes.reps):
-                for t in utargets:
+                for t in targets:
                     run_union(ut, res, rows, t, lowers, plain, fn, wid, rep, sizes.reps,
                               0 if a.quick else 5)
+            pod.close()
             trash.empty()
         if "proc" in a.only and ptargets:
             pb = ProcBench(ws, reaper, sizes, build, log)
@@ -151,8 +168,7 @@ def main(argv):
 
     lines = table(sections, res, sizes.reps)
     print("\n".join(lines))
-    judged = verdicts([r for rows, *_ in sections for r in rows], res,
-                      max(sizes.proc_containers), sizes.huge_files)
+    judged = verdicts([r for rows, *_ in sections for r in rows], res, sizes)
     print("\n" + "\n".join(judged))
     elapsed = time.monotonic() - t_start
     incomplete = sorted({f"{t}: {k}" for (k, t), v in res.errors.items()
@@ -221,7 +237,10 @@ def run_union(ut, res, rows, t, lowers, plain, fn, wid, rep, reps, settle):
         os.sync()  # earlier runs' dirty data must not be written back during this one
         if settle:
             quiesce(ut.trash.dev, settle)
-        run = ut.mount(t, lowers, plain, getattr(fn, "mount_opts", {}).get(t))
+        if getattr(fn, "no_mount", False):
+            run = Run(t, None)
+        else:
+            run = ut.mount(t, lowers, plain, getattr(fn, "mount_opts", {}).get(t))
         try:
             vals = fn(run)
         finally:

@@ -27,11 +27,22 @@ class Sizes:
     fio_io_mib: int = 0
     proc_containers: tuple = (1, 10, 100)
     proc_seconds: float = 2.0
+    pod_files: int = 5000          # workload 11: small files one RUN step creates
+    pod_parts: int = 12            # workload 11: C files the last RUN step compiles
+    pod_compiler: bool = True      # workload 11: the image has gcc (else a shell "build")
+    pod_steps: int = 4             # workload 11: RUN steps (1: the same work in one step)
+    stack_depths: tuple = (2, 50, 500)  # workload 12: lower layers stacked
+    stack_files: int = 5000        # workload 12: names spread over those layers
+    busy_load: int = 0             # busy host: CPU-bound processes (0: one per CPU)
     reps: int = 3
 
     @property
     def tree_files(self):
         return self.tree_dirs * self.tree_files_per_dir
+
+    @property
+    def load_procs(self):
+        return self.busy_load or os.cpu_count() or 1
 
     @property
     def huge_files(self):
@@ -49,6 +60,14 @@ class Sizes:
             f"untar: a tarball of {tar} (workload 7)",
             f"fio: 4k random reads, {fio} (workload 8)",
             f"big tree: {self.huge_files} files in {self.huge_dirs} dirs (workload 10)",
+            f"podman build, {self.pod_steps} RUN step(s): the untar tarball unpacked, "
+            f"{self.pod_files} small files created "
+            f"(half deleted, a third of the rest renamed), chmod/chown -R, then "
+            + (f"{self.pod_parts} C files compiled with gcc" if self.pod_compiler
+               else "a shell script 'built'") + "; then podman run of the image (workload 11)",
+            f"lower layers stacked {'/'.join(map(str, self.stack_depths))} deep, "
+            f"{self.stack_files} names spread over them, each stated once (workload 12)",
+            f"busy host: workloads 3, 7, 9 while `stress-ng --cpu {self.load_procs}` runs",
             f"/proc: {', '.join(map(str, self.proc_containers))} containers, "
             f"{self.proc_seconds:g} s per file",
             f"repetitions: {self.reps} (interleaved)",
@@ -59,7 +78,8 @@ def quick_sizes():
     return Sizes(big_mib=8, tree_dirs=10, tree_files_per_dir=20, meta_files=300,
                  merge_entries=200, huge_dirs=10, huge_files_per_dir=100, tar_source="",
                  fio_seconds=0, fio_io_mib=2, proc_containers=(1, 2, 4), proc_seconds=0.2,
-                 reps=3)
+                 pod_files=60, pod_parts=3, pod_compiler=False, pod_steps=1, stack_depths=(2, 5, 10),
+                 stack_files=100, reps=3)
 
 
 def _write_big(path, mib):
@@ -88,17 +108,21 @@ def _write_tree(root, dirs, per_dir):
                 os.close(fd)
 
 
+def _empty_names(d, names):
+    """Directory d (made with its parents) holding an empty file of each name."""
+    os.makedirs(d)
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for nm in names:
+            os.mknod(nm, 0o644 | 0o100000, dir_fd=dfd)
+    finally:
+        os.close(dfd)
+
+
 def _empty_files(root, dirs, per_dir):
     """Many empty files, one mknod each (cheaper than open+close)."""
     for d in range(dirs):
-        dp = os.path.join(root, f"d{d:04d}")
-        os.mkdir(dp)
-        dfd = os.open(dp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            for i in range(per_dir):
-                os.mknod(f"f{i:05d}", 0o644 | 0o100000, dir_fd=dfd)
-        finally:
-            os.close(dfd)
+        _empty_names(os.path.join(root, f"d{d:04d}"), (f"f{i:05d}" for i in range(per_dir)))
 
 
 class Layers:
@@ -113,7 +137,8 @@ class Layers:
     def path(self, *parts):
         return os.path.join(self.root, *parts)
 
-    def _fresh(self, name, spec, make):
+    def fresh(self, name, spec, make):
+        """path of name, made by make(path) unless it exists and was made from spec."""
         stamp = self.path(name + ".stamp")
         target = self.path(name)
         want = json.dumps(spec, sort_keys=True)
@@ -145,7 +170,7 @@ class Layers:
             _write_big(os.path.join(t, "big.bin"), s.big_mib)
             _write_big(os.path.join(t, "chmod.bin"), s.big_mib)
             _write_tree(os.path.join(t, "tree"), s.tree_dirs, s.tree_files_per_dir)
-        return self._fresh("main", {"big": s.big_mib, "tree": [s.tree_dirs, s.tree_files_per_dir],
+        return self.fresh("main", {"big": s.big_mib, "tree": [s.tree_dirs, s.tree_files_per_dir],
                                     "v": 1}, make)
 
     # Workload 5: dir/ in two lowers with distinct names, and the merged view for the control.
@@ -154,19 +179,12 @@ class Layers:
 
         def make_one(prefix):
             def make(t):
-                d = os.path.join(t, "dir")
-                os.makedirs(d)
-                dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                try:
-                    for i in range(n):
-                        for p in prefix:
-                            os.mknod(f"{p}{i:06d}", 0o644 | 0o100000, dir_fd=dfd)
-                finally:
-                    os.close(dfd)
+                _empty_names(os.path.join(t, "dir"),
+                             (f"{p}{i:06d}" for i in range(n) for p in prefix))
             return make
-        a = self._fresh("merge-a", {"n": n}, make_one("a"))
-        b = self._fresh("merge-b", {"n": n}, make_one("b"))
-        plain = self._fresh("merge-plain", {"n": n}, make_one("ab"))
+        a = self.fresh("merge-a", {"n": n}, make_one("a"))
+        b = self.fresh("merge-b", {"n": n}, make_one("b"))
+        plain = self.fresh("merge-plain", {"n": n}, make_one("ab"))
         return [a, b], plain
 
     def huge(self):
@@ -175,7 +193,20 @@ class Layers:
         def make(t):
             os.makedirs(os.path.join(t, "h"))
             _empty_files(os.path.join(t, "h"), s.huge_dirs, s.huge_files_per_dir)
-        return self._fresh("huge", {"dirs": s.huge_dirs, "per": s.huge_files_per_dir}, make)
+        return self.fresh("huge", {"dirs": s.huge_dirs, "per": s.huge_files_per_dir}, make)
+
+    # Workload 12: n lowers 0..n-1 (0 on top), each with d/ holding the names i with
+    # i % n == layer, and the merged view as one plain directory.
+    def stacked(self, n):
+        files = self.sizes.stack_files
+
+        def make(t):
+            for k in range(n):
+                _empty_names(os.path.join(t, str(k), "d"),
+                             (f"f{i:06d}" for i in range(k, files, n)))
+            _empty_names(os.path.join(t, "plain", "d"), (f"f{i:06d}" for i in range(files)))
+        root = self.fresh(f"stack-{n}", {"n": n, "files": files}, make)
+        return [os.path.join(root, str(k)) for k in range(n)], os.path.join(root, "plain")
 
     def tarball(self):
         src = self.sizes.tar_source
@@ -187,4 +218,4 @@ class Layers:
             else:
                 parent, base = tree, "tree"
             subprocess.run(["tar", "-C", parent, "-cf", t, base], check=True, timeout=600)
-        return self._fresh("untar.tar", {"src": src, "tree": self.sizes.tree_files}, make)
+        return self.fresh("untar.tar", {"src": src, "tree": self.sizes.tree_files}, make)

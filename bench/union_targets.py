@@ -14,6 +14,10 @@ import threading
 from reaper import Daemon, fuse_abort, is_mounted, umount, wait_mounted
 
 UNION_TARGETS = ["kernel-overlay", "veneer-unionfs", "fuse-overlayfs", "unionfs-fuse", "plain"]
+# Run only when named in --targets: veneer-unionfs with requests through FUSE over io_uring.
+EXTRA_UNION_TARGETS = ["veneer-uring"]
+# The -o options a veneer variant adds.
+VENEER_VARIANTS = {"veneer-unionfs": "", "veneer-uring": "uring=on"}
 REFERENCE = "kernel-overlay"
 
 
@@ -95,7 +99,7 @@ class UnionTargets:
         self.n = 0
 
     def binary(self, target):
-        return {"veneer-unionfs": self.veneer,
+        return {"veneer-unionfs": self.veneer, "veneer-uring": self.veneer,
                 "fuse-overlayfs": shutil.which("fuse-overlayfs") or "fuse-overlayfs",
                 "unionfs-fuse": shutil.which("unionfs-fuse") or "unionfs-fuse"}.get(target)
 
@@ -108,6 +112,13 @@ class UnionTargets:
             with open("/proc/filesystems") as f:
                 if not any(line.split()[-1] == "overlay" for line in f if line.strip()):
                     return "no overlay in /proc/filesystems"
+        if target == "veneer-uring":
+            try:
+                with open("/sys/module/fuse/parameters/enable_uring") as f:
+                    if f.read().strip() != "Y":
+                        return "FUSE over io_uring is off (/sys/module/fuse/parameters/enable_uring)"
+            except OSError:
+                return "the kernel has no FUSE over io_uring"
         if target != "plain" and target != "kernel-overlay" and not os.path.exists("/dev/fuse"):
             return "no /dev/fuse"
         return None
@@ -129,17 +140,26 @@ class UnionTargets:
         if extra:
             opts += "," + extra
         if target == "kernel-overlay":
+            cwd = None
+            parent = os.path.dirname(lowers[0])
+            if len(opts) > 3000 and all(os.path.dirname(lw) == parent for lw in lowers):
+                # mount(2) takes one page of options: 500 layers fit only as relative paths.
+                cwd = parent
+                rel = ":".join(os.path.basename(lw).replace(":", "\\:") for lw in lowers)
+                opts = opts.replace(f"lowerdir={esc},", f"lowerdir={rel},", 1)
             token = self.reaper.push(f"kernel overlay {mnt}", umount, mnt)
             try:
                 subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, mnt],
-                               check=True, capture_output=True, text=True, timeout=60)
+                               check=True, capture_output=True, text=True, timeout=60, cwd=cwd)
             except subprocess.CalledProcessError as e:
                 self.reaper.pop(token, run=False)
                 shutil.rmtree(run_dir, ignore_errors=True)
                 raise RuntimeError(f"mount -t overlay failed: {e.stderr.strip()}")
             self.reaper.pop(token, run=False)  # Run owns it from here
             return Run(target, mnt, run_dir, upper, None, self.reaper, mnt, trash=self.trash)
-        if target in ("veneer-unionfs", "fuse-overlayfs"):
+        if target in VENEER_VARIANTS or target == "fuse-overlayfs":
+            if VENEER_VARIANTS.get(target):
+                opts += "," + VENEER_VARIANTS[target]
             argv = [self.binary(target), "-f", "-o", opts, mnt]
         elif target == "unionfs-fuse":
             branches = ":".join([f"{upper}=RW"] + [f"{lw}=RO" for lw in lowers])
@@ -161,6 +181,7 @@ def version_of(target, veneer_bin):
     cmds = {
         "kernel-overlay": ["uname", "-r"],
         "veneer-unionfs": [veneer_bin, "--version"],
+        "veneer-uring": [veneer_bin, "--version"],
         "fuse-overlayfs": ["fuse-overlayfs", "--version"],
         "unionfs-fuse": ["dpkg-query", "-W", "-f", "${Version}", "unionfs-fuse"],
         "plain": ["findmnt", "-n", "-o", "FSTYPE,OPTIONS", "-T", "/var/tmp"],

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The union filesystem workloads 1-10 of issue 6, each timed on one mounted Run.
+"""The union filesystem workloads (1-10 of issue 6, 11-12 and the busy host of issue 13),
+each timed on one mounted Run.
 
 A workload declares its table rows (Row) and returns {row key: value} for one
 run. Each checks its own result (bytes read, entries listed, exit codes) so a
@@ -11,12 +12,14 @@ import errno
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
 
+from podbench import POD_TARGETS
 from reaper import tree_fd_count, tree_status_kib
 
 MIB = 1 << 20
@@ -31,6 +34,10 @@ class Row:
     unit: str
     better: str       # "higher", "lower", or "" (no ratio)
     daemon_only: bool = False
+    targets: tuple = ()  # the targets the row applies to (empty: all)
+
+    def applies(self, target):
+        return not self.targets or target in self.targets
 
 
 class WithOptions:
@@ -45,8 +52,65 @@ class WithOptions:
         return self.fn(run)
 
 
+class NoMount:
+    """A workload that mounts for itself (podman does): run_union only names the target."""
+
+    no_mount = True
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.__name__ = fn.__name__
+
+    def __call__(self, run):
+        return self.fn(run)
+
+
+class Busy:
+    """The same workload while a fixed CPU load runs (stress-ng, one process per CPU
+    unless sized otherwise), started after the mount and stopped after the workload, the
+    same for every target; its row keys get a "busy." prefix."""
+
+    def __init__(self, fn, procs, timeout):
+        self.fn = fn
+        self.procs = procs
+        self.timeout = timeout
+        self.mount_opts = getattr(fn, "mount_opts", {})
+        self.__name__ = "busy_" + fn.__name__
+
+    def __call__(self, run):
+        load = subprocess.Popen(["stress-ng", "--cpu", str(self.procs), "--cpu-method", "int64",
+                                 "--timeout", f"{int(self.timeout)}s", "--quiet"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            time.sleep(0.2)  # the workers are up and spinning
+            if load.poll() is not None:
+                raise RuntimeError(f"stress-ng exited {load.returncode}: "
+                                   f"{load.stderr.read().decode(errors='replace')[:300]}")
+            out = self.fn(run)
+        finally:
+            if load.poll() is None:
+                os.killpg(load.pid, signal.SIGTERM)
+            try:
+                load.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(load.pid, signal.SIGKILL)
+                load.wait()
+            load.stderr.close()
+        return {"busy." + k: v for k, v in out.items()}
+
+
+def busy_rows(rows):
+    return [Row("busy." + r.key, "busy", r.name + " (busy host)", r.cache, r.unit, r.better)
+            for r in rows]
+
+
+# The rows the busy-host variant repeats under a CPU load.
+BUSY_WORKLOADS = ("3", "7", "9")
+
 # The chmod row runs both with the kernel's metadata-only copy-up (fuse-overlayfs has none).
-METACOPY = {"kernel-overlay": "metacopy=on", "veneer-unionfs": "metacopy=on"}
+METACOPY = {"kernel-overlay": "metacopy=on", "veneer-unionfs": "metacopy=on",
+            "veneer-uring": "metacopy=on"}
 
 
 def _timed(fn, *args, **kw):
@@ -125,15 +189,16 @@ def upper_bytes(run):
 
 
 class Workloads:
-    def __init__(self, layers, sizes, timeout, trash=None):
+    def __init__(self, layers, sizes, timeout, trash=None, pod=None):
         self.trash = trash
+        self.pod = pod
         self.layers = layers
         self.s = sizes
         self.timeout = timeout
 
     # name -> (rows, layer setup returning (lowers, plain_root), function)
     def table(self):
-        return [
+        base = [
             ("1", [Row("1.cold", "1", "seq read 1 big file", "cold", "MiB/s", "higher"),
                    Row("1.warm", "1", "seq read 1 big file", "warm", "MiB/s", "higher")],
              self.main_layers, self.w1_seqread),
@@ -171,7 +236,23 @@ class Workloads:
                     Row("10.fds", "10", "daemon peak open fds during the walk", "n/a", "fds",
                         "", True)],
              self.huge_layers, self.w10_huge),
+            # kernel-overlay: podman's native overlay driver; the others: its mount_program.
+            ("11", [Row("11.total", "11", "podman build + podman run", "n/a", "s",
+                        "lower", targets=POD_TARGETS),
+                    Row("11.build", "11", "of which podman build", "n/a", "s", "lower",
+                        targets=POD_TARGETS),
+                    Row("11.run", "11", "of which podman run", "n/a", "s", "lower",
+                        targets=POD_TARGETS)],
+             self.no_layers, NoMount(self.w11_podman)),
         ]
+        base += [("12", self.stack_rows(n), self.stack_layers(n), self.w12_stat(n))
+                 for n in self.s.stack_depths]
+        return base + [("busy", busy_rows(rows), setup, Busy(fn, self.s.load_procs, self.timeout))
+                       for wid, rows, setup, fn in base if wid in BUSY_WORKLOADS]
+
+    def stack_rows(self, n):
+        return [Row(f"12.{n}.{c}", "12", f"stat of names spread over {n} lower layers", c,
+                    "us/stat", "lower") for c in ("cold", "warm")]
 
     def _discard(self, path):
         """Remove what a run made in the plain control: moved aside, deleted later."""
@@ -194,6 +275,12 @@ class Workloads:
     def huge_layers(self):
         h = self.layers.huge()
         return [h], h
+
+    def no_layers(self):
+        return [], None
+
+    def stack_layers(self, n):
+        return lambda: self.layers.stacked(n)
 
     # --- workloads -----------------------------------------------------------
     def w1_seqread(self, run):
@@ -393,3 +480,29 @@ class Workloads:
             out["10.rss"] = tree_status_kib(run.pid, "VmHWM") / 1024
             out["10.fds"] = max(peak_fds[0], tree_fd_count(run.pid))
         return out
+
+    def w11_podman(self, run):
+        return self.pod.run(run.target)
+
+    def w12_stat(self, n):
+        files = self.s.stack_files
+
+        def w12(run):
+            d = os.path.join(run.root, "d")
+            names = [f"f{i:06d}" for i in range(files)]
+            out = {}
+            run.cold()
+            dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                def stat_all():
+                    for nm in names:
+                        os.stat(nm, dir_fd=dfd, follow_symlinks=False)
+                for cache in ("cold", "warm"):
+                    t, _ = _timed(stat_all)
+                    out[f"12.{n}.{cache}"] = t * 1e6 / files
+                check(len(os.listdir(d)) == files, f"listing shows {files} names")
+            finally:
+                os.close(dfd)
+            return out
+        w12.__name__ = f"w12_stat_{n}"
+        return w12

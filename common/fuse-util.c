@@ -15,6 +15,7 @@
 #include <glib.h>
 
 #include "fd-util.h"
+#include "fuse-io.h"
 #include "fuse-util.h"
 #include "log.h"
 
@@ -25,11 +26,15 @@ enum {
 struct vc_fuse_extra {
 	int ready_fd;
 	unsigned max_threads;
+	char *uring;
+	unsigned uring_threads;
 };
 
 static const struct fuse_opt vc_fuse_extra_opts[] = {
 	{"--ready-fd=%d", offsetof(struct vc_fuse_extra, ready_fd), 0},
 	{"max_threads=%u", offsetof(struct vc_fuse_extra, max_threads), 0},
+	{"uring=%s", offsetof(struct vc_fuse_extra, uring), 0},
+	{"uring_threads=%u", offsetof(struct vc_fuse_extra, uring_threads), 0},
 	FUSE_OPT_KEY("--debug", VC_KEY_DEBUG_LONG),
 	FUSE_OPT_END,
 };
@@ -46,13 +51,25 @@ static int vc_fuse_extra_proc(void *data, const char *arg, int key, struct fuse_
 
 int vc_fuse_parse_cmdline(struct fuse_args *args, struct vc_fuse_cmdline *ret)
 {
-	struct vc_fuse_extra extra = {.ready_fd = -1, .max_threads = 0};
+	struct vc_fuse_extra extra = {.ready_fd = -1, .max_threads = 0, .uring_threads = 2};
 	struct fuse_cmdline_opts o;
+	int mode = VC_URING_OFF;
 
 	memset(ret, 0, sizeof(*ret));
 	ret->ready_fd = -1;
 	if (fuse_opt_parse(args, &extra, vc_fuse_extra_opts, vc_fuse_extra_proc) < 0)
 		return -EINVAL;
+	if (extra.uring) {
+		mode = vc_uring_parse_mode(extra.uring);
+		if (mode < 0)
+			log_error("-o uring=%s: expected auto, on or off", extra.uring);
+		free(extra.uring);
+		if (mode < 0)
+			return -EINVAL;
+	}
+	if (extra.uring_threads < 1 || extra.uring_threads > 64)
+		return log_error_errno(-EINVAL, "-o uring_threads=%u: expected 1 to 64",
+				       extra.uring_threads);
 	memset(&o, 0, sizeof(o));
 	if (fuse_parse_cmdline(args, &o) != 0)
 		return -EINVAL;
@@ -67,6 +84,8 @@ int vc_fuse_parse_cmdline(struct fuse_args *args, struct vc_fuse_cmdline *ret)
 	/* libfuse leaves UINT_MAX for "not given"; 0 means the same to us. */
 	ret->max_idle_threads = o.max_idle_threads == UINT_MAX ? 0 : o.max_idle_threads;
 	ret->max_threads = extra.max_threads;
+	ret->uring = mode;
+	ret->uring_threads = extra.uring_threads;
 	ret->ready_fd = extra.ready_fd;
 	if (ret->debug)
 		vc_log_set_level(LOG_DEBUG);
@@ -90,7 +109,9 @@ void vc_fuse_print_common_help(void)
 	       "    --ready-fd=N           write \"READY\\n\" to fd N once the mount is up\n"
 	       "    -o clone_fd            one /dev/fuse fd per worker thread\n"
 	       "    -o max_idle_threads=N  idle worker threads kept around\n"
-	       "    -o max_threads=N       upper bound on worker threads\n");
+	       "    -o max_threads=N       upper bound on worker threads\n"
+	       "    -o uring=auto|on|off   requests through FUSE over io_uring (default: off)\n"
+	       "    -o uring_threads=N     io_uring threads per CPU (default: 2)\n");
 }
 
 static int vc_fuse_signal_ready(int fd)
@@ -107,13 +128,20 @@ static int vc_fuse_signal_ready(int fd)
 int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, size_t op_size,
 		void *userdata, const struct vc_fuse_cmdline *cl, const struct vc_fuse_hooks *hooks)
 {
+	struct fuse_lowlevel_ops sops = {0};
 	struct fuse_session *se;
 	struct fuse_loop_config *lc = NULL;
+	struct vc_fuse_io io;
 	int r = 0;
 
-	se = fuse_session_new(args, ops, op_size, userdata);
-	if (!se)
+	/* The session's copy of the ops: fuse-io wraps init. */
+	memcpy(&sops, ops, MIN(op_size, sizeof(sops)));
+	vc_fuse_io_prepare(&io, &sops, hooks, userdata);
+	se = fuse_session_new(args, &sops, sizeof(sops), userdata);
+	if (!se) {
+		vc_fuse_io_done(&io);
 		return log_error_errno(-EINVAL, "could not create the FUSE session");
+	}
 	if (fuse_set_signal_handlers(se) != 0) {
 		r = log_error_errno(-errno ?: -EIO, "could not install signal handlers");
 		goto out_destroy;
@@ -122,6 +150,9 @@ int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, siz
 		r = log_error_errno(-EIO, "could not mount on '%s'", cl->mountpoint);
 		goto out_signals;
 	}
+	r = vc_fuse_io_handshake(&io, se, cl->uring, cl->uring_threads);
+	if (r < 0)
+		goto out_unmount;
 	if (hooks && hooks->after_mount) {
 		r = hooks->after_mount(se, userdata);
 		if (r < 0)
@@ -134,6 +165,10 @@ int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, siz
 		}
 		vc_log_set_target(VC_LOG_SYSLOG);
 	}
+	/* Threads start here, after fuse_daemonize's fork. */
+	r = vc_fuse_io_start(&io, cl->uring);
+	if (r < 0)
+		goto out_unmount;
 	if (hooks && hooks->before_loop) {
 		r = hooks->before_loop(se, userdata);
 		if (r < 0)
@@ -167,12 +202,14 @@ int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, siz
 
 out_unmount:
 	fuse_session_unmount(se);
+	vc_fuse_io_stop(&io);
 	if (hooks && hooks->after_loop)
 		hooks->after_loop(userdata);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_destroy:
 	fuse_session_destroy(se);
+	vc_fuse_io_done(&io);
 	if (lc)
 		fuse_loop_cfg_destroy(lc);
 	return r;

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 
 /* Exit codes shared by the daemons. */
 enum {
@@ -27,12 +28,15 @@ struct vc_fuse_cmdline {
 	int clone_fd;
 	unsigned max_idle_threads;
 	unsigned max_threads;
-	int ready_fd; /* -1, or an fd to write "READY\n" to once the mount is up */
+	int uring;		/* VC_URING_* (fuse-uring.h) */
+	unsigned uring_threads; /* ring threads per CPU queue */
+	int ready_fd;		/* -1, or an fd to write "READY\n" to once the mount is up */
 };
 
 /*
  * Parse -f, -d/--debug, -s, -h/--help, -V/--version, --ready-fd=N,
- * -o clone_fd, -o max_idle_threads=N, -o max_threads=N and the mount point.
+ * -o clone_fd, -o max_idle_threads=N, -o max_threads=N, -o uring=auto|on|off,
+ * -o uring_threads=N and the mount point.
  * They are removed from args; what remains goes to fuse_session_new().
  */
 int vc_fuse_parse_cmdline(struct fuse_args *args, struct vc_fuse_cmdline *ret);
@@ -43,8 +47,15 @@ void vc_fuse_print_common_help(void);
 
 struct vc_fuse_hooks {
 	/*
-	 * Called right after the mount, before daemonizing and readiness (e.g. to
-	 * answer INIT itself); an error unmounts and fails the run. May be NULL.
+	 * Called with the kernel's INIT request and the reply libfuse built, before
+	 * it is written: may ask for what libfuse 3.14 does not know (flags2, ...).
+	 * May be NULL.
+	 */
+	void (*init_reply)(void *userdata, const struct fuse_init_in *in,
+			   struct fuse_init_out *out);
+	/*
+	 * Called right after the mount and the INIT handshake, before daemonizing and
+	 * readiness; an error unmounts and fails the run. May be NULL.
 	 */
 	int (*after_mount)(struct fuse_session *se, void *userdata);
 	/* Called after the mount and daemonize, before the loop (e.g. start background threads). */

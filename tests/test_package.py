@@ -60,7 +60,7 @@ def test_version_comes_from_meson(deb):
     assert fields["Version"] == meson_version()
     depends = [d.split()[0] for d in fields["Depends"].split(", ")]
     for lib in ("fuse3", "libfuse3-3", "libglib2.0-0", "libcgroup2", "libjson-glib-1.0-0",
-                "libseccomp2", "libcap-ng0", "libbpf1", "libsystemd0", "libc6"):
+                "libseccomp2", "libcap-ng0", "libbpf1", "liburing2", "libsystemd0", "libc6"):
         assert lib in depends, fields["Depends"]
 
 

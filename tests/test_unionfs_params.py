@@ -22,7 +22,8 @@ EXIT_USAGE = 2
 # Every option the command line accepts; --help and the man page list each.
 OPTIONS = ["lowerdir", "upperdir", "workdir", "volatile", "fsync", "ro", "rw", "noatime",
            "allow_other", "default_permissions", "context", "-f", "-d", "--ready-fd",
-           "--help", "--version", "passthrough", "metacopy", "noacl"]
+           "--help", "--version", "passthrough", "metacopy", "noacl",
+           "uring", "uring_threads"]
 
 
 def _state(root):

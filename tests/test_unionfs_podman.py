@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """podman with veneer-unionfs as its overlay.mount_program.
 
-A private podman (podman_util: own storage root, run root, tmp dir, config
-files, HOME) imports a busybox image built locally from Debian's busybox-static, runs a
+A private podman (own storage root, run root, tmp dir, config files, HOME)
+imports a busybox image built locally from Debian's busybox-static, runs a
 multi-step `podman build` whose steps create, delete, rename and chmod files
 in each other's layers (and COPY from the context), and checks the tree
 `podman run` shows. With a mount
@@ -12,18 +12,22 @@ merged view against the parent's, and stores the layers with OCI `.wh.NAME` and
 """
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 
 import pytest
 
-from podman_util import Podman
-from veneer_harness import require
+from veneer_harness import REPO, require, sanitizer_env
 
+sys.path.insert(0, os.path.join(REPO, "bench"))
+try:
+    from podbench import PrivatePodman  # noqa: E402
+finally:
+    sys.path.pop(0)
+
+BASE_IMAGE = "localhost/veneer-busybox:latest"
 IMAGE = "localhost/veneer-podman-test:1"
-
-# What podman and runc add to every container's root.
-RUNTIME_FILES = {"/etc/hostname", "/etc/hosts", "/etc/mtab", "/etc/resolv.conf", "/run",
-                 "/run/.containerenv"}
 
 CONTAINERFILE = """\
 FROM localhost/veneer-busybox:latest
@@ -80,13 +84,60 @@ EXPECTED = [
 ]
 
 
+# What podman and runc add to every container's root.
+RUNTIME_FILES = {"/etc/hostname", "/etc/hosts", "/etc/mtab", "/etc/resolv.conf", "/run",
+                 "/run/.containerenv"}
+
+
+class Podman(PrivatePodman):
+    """The benchmark's private podman (own storage root, run root, tmp dir, config files,
+    HOME, runc state dir, cgroup parents, blob-info cache in a private mount namespace),
+    torn down by the harness, with the mount program's sanitizer reports checked."""
+
+    def __init__(self, harness, mount_program):
+        base = harness.mkdir("podman")
+        self.asan_dir = os.path.join(base, "asan")
+        os.makedirs(self.asan_dir)
+        super().__init__(base, mount_program,
+                         f"veneer-podman-test-{os.getpid()}-{os.path.basename(harness.tmp)}",
+                         os.path.join(self.asan_dir, "report"), env=sanitizer_env())
+        harness.defer(self.teardown)
+
+    def __call__(self, *args, check=True, timeout=240):
+        r = self.run(*args, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"podman {' '.join(args)} failed ({r.returncode}):\n"
+                                 f"{r.stdout}\n{r.stderr}")
+        return r
+
+    def sanitizer_reports(self):
+        out = []
+        for name in sorted(os.listdir(self.asan_dir)):
+            with open(os.path.join(self.asan_dir, name), errors="replace") as f:
+                out.append(f"{name}:\n{f.read()}")
+        return out
+
+    def teardown(self):
+        problems = self.stop()
+        reports = self.sanitizer_reports()
+        self.remove()
+        if reports:
+            problems.append("sanitizer report from a mount program daemon:\n" + "\n".join(reports))
+        if problems:
+            raise AssertionError("; ".join(problems))
+
+
 @pytest.fixture
 def podman(harness, unionfs_bin, need_fuse):
     require(shutil.which("podman") is not None, "podman is not installed")
     require(shutil.which("runc") is not None, "runc is not installed")
     require(os.access("/bin/busybox", os.X_OK), "busybox-static is not installed")
     pm = Podman(harness, unionfs_bin)
-    pm.rootfs_tar = pm.import_busybox(harness)
+    tar = harness.path("busybox.tar")
+    subprocess.run([os.path.join(REPO, "tests", "fixtures", "busybox-rootfs.sh"), tar],
+                   check=True, capture_output=True)
+    pm("import", tar, BASE_IMAGE)
+    pm.rootfs_tar = tar
     return pm
 
 
@@ -99,7 +150,7 @@ def test_podman_build_and_run(podman, harness):
     with open(os.path.join(ctx, "copied", "run.sh"), "w") as f:
         f.write("#!/bin/sh\n")
     os.chmod(os.path.join(ctx, "copied", "run.sh"), 0o755)
-    podman("build", "--pull=never", "--network", "none", *podman.run_opts, "-t", IMAGE, ctx)
+    podman("build", "--pull=never", "--network", "none", *podman.build_opts, "-t", IMAGE, ctx)
 
     r = podman("run", "--rm", "--network", "none", *podman.run_opts, IMAGE, "sh", "-c", LIST_SCRIPT)
     lines = r.stdout.splitlines()

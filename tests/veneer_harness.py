@@ -225,16 +225,20 @@ class Harness:
         self.defer(self.umount, m)
         return m
 
-    def mount_unionfs(self, lower, upper=None, work=None, mnt=None, opts=(), args=()):
+    def mount_unionfs(self, lower, upper=None, work=None, mnt=None, opts=(), args=(), env=None):
+        """veneer-unionfs over lower (top first). $VENEER_UNIONFS_OPTS (comma-separated -o
+        options, e.g. uring=on) applies to every mount; opts given here win over it."""
         from veneer_harness import build_path as bp
         o = ["lowerdir=" + ":".join(x.replace(":", "\\:") for x in lower)]
         if upper:
             o.append("upperdir=" + upper)
         if work:
             o.append("workdir=" + work)
+        o.extend(x for x in os.environ.get("VENEER_UNIONFS_OPTS", "").split(",") if x)
         o.extend(opts)
         mnt = mnt or self.path("merged")
-        return self.mount_fuse([bp("unionfs/veneer-unionfs"), "-o", ",".join(o), *args], mnt)
+        return self.mount_fuse([bp("unionfs/veneer-unionfs"), "-o", ",".join(o), *args], mnt,
+                               env=env)
 
     def mount_overlay(self, lower, upper=None, work=None, mnt=None, opts=()):
         """The kernel's overlayfs, the oracle for differential tests."""

@@ -60,12 +60,18 @@ static void vu_after_loop(void *userdata)
 	vu_evict_stop(userdata);
 }
 
+static void vu_init_reply(void *userdata, const struct fuse_init_in *in, struct fuse_init_out *out)
+{
+	vu_pt_init_reply(userdata, in, out);
+}
+
 static int vu_after_mount(struct fuse_session *se, void *userdata)
 {
 	return vu_pt_session_setup(userdata, se);
 }
 
 static const struct vc_fuse_hooks vu_hooks = {
+	.init_reply = vu_init_reply,
 	.after_mount = vu_after_mount,
 	.before_loop = vu_before_loop,
 	.after_loop = vu_after_loop,

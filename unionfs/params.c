@@ -73,7 +73,8 @@ static const char *const vu_pass_opts[] = {
 	"auto_unmount", "clone_fd",    NULL,
 };
 static const char *const vu_pass_prefixes[] = {
-	"fsname=", "subtype=", "max_idle_threads=", "max_threads=", "max_read=", NULL,
+	"fsname=",   "subtype=", "max_idle_threads=", "max_threads=",
+	"max_read=", "uring=",	 "uring_threads=",    NULL,
 };
 
 static int vu_opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)

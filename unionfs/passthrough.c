@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * FUSE passthrough (Linux >= 6.9) on libfuse 3.14, which has no API for it: a
- * custom-io hook amends the INIT reply, backing files are registered with
+ * FUSE passthrough (Linux >= 6.9) on libfuse 3.14, which has no API for it: the
+ * INIT reply is amended (common/fuse-io.c's hook), backing files are registered with
  * FUSE_DEV_IOC_BACKING_OPEN and open/create replies carry the backing id. Per
  * node it tracks the kernel inode's io mode, which must never mix cached and
  * passthrough opens nor two backing files (the kernel fails such an open with EIO).
@@ -33,47 +33,6 @@ struct vu_pt_node {
 	unsigned cached_opens; /* handles answered without it, using the page cache */
 };
 
-static ssize_t vu_pt_read(int fd, void *buf, size_t len, void *userdata)
-{
-	return read(fd, buf, len);
-}
-
-static ssize_t vu_pt_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
-			    unsigned int flags, void *userdata)
-{
-	return splice(fdin, offin, fdout, offout, len, flags);
-}
-
-/*
- * Every reply passes here. Only the INIT reply, written while the session is
- * still set up by one thread, is changed: it asks for passthrough and says how
- * deep the backing files may be stacked.
- */
-static ssize_t vu_pt_writev(int fd, struct iovec *iov, int count, void *userdata)
-{
-	struct vu_fs *fs = userdata;
-	const struct fuse_out_header *oh = iov[0].iov_base;
-	struct fuse_init_out out;
-	struct iovec v[2];
-
-	if (likely(!fs->pt.expect_init))
-		return writev(fd, iov, count);
-	fs->pt.expect_init = false;
-	if (count != 2 || oh->error != 0 || iov[1].iov_len != sizeof(out))
-		return writev(fd, iov, count);
-	memcpy(&out, iov[1].iov_base, sizeof(out));
-	/* The kernel ignores flags2 without FUSE_INIT_EXT, and refuses writeback with it. */
-	if (!(out.flags & FUSE_INIT_EXT) || (out.flags & FUSE_WRITEBACK_CACHE))
-		return writev(fd, iov, count);
-	out.flags2 |= (uint32_t)(VU_FUSE_PASSTHROUGH >> 32);
-	memcpy((char *)&out + VU_FUSE_INIT_OUT_MAX_STACK_DEPTH, &fs->pt.max_stack_depth,
-	       sizeof(uint32_t));
-	fs->pt.negotiated = true;
-	v[0] = iov[0];
-	v[1] = (struct iovec){.iov_base = &out, .iov_len = sizeof(out)};
-	return writev(fd, v, 2);
-}
-
 /*
  * Backing files on a stacked filesystem (overlayfs, or FUSE with passthrough)
  * need a depth of 2; then this mount cannot itself be a layer of a kernel overlay.
@@ -88,19 +47,6 @@ static unsigned vu_pt_stack_depth(struct vu_fs *fs)
 			return 2;
 	}
 	return 1;
-}
-
-/* 1: the kernel offers passthrough in this INIT request, 0: it does not. */
-static int vu_pt_init_offers(const struct fuse_buf *buf)
-{
-	const struct fuse_in_header *ih = buf->mem;
-	const struct fuse_init_in *ii = (const void *)(ih + 1);
-
-	if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(*ih) + sizeof(*ii) ||
-	    ih->opcode != FUSE_INIT)
-		return 0;
-	return ii->major == 7 && (ii->flags & FUSE_INIT_EXT) &&
-	       (ii->flags2 & (uint32_t)(VU_FUSE_PASSTHROUGH >> 32));
 }
 
 static int vu_pt_backing_open(struct vu_fs *fs, int fd)
@@ -129,43 +75,39 @@ static void vu_pt_setup_tables(struct vu_fs *fs)
 }
 
 /*
- * Called right after the mount, before readiness: mount(2) has queued INIT, so
- * it is answered here, and -o passthrough=on can still fail the mount.
+ * The INIT reply (common/fuse-io.c calls this before it is written): ask for
+ * passthrough when the kernel offers it, and say how deep the backing files may
+ * be stacked.
+ */
+void vu_pt_init_reply(struct vu_fs *fs, const struct fuse_init_in *in, struct fuse_init_out *out)
+{
+	uint32_t depth;
+
+	if (fs->params.passthrough == VU_PT_OFF)
+		return;
+	fs->pt.offered = in->major == 7 && (in->flags & FUSE_INIT_EXT) &&
+			 (in->flags2 & (uint32_t)(VU_FUSE_PASSTHROUGH >> 32));
+	/* The kernel ignores flags2 without FUSE_INIT_EXT, and refuses writeback with it. */
+	if (!fs->pt.offered || !(out->flags & FUSE_INIT_EXT) || (out->flags & FUSE_WRITEBACK_CACHE))
+		return;
+	fs->pt.max_stack_depth = depth = vu_pt_stack_depth(fs);
+	out->flags2 |= (uint32_t)(VU_FUSE_PASSTHROUGH >> 32);
+	memcpy((char *)out + VU_FUSE_INIT_OUT_MAX_STACK_DEPTH, &depth, sizeof(depth));
+	fs->pt.negotiated = true;
+}
+
+/*
+ * Called right after the mount and the INIT handshake, before readiness:
+ * -o passthrough=on can still fail the mount.
  */
 int vu_pt_session_setup(struct vu_fs *fs, struct fuse_session *se)
 {
-	static const struct fuse_custom_io io = {
-		.writev = vu_pt_writev,
-		.read = vu_pt_read,
-		.splice_receive = vu_pt_splice,
-		.splice_send = vu_pt_splice,
-	};
-	struct fuse_buf buf = {.mem = NULL};
-	int r, offered;
+	int r;
 
 	if (fs->params.passthrough == VU_PT_OFF)
 		return 0;
 	vu_pt_setup_tables(fs);
 	fs->pt.devfd = fuse_session_fd(se);
-	fs->pt.max_stack_depth = vu_pt_stack_depth(fs);
-	/* The same fd: libfuse keeps closing it once, at fuse_session_destroy(). */
-	r = fuse_session_custom_io(se, &io, fs->pt.devfd);
-	if (r < 0)
-		return log_error_errno(r, "could not hook the FUSE device for passthrough");
-	do
-		r = fuse_session_receive_buf(se, &buf);
-	while (r == -EINTR || r == -EAGAIN);
-	if (r <= 0) {
-		free(buf.mem);
-		return log_error_errno(r < 0 ? r : -EIO, "no INIT request from the kernel");
-	}
-	offered = vu_pt_init_offers(&buf);
-	fs->pt.expect_init = offered;
-	fuse_session_process_buf(se, &buf);
-	free(buf.mem);
-	fs->pt.expect_init = false;
-	if (fuse_session_exited(se))
-		return log_error_errno(-EPROTO, "the FUSE INIT handshake failed");
 	if (fs->pt.negotiated) {
 		/* Backing files need CAP_SYS_ADMIN: a directory tells without registering one. */
 		r = vu_pt_backing_open(fs, fs->layers[0].fd);
@@ -182,7 +124,7 @@ int vu_pt_session_setup(struct vu_fs *fs, struct fuse_session *se)
 				       "passthrough=on: the kernel %s FUSE passthrough (it needs "
 				       "Linux >= 6.9 with CONFIG_FUSE_PASSTHROUGH and "
 				       "CAP_SYS_ADMIN)",
-				       offered ? "refuses" : "does not offer");
+				       fs->pt.offered ? "refuses" : "does not offer");
 	log_debug("passthrough %s (max_stack_depth %u)",
 		  atomic_load(&fs->pt.enabled) ? "on" : "off", fs->pt.max_stack_depth);
 	return 0;

@@ -61,7 +61,7 @@ enum {
 struct vu_pt {
 	int devfd;		    /* the session's /dev/fuse fd; read-only after setup */
 	unsigned max_stack_depth;   /* offered in the INIT reply; read-only after setup */
-	bool expect_init;	    /* the next reply written answers INIT; setup thread only */
+	bool offered;		    /* the INIT request offered passthrough; setup thread only */
 	bool negotiated;	    /* the INIT reply asked for passthrough; setup thread only */
 	atomic_bool enabled;	    /* negotiated and usable: opens may pass through */
 	atomic_bool *layer_refused; /* per layer: the kernel refused its files as backing */
@@ -376,6 +376,7 @@ enum {
 	VU_PTM_DIRECT,	    /* read/write through the daemon, mmap on another file's backing */
 	VU_PTM_STALE,	    /* not opened: the node leaves its name, the open fails with ESTALE */
 };
+void vu_pt_init_reply(struct vu_fs *fs, const struct fuse_init_in *in, struct fuse_init_out *out);
 int vu_pt_session_setup(struct vu_fs *fs, struct fuse_session *se);
 void vu_pt_teardown(struct vu_fs *fs);
 int vu_pt_open(struct vu_fs *fs, struct fuse_file_info *fi, struct vu_node *node, int layer, int fd,
