@@ -42,5 +42,6 @@ int vc_log_full(int level, int error, const char *file, int line, const char *fu
 
 #define log_debug_errno(r, ...) vc_log(LOG_DEBUG, (r), __VA_ARGS__)
 #define log_info_errno(r, ...) vc_log(LOG_INFO, (r), __VA_ARGS__)
+#define log_notice_errno(r, ...) vc_log(LOG_NOTICE, (r), __VA_ARGS__)
 #define log_warning_errno(r, ...) vc_log(LOG_WARNING, (r), __VA_ARGS__)
 #define log_error_errno(r, ...) vc_log(LOG_ERR, (r), __VA_ARGS__)

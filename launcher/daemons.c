@@ -12,6 +12,7 @@
 #include <time.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
@@ -92,7 +93,8 @@ static void vr_opt_escape(GString *out, const char *s, bool colon)
  * The child between fork and exec of a daemon: a clean signal state, its own
  * session, stdin from /dev/null, output to a log file (never our stdout or
  * stderr: a daemon that outlives a killed launcher must not hold the caller's
- * pipes open).
+ * pipes open), and no $NOTIFY_SOCKET: a veneer-run inside a systemd service
+ * must not have its veneer-procfs announce itself as that service's main pid.
  */
 static void vr_exec_daemon(char **argv, int keep_fd, const char *log)
 {
@@ -112,6 +114,7 @@ static void vr_exec_daemon(char **argv, int keep_fd, const char *log)
 	}
 	if (keep_fd >= 0)
 		fcntl(keep_fd, F_SETFD, 0);
+	unsetenv("NOTIFY_SOCKET");
 	execv(argv[0], argv);
 	fprintf(stderr, "veneer-run: cannot execute '%s': %s\n", argv[0], strerror(errno));
 	_exit(127);

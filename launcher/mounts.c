@@ -21,20 +21,7 @@
 #include "cleanup.h"
 #include "launcher.h"
 #include "log.h"
-
-/* Files veneer-procfs renders per container, relative to its mount and to "/". */
-static const char *const vr_procfs_files[] = {
-	"proc/meminfo",
-	"proc/cpuinfo",
-	"proc/stat",
-	"proc/uptime",
-	"proc/loadavg",
-	"proc/swaps",
-	"proc/diskstats",
-	"sys/devices/system/cpu/online",
-	"sys/devices/system/cpu/possible",
-	"sys/devices/system/cpu/present",
-};
+#include "procfs-files.h"
 
 static const char *const vr_dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
 
@@ -219,19 +206,19 @@ static int vr_mount_sys(const struct vr_ctx *ctx, const char *sys)
 
 static int vr_mount_procfs_files(const struct vr_ctx *ctx)
 {
-	for (size_t i = 0; i < G_N_ELEMENTS(vr_procfs_files); i++) {
+	for (size_t i = 0; i < G_N_ELEMENTS(vc_procfs_files); i++) {
 		g_autofree char *src =
-			g_build_filename(ctx->procfs_mount, vr_procfs_files[i], NULL);
-		g_autofree char *dst = g_build_filename(ctx->merged, vr_procfs_files[i], NULL);
+			g_build_filename(ctx->procfs_mount, vc_procfs_files[i], NULL);
+		g_autofree char *dst = g_build_filename(ctx->merged, vc_procfs_files[i], NULL);
 		struct stat st;
 		int r;
 
 		if (stat(src, &st) < 0) {
-			log_debug("veneer-procfs does not serve '%s'", vr_procfs_files[i]);
+			log_debug("veneer-procfs does not serve '%s'", vc_procfs_files[i]);
 			continue;
 		}
 		if (stat(dst, &st) < 0) {
-			log_debug("no '%s' to cover in the container", vr_procfs_files[i]);
+			log_debug("no '%s' to cover in the container", vc_procfs_files[i]);
 			continue;
 		}
 		r = vr_mount(src, dst, NULL, MS_BIND, NULL);

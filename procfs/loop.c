@@ -25,6 +25,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "notify.h"
 #include "procfs.h"
 
 #define VP_JOURNAL_MAGIC 0x766a726eU /* "vjrn" */
@@ -251,6 +252,12 @@ int vp_loop_run(struct fuse_session *se, struct vp_attach *a, struct vp_opts *op
 		}
 		started++;
 	}
+	/*
+	 * Under systemd: ready, and the service's main process, before the holder
+	 * hears of us and retires the older worker (the main process until now; its
+	 * exit must not look like the service's end on a reload).
+	 */
+	vc_notify_ready("worker %d serves '%s'", (int)getpid(), opts->mountpoint);
 	/* Serving: the holder may now retire older workers and keeps our journal. */
 	if (a->ctl >= 0) {
 		r = vp_holder_send_journal(a->ctl, jfd);

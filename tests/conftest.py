@@ -91,3 +91,10 @@ def need_overlay():
     with open("/proc/filesystems") as f:
         require(any(line.split()[-1] == "overlay" for line in f if line.strip()),
                 "the kernel has no overlay filesystem")
+
+
+@pytest.fixture(scope="session")
+def deb():
+    """The Debian package of the working tree (deb_util: built once per test run)."""
+    from deb_util import build_deb
+    return build_deb()
