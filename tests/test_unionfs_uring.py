@@ -103,7 +103,9 @@ def test_requests_come_through_the_rings(harness, need_uring):
             assert ring >= N_OPS and other < N_OPS // 10, (ring, other)
         else:
             assert not rings
-            assert other >= N_OPS and ring == 0, (ring, other)
+            # Served (the operations succeeded) and by no ring thread; how often the
+            # /dev/fuse threads sleep depends on the load, so only that they woke.
+            assert other > 0 and ring == 0, (ring, other)
         harness.umount(m)
 
 
@@ -137,7 +139,9 @@ def test_failed_ring_setup_falls_back_to_dev_fuse(harness, need_uring, fault):
     with open(os.path.join(m.path, "hello")) as f:
         assert f.read() == "hello\n"
     ring, other = _metadata_ops(m)
-    assert ring == 0 and other >= N_OPS, (ring, other)
+    # No ring thread woke; the /dev/fuse threads did (how often they sleep between
+    # requests depends on the machine's load: a CI run saw 215 switches for 300 files).
+    assert ring == 0 and other > 0, (ring, other)
     assert "using /dev/fuse" in m.daemon.output()
 
 
