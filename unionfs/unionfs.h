@@ -434,6 +434,8 @@ int vu_whiteout_clear_upper_dir(struct vu_fs *fs, int dirfd);
 /* acl.c */
 #define VU_ACL_ACCESS "system.posix_acl_access"
 #define VU_ACL_DEFAULT "system.posix_acl_default"
+/* Is gid the caller's group or one of its supplementary groups? */
+bool vu_acl_in_group(fuse_req_t req, gid_t gid);
 /* Where a new object is made: in place in the upper parent, or over a whiteout in the workdir. */
 struct vu_mkplace {
 	int dirfd;	  /* the directory to make it in (not owned) */
