@@ -959,3 +959,63 @@ def test_cached_listing_follows_changes(harness):
               else None)
         d.run(lambda s: sorted(os.listdir(s.p())))
     d.check()
+
+
+def test_non_owner_writes_drop_set_id_bits_as_the_kernel(harness):
+    """A write, truncate(2) or O_TRUNC open by a user other than root drops set-user-ID,
+    and set-group-ID where the group may execute or the writer is not in the group, and
+    any file capability; root's truncating open keeps them (CAP_FSETID)."""
+    from unionfs_diff import as_uid, let_others_in
+
+    let_others_in(harness)
+    # Not 02767 (set-group-ID without group execute) written by a user outside the group:
+    # the kernel's FUSE client decides that one itself (fuse_setattr() drops set-group-ID
+    # only with group execute) and passthrough writes never reach us; the kernel overlay
+    # drops it (setattr_should_drop_sgid()). A known difference (man page).
+    modes = {"u": 0o4777, "g": 0o2777, "ug": 0o6777, "plain": 0o777}
+    cap = bytes.fromhex("01000002" "00200000" "00000000" "00000000" "00000000")  # cap_net_raw+ep
+
+    def build(l0):
+        for how in ("append", "truncate", "otrunc", "rdtrunc", "root"):
+            for n, m in modes.items():
+                write(f"{l0}/{how}-{n}", "data", m)
+                os.chmod(f"{l0}/{how}-{n}", m)
+            os.setxattr(f"{l0}/{how}-plain", "security.capability", cap)
+        write(f"{l0}/keep", "data", 0o4755)
+        os.chmod(f"{l0}/keep", 0o4755)
+        os.setxattr(f"{l0}/keep", "security.capability", cap)
+
+    def append(p):
+        with open(p, "a") as f:
+            f.write("more")
+
+    def ops(s):
+        out = []
+        for n in modes:
+            out.append(as_uid(1000, append, s.p(f"append-{n}")))
+            out.append(as_uid(1000, os.truncate, s.p(f"truncate-{n}"), 1))
+            out.append(as_uid(1000, lambda p: os.close(os.open(p, os.O_WRONLY | os.O_TRUNC)),
+                              s.p(f"otrunc-{n}")))
+            out.append(as_uid(1000, lambda p: os.close(os.open(p, os.O_RDONLY | os.O_TRUNC)),
+                              s.p(f"rdtrunc-{n}")))
+            os.close(os.open(s.p(f"root-{n}"), os.O_WRONLY | os.O_TRUNC))
+        return out
+
+    def view(s):
+        out = {}
+        for name in sorted(os.listdir(s.p())):
+            try:
+                c = os.getxattr(s.p(name), "security.capability")
+            except OSError as e:
+                c = e.errno
+            out[name] = (oct(stat.S_IMODE(os.lstat(s.p(name)).st_mode)), c)
+        return out
+
+    d = Diff(harness, 1, build)
+    d.run(ops)
+    v = d.run(view)
+    assert v["otrunc-u"][0] == "0o777" and v["root-u"][0] == "0o4777", v
+    assert v["keep"] == ("0o4755", cap) and v["append-plain"][1] == errno.ENODATA, v
+    d.check()
+    d.remount()
+    d.run(view)

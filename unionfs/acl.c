@@ -40,7 +40,7 @@ int vu_acl_fix_get(const char *name, int r)
 	return r == -EOPNOTSUPP && vu_acl_is_name(name) ? -ENODATA : r;
 }
 
-static bool vu_acl_in_group(fuse_req_t req, gid_t gid)
+bool vu_acl_in_group(fuse_req_t req, gid_t gid)
 {
 	g_autofree gid_t *list = NULL;
 	int n = 32, k;

@@ -241,8 +241,10 @@ char *vu_evict_stats(struct vu_fs *fs)
 	char *s;
 
 	pthread_mutex_lock(&fs->nodes_lock);
-	s = g_strdup_printf("nodes=%zu budget=%u offered=%" G_GUINT64_FORMAT "\n", fs->nnodes,
-			    fs->node_max, fs->offered);
+	s = g_strdup_printf("nodes=%zu budget=%u offered=%" G_GUINT64_FORMAT
+			    " indexed=%lu probes=%lu\n",
+			    fs->nnodes, fs->node_max, fs->offered, atomic_load(&fs->nameidx_built),
+			    atomic_load(&fs->layer_probes));
 	pthread_mutex_unlock(&fs->nodes_lock);
 	return s;
 }

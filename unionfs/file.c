@@ -199,10 +199,18 @@ static int vu_file_reply_create(fuse_req_t req, const struct fuse_entry_param *e
 /*
  * open(O_TRUNC): the kernel checked for write permission, whatever the access mode, so
  * O_RDONLY|O_TRUNC truncates too. The copy-up has made the upper file the data file.
+ * The truncation is the caller's: as do_truncate() on the kernel's overlay, it drops
+ * set-user-ID, and set-group-ID with group execute or when the caller is not in the
+ * file's group (setattr_should_drop_sgid()), unless the caller is root (the
+ * kernel asks for CAP_FSETID; with libfuse's default FUSE_HANDLE_KILLPRIV it leaves this
+ * to us, and our own ftruncate runs as root).
  */
-static int vu_file_truncate0(struct vu_fs *fs, struct vu_node *node, int fd, int flags)
+static int vu_file_truncate0(fuse_req_t req, struct vu_fs *fs, struct vu_node *node, int fd,
+			     int flags)
 {
 	_cleanup_close_ int wfd = -1;
+	struct stat st;
+	mode_t kill;
 
 	if ((flags & O_ACCMODE) == O_RDONLY) {
 		wfd = vu_file_reopen(fs, node, 0, O_WRONLY);
@@ -210,7 +218,16 @@ static int vu_file_truncate0(struct vu_fs *fs, struct vu_node *node, int fd, int
 			return wfd;
 		fd = wfd;
 	}
-	return ftruncate(fd, 0) < 0 ? -errno : 0;
+	if (ftruncate(fd, 0) < 0)
+		return -errno;
+	if (fuse_req_ctx(req)->uid == 0 || fstat(fd, &st) < 0)
+		return 0;
+	kill = st.st_mode & S_ISUID;
+	if ((st.st_mode & S_ISGID) && ((st.st_mode & S_IXGRP) || !vu_acl_in_group(req, st.st_gid)))
+		kill |= S_ISGID;
+	if (kill && fchmod(fd, st.st_mode & 07777 & ~kill) < 0)
+		return -errno;
+	return 0;
 }
 
 void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -237,7 +254,7 @@ void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (fi->flags & O_TRUNC) {
-		r = vu_file_truncate0(fs, node, fd, fi->flags);
+		r = vu_file_truncate0(req, fs, node, fd, fi->flags);
 		if (r < 0) {
 			close(fd);
 			fuse_reply_err(req, -r);

@@ -58,7 +58,10 @@ static void vu_namei_ino(struct vu_fs *fs, struct vu_node *parent, const char *n
 static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char *name,
 			   struct vu_found *ret, struct stat *lower_st, bool *have_lower)
 {
-	int ptop = atomic_load(&parent->top), pbot = atomic_load(&parent->bottom);
+	int ptop = atomic_load(&parent->top), pbot = atomic_load(&parent->bottom), lfirst;
+	const struct vu_nameidx *idx;
+	const GArray *hits;
+	guint hi = 0;
 	bool have_lower_st = false;
 
 	memset(ret, 0, sizeof(*ret));
@@ -72,12 +75,26 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 	if (vu_whiteout_is_private_name(name))
 		return -ENOENT;
 
+	lfirst = vu_is_upper(fs, ptop) ? ptop + 1 : ptop;
+	/* Built over every lower (ptop falls to the upper on copy-up): hits above lfirst skipped.
+	 */
+	idx = vu_nameidx_get(fs, parent, fs->has_upper ? 1 : 0, pbot);
+	hits = idx ? vu_nameidx_layers(idx, name) : NULL;
+	while (hits && hi < hits->len && g_array_index(hits, int, hi) < lfirst)
+		hi++;
 	for (int l = ptop; l <= pbot; l++) {
 		struct vu_fdref d = VU_FDREF_INIT;
 		struct stat st;
 		bool stop = false;
 		int r;
 
+		/* With an index, only the lowers that hold the name or its .wh. are asked. */
+		if (idx && l >= lfirst) {
+			if (!hits || hi >= hits->len)
+				break;
+			l = g_array_index(hits, int, hi++);
+		}
+		atomic_fetch_add_explicit(&fs->layer_probes, 1, memory_order_relaxed);
 		r = vu_node_fd(fs, parent, l, &d);
 		if (r == -ENOENT || r == -ENOTDIR)
 			continue;
@@ -202,13 +219,27 @@ bool vu_namei_lower_visible(struct vu_fs *fs, struct vu_node *parent, const char
 {
 	int ptop = atomic_load(&parent->top), pbot = atomic_load(&parent->bottom);
 
+	const struct vu_nameidx *idx;
+	const GArray *hits = NULL;
+	guint hi = 0;
+
 	if (ptop < 1)
 		ptop = fs->has_upper ? 1 : 0;
+	idx = vu_nameidx_get(fs, parent, fs->has_upper ? 1 : 0, pbot);
+	if (idx)
+		hits = vu_nameidx_layers(idx, name);
+	while (hits && hi < hits->len && g_array_index(hits, int, hi) < ptop)
+		hi++;
 	for (int l = ptop; l <= pbot; l++) {
 		struct vu_fdref d = VU_FDREF_INIT;
 		struct stat st;
 		bool found = false, stop = false;
 
+		if (idx) {
+			if (!hits || hi >= hits->len)
+				break;
+			l = g_array_index(hits, int, hi++);
+		}
 		if (vu_node_fd(fs, parent, l, &d) < 0)
 			continue;
 		if (fstatat(d.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {

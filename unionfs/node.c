@@ -185,6 +185,7 @@ static void vu_node_free_locked(struct vu_fs *fs, struct vu_node *node)
 	pthread_mutex_unlock(&fs->fdcache_lock);
 	vu_alias_remove_locked(fs, node);
 	vc_close_nointr(node->pinned_fd);
+	vu_nameidx_free(atomic_load(&node->nameidx));
 	if (node->name != node->inl)
 		g_free(node->name);
 	g_free(node);
@@ -722,6 +723,7 @@ void vu_nodes_teardown(struct vu_fs *fs)
 	for (size_t i = 0; i < VU_NODE_LOCKS; i++)
 		pthread_mutex_destroy(&fs->node_locks[i]);
 	pthread_cond_destroy(&fs->evict_cond);
+	vu_nameidx_free(atomic_load(&fs->root->nameidx));
 	g_free(fs->root);
 	fs->root = NULL;
 	g_hash_table_destroy(fs->names);

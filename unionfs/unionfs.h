@@ -113,15 +113,17 @@ struct vu_fs {
 	unsigned fdcache_max; /* read-only after setup */
 
 	/* The node budget (evict.c). */
-	struct vu_lru node_lru;	   /* every node but the root; protected by nodes_lock */
-	size_t nnodes;		   /* in node_lru; protected by nodes_lock */
-	unsigned node_max;	   /* 0: no budget; read-only after setup */
-	uint64_t offered;	   /* node ids sent to be pruned; protected by nodes_lock */
-	bool evict_kicked;	   /* evict_cond was signalled; protected by nodes_lock */
-	bool evict_stop;	   /* protected by nodes_lock */
-	pthread_cond_t evict_cond; /* waited on with nodes_lock */
-	pthread_t evict_thread;	   /* started and joined by the main thread */
-	bool evict_running;	   /* main thread only */
+	struct vu_lru node_lru;	    /* every node but the root; protected by nodes_lock */
+	size_t nnodes;		    /* in node_lru; protected by nodes_lock */
+	unsigned node_max;	    /* 0: no budget; read-only after setup */
+	uint64_t offered;	    /* node ids sent to be pruned; protected by nodes_lock */
+	atomic_ulong nameidx_built; /* directories given a name index (nameidx.c) */
+	atomic_ulong layer_probes;  /* layers asked for a name by lookups (namei.c) */
+	bool evict_kicked;	    /* evict_cond was signalled; protected by nodes_lock */
+	bool evict_stop;	    /* protected by nodes_lock */
+	pthread_cond_t evict_cond;  /* waited on with nodes_lock */
+	pthread_t evict_thread;	    /* started and joined by the main thread */
+	bool evict_running;	    /* main thread only */
 };
 
 /*
@@ -157,7 +159,9 @@ struct vu_node {
 	mode_t type;	   /* S_IFMT; fixed */
 	atomic_ulong ino;  /* st_ino reported; changes only when a hard-linked lower is copied up */
 
-	GSList *fdents;	   /* this node's cache entries; protected by fs->fdcache_lock */
+	GSList *fdents; /* this node's cache entries; protected by fs->fdcache_lock */
+	/* directories of a deep lower stack: set once (nameidx.c), freed with the node */
+	_Atomic(struct vu_nameidx *) nameidx;
 	struct vu_lru lru; /* in fs->node_lru; protected by fs->nodes_lock */
 	char inl[];	   /* the name as first given; fixed storage */
 };
@@ -216,7 +220,7 @@ enum {
 	VU_WH_REPLACE_DIR, /* replace an emptied upper directory */
 };
 
-/* Read-only, on the root only: "nodes=N budget=B offered=P\n" (evict.c). */
+/* Read-only, on the root only: "nodes=N budget=B offered=P indexed=I probes=L\n" (evict.c). */
 #define VU_XATTR_STATS "trusted.veneer.nodes"
 
 #define VU_OCI_PREFIX ".wh."
@@ -301,6 +305,15 @@ int vu_origin_mark_impure(struct vu_fs *fs, struct vu_node *dir, int dirfd);
 bool vu_origin_dir_impure(struct vu_fs *fs, struct vu_node *dir, int dirfd);
 bool vu_origin_fix_dir(struct vu_fs *fs, struct vu_node *parent, const char *name,
 		       const struct vu_found *f);
+
+/* nameidx.c: the lower layers [first, last] holding NAME or .wh.NAME in a directory */
+struct vu_nameidx {
+	int first, last;   /* the lower range listed; fixed */
+	GHashTable *names; /* name -> GArray of int layers, ascending; fixed once published */
+};
+const struct vu_nameidx *vu_nameidx_get(struct vu_fs *fs, struct vu_node *dir, int first, int last);
+const GArray *vu_nameidx_layers(const struct vu_nameidx *idx, const char *name);
+void vu_nameidx_free(struct vu_nameidx *idx);
 
 /* namei.c */
 int vu_namei_lookup(struct vu_fs *fs, struct vu_node *parent, const char *name,
@@ -421,6 +434,8 @@ int vu_whiteout_clear_upper_dir(struct vu_fs *fs, int dirfd);
 /* acl.c */
 #define VU_ACL_ACCESS "system.posix_acl_access"
 #define VU_ACL_DEFAULT "system.posix_acl_default"
+/* Is gid the caller's group or one of its supplementary groups? */
+bool vu_acl_in_group(fuse_req_t req, gid_t gid);
 /* Where a new object is made: in place in the upper parent, or over a whiteout in the workdir. */
 struct vu_mkplace {
 	int dirfd;	  /* the directory to make it in (not owned) */
