@@ -31,7 +31,8 @@ struct vu_opts {
 	int volatile_mode;
 	int ro;
 	int noacl;
-	int bad; /* an unknown option was seen (already reported) */
+	int bad;		/* an unknown option was seen (already reported) */
+	struct vu_ids_opts ids; /* owners shown (idmap.c) */
 };
 
 enum {
@@ -53,6 +54,14 @@ static const struct fuse_opt vu_opt_table[] = {
 	{"volatile", offsetof(struct vu_opts, volatile_mode), 1},
 	{"ro", offsetof(struct vu_opts, ro), 1},
 	{"noacl", offsetof(struct vu_opts, noacl), 1},
+	/* owners shown (idmap.c), as podman passes them to a mount_program */
+	{"uidmapping=%s", offsetof(struct vu_opts, ids.uidmapping), 0},
+	{"gidmapping=%s", offsetof(struct vu_opts, ids.gidmapping), 0},
+	{"squash_to_root", offsetof(struct vu_opts, ids.squash_to_root), 1},
+	{"squash_to_uid=%s", offsetof(struct vu_opts, ids.squash_to_uid), 0},
+	{"squash_to_gid=%s", offsetof(struct vu_opts, ids.squash_to_gid), 0},
+	{"static_nlink", offsetof(struct vu_opts, ids.static_nlink), 1},
+	{"xattr_permissions=%s", offsetof(struct vu_opts, ids.xattr_permissions), 0},
 	FUSE_OPT_KEY("ro", VU_KEY_PASS),
 	FUSE_OPT_KEY("context=", VU_KEY_CONTEXT),
 	FUSE_OPT_KEY("fscontext=", VU_KEY_CONTEXT),
@@ -275,7 +284,15 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 			goto out;
 		}
 	}
+	r = vu_ids_params(&o.ids, &ret->ids);
+	if (r < 0)
+		goto out;
 out:
+	free(o.ids.uidmapping);
+	free(o.ids.gidmapping);
+	free(o.ids.squash_to_uid);
+	free(o.ids.squash_to_gid);
+	free(o.ids.xattr_permissions);
 	free(o.metacopy);
 	free(o.lowerdir);
 	free(o.upperdir);
