@@ -427,4 +427,22 @@ void vu_params_help(void)
 	       "    -o noacl               no POSIX ACLs: the layers' ACLs are neither checked\n"
 	       "                           nor shown, setfacl fails (default: as the kernel)\n\n",
 	       VU_NODE_BUDGET_DEFAULT);
+	/* Owners shown (idmap.c), as podman and fuse-overlayfs name them. */
+	printf("Owner options (as podman passes them to a mount_program):\n"
+	       "    -o uidmapping=S:M:N[:S:M:N...]\n"
+	       "                           user ids S..S+N-1 stored in the layers show as\n"
+	       "                           M..M+N-1; others show as the overflow id; chown and\n"
+	       "                           new objects store ids mapped back (EOVERFLOW if none)\n"
+	       "    -o gidmapping=S:M:N[:S:M:N...]   the same for group ids\n"
+	       "    -o squash_to_root      every object shows as owned by 0:0\n"
+	       "    -o squash_to_uid=UID   every object shows as owned by user UID\n"
+	       "    -o squash_to_gid=GID   every object shows as owned by group GID\n"
+	       "    -o static_nlink        directories show a link count of 1\n"
+	       "    -o xattr_permissions=0|1|2\n"
+	       "                           keep owner and mode in an xattr, not the inode:\n"
+	       "                           1: security.fuseoverlayfs.override_stat,\n"
+	       "                           2: user.fuseoverlayfs.override_stat (default 0: off)\n"
+	       "Debugging:\n"
+	       "    xattr user.veneer.layer   read-only, not listed: the layer a name comes\n"
+	       "                              from, \"upper\" or \"lower:N:PATH\"\n\n");
 }
