@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,8 @@ static struct {
 	int level;
 	enum vc_log_target target;
 	const char *ident;
-	int file_fd; /* the fallback of VC_LOG_SYSLOG without a syslog socket, or -1 */
+	bool use_file; /* VC_LOG_SYSLOG without a syslog socket: the fallback file */
+	int file_fd;   /* that file once opened, or -1; protected by vc_log_file_lock */
 } vc_log_state = {
 	.level = LOG_NOTICE,
 	.target = VC_LOG_STDERR,
@@ -112,20 +114,39 @@ void vc_log_set_target(enum vc_log_target target)
 		if (vc_log_syslog_listens()) {
 			openlog(vc_log_state.ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 		} else {
-			int fd = vc_log_open_fallback();
-
-			vc_log_state.file_fd = fd < 0 ? -1 : fd;
-			/* Neither: syslog(3) still, in case a syslog daemon starts later. */
-			if (vc_log_state.file_fd < 0)
-				openlog(vc_log_state.ident, LOG_PID | LOG_CONS, LOG_DAEMON);
+			/* Opened at the first message: a quiet daemon leaves no file behind. */
+			vc_log_state.use_file = true;
 		}
 	}
 	vc_log_state.target = target;
 }
 
+static pthread_mutex_t vc_log_file_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The fallback file's fd, opened on first use; -1 where it cannot be. */
+static int vc_log_file_fd(void)
+{
+	int fd;
+
+	pthread_mutex_lock(&vc_log_file_lock);
+	if (vc_log_state.file_fd == -1) {
+		fd = vc_log_open_fallback();
+		/* Nowhere to write: syslog(3) still, in case a syslog daemon starts later. */
+		vc_log_state.file_fd = fd < 0 ? -2 : fd;
+		if (fd < 0)
+			openlog(vc_log_state.ident, LOG_PID, LOG_DAEMON);
+	}
+	fd = vc_log_state.file_fd;
+	pthread_mutex_unlock(&vc_log_file_lock);
+	return fd;
+}
+
 static void vc_log_emit(int level, const char *msg)
 {
-	if (vc_log_state.target == VC_LOG_SYSLOG && vc_log_state.file_fd >= 0) {
+	int fd = vc_log_state.target == VC_LOG_SYSLOG && vc_log_state.use_file ? vc_log_file_fd()
+									       : -1;
+
+	if (fd >= 0) {
 		char line[2400], ts[32];
 		struct tm tm;
 		time_t now = time(NULL);
@@ -140,7 +161,7 @@ static void vc_log_emit(int level, const char *msg)
 			line[n - 1] = '\n';
 		}
 		/* One write per line: O_APPEND keeps the lines of several daemons whole. */
-		if (n > 0 && write(vc_log_state.file_fd, line, n) < 0) {
+		if (n > 0 && write(fd, line, n) < 0) {
 			/* nowhere left to say so */
 		}
 	} else if (vc_log_state.target == VC_LOG_SYSLOG) {
