@@ -19,6 +19,7 @@
 #include "fuse-io.h"
 #include "fuse-util.h"
 #include "log.h"
+#include "mount-diag.h"
 #include "mount-watch.h"
 
 enum {
@@ -158,7 +159,7 @@ int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, siz
 		goto out_destroy;
 	}
 	if (fuse_session_mount(se, cl->mountpoint) != 0) {
-		r = log_error_errno(-EIO, "could not mount on '%s'", cl->mountpoint);
+		r = vc_fuse_mount_diagnose(cl->mountpoint);
 		goto out_signals;
 	}
 	r = vc_fuse_io_handshake(&io, se, cl->uring, cl->uring_threads);
@@ -208,8 +209,13 @@ int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, siz
 	}
 	/* The loop returns a positive signal number or a negative errno; both end the mount
 	 * cleanly. */
-	if (r > 0)
+	if (r > 0) {
+		/* Detached, nobody else would know why the mount went away. */
+		if (!cl->foreground)
+			log_notice("'%s': ending on signal %d (%s)", cl->mountpoint, r,
+				   strsignal(r));
 		r = 0;
+	}
 	if (r < 0)
 		log_error_errno(r, "request loop failed");
 

@@ -20,6 +20,8 @@ void vc_log_init(const char *ident);
 void vc_log_set_level(int level); /* LOG_ERR .. LOG_DEBUG */
 int vc_log_get_level(void);
 void vc_log_set_target(enum vc_log_target target);
+/* Where a detached daemon logs when no syslog socket listens (log.c); g_free() it. */
+char *vc_log_fallback_path(const char *ident);
 /* Route libfuse's own messages through our logger. */
 void vc_log_route_fuse(void);
 

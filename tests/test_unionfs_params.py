@@ -24,6 +24,9 @@ OPTIONS = ["lowerdir", "upperdir", "workdir", "volatile", "fsync", "ro", "rw", "
            "allow_other", "default_permissions", "context", "-f", "-d", "--ready-fd",
            "--help", "--version", "passthrough", "metacopy", "noacl",
            "uring", "uring_threads"]
+# issue 15 part A: the owner options podman passes to a mount_program
+OPTIONS += ["uidmapping", "gidmapping", "squash_to_root", "squash_to_uid", "squash_to_gid",
+            "static_nlink", "xattr_permissions"]
 
 
 def _state(root):
@@ -91,6 +94,8 @@ def _o(root, lower=("l1",), upper="u", work="w", extra=()):
     "no-lowerdir", "upper-without-work", "unknown-option", "unknown-flag-option",
     "missing-mountpoint", "mountpoint-is-file", "empty-lower", "bad-fsync", "bad-fd-cache",
     "bad-timeout", "bad-passthrough",
+    "bad-uidmapping", "uidmapping-short", "gidmapping-overlap", "bad-squash-uid",
+    "bad-xattr-permissions",
 ])
 def test_bad_input_is_refused(harness, unionfs_bin, fs, case):
     mnt = os.path.join(fs, "mnt")
@@ -116,6 +121,11 @@ def test_bad_input_is_refused(harness, unionfs_bin, fs, case):
         "bad-fd-cache": (_o(fs, extra=["fd_cache=1"]), "fd_cache"),
         "bad-timeout": (_o(fs, extra=["timeout=soon"]), "timeout"),
         "bad-passthrough": (_o(fs, extra=["passthrough=yes"]), "passthrough"),
+        "bad-uidmapping": (_o(fs, extra=["uidmapping=0:x:10"]), "uidmapping='0:x:10'"),
+        "uidmapping-short": (_o(fs, extra=["uidmapping=0:100"]), "uidmapping='0:100'"),
+        "gidmapping-overlap": (_o(fs, extra=["gidmapping=0:100:10:5:200:10"]), "overlap"),
+        "bad-squash-uid": (_o(fs, extra=["squash_to_uid=-3"]), "squash_to_uid"),
+        "bad-xattr-permissions": (_o(fs, extra=["xattr_permissions=3"]), "xattr_permissions"),
     }
     opts, bad = table[case]
     if case == "upper-inside-work":

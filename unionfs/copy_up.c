@@ -104,14 +104,24 @@ static int vu_copy_meta(struct vu_fs *fs, int srcfd, int dstfd, const struct sta
 {
 	char p[VC_PROC_FD_PATH_MAX];
 	struct timespec ts[2] = {st->st_atim, st->st_mtim};
-	int r;
+	int r, chown_r = 0;
 
 	/* Owner first: a chown would strip set-id bits and file capabilities set before it. */
 	if (fchownat(dstfd, "", st->st_uid, st->st_gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
+		chown_r = -errno;
+	/* xattr_permissions or squash_*: a daemon that may not chown keeps the copy (idmap.c) */
+	if (chown_r < 0 &&
+	    (chown_r != -EPERM || !(fs->params.ids.xattr_perms || vu_ids_squashed(fs))))
+		return chown_r;
 	r = vu_xattr_copy(srcfd, dstfd);
 	if (r < 0)
 		return r;
+	/* Always, as fuse-overlayfs wants one on every file and directory of its upper. */
+	if (fs->params.ids.xattr_perms) {
+		r = vu_ids_keep_owner(fs, dstfd, st);
+		if (r < 0)
+			return r;
+	}
 	vu_origin_set(fs, srcfd, dstfd, st);
 	vc_proc_fd_path(dstfd, p);
 	if (!S_ISLNK(st->st_mode) && chmod(p, st->st_mode & 07777) < 0)

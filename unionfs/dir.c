@@ -22,8 +22,8 @@
  * Owner of a new object made for the caller. in_place: made under its name in the upper
  * parent (not in the workdir).
  */
-void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, bool in_place,
-		  uid_t *uid, gid_t *gid, mode_t *mode)
+int vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, bool in_place,
+		 uid_t *uid, gid_t *gid, mode_t *mode)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct stat pst;
@@ -35,14 +35,26 @@ void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, bool
 	 * the same rules with the same credentials, set-group-ID directory included. Nothing
 	 * to fix up, so no stat of the parent.
 	 */
-	if (in_place && fs->root_creds && ctx->uid == 0 && ctx->gid == 0)
-		return;
+	if (in_place && fs->root_creds && ctx->uid == 0 && ctx->gid == 0 && !fs->params.ids.active)
+		return 0;
 	/* BSD group semantics of a set-group-ID directory, as inode_init_owner() does. */
 	if (vu_inode_stat(fs, parent, &pst) == 0 && (pst.st_mode & S_ISGID)) {
 		*gid = pst.st_gid;
 		if (S_ISDIR(*mode))
 			*mode |= S_ISGID;
 	}
+	/* The ids above are the mount's; the layers store them through the mapping. */
+	if (!fs->params.ids.active)
+		return 0;
+	if (vu_ids_squashed(fs)) {
+		/* squash_*: the owner is not shown; an unmapped caller keeps the daemon's. */
+		if (vu_ids_store(fs, uid, &(gid_t){(gid_t)-1}) < 0)
+			*uid = geteuid();
+		if (vu_ids_store(fs, &(uid_t){(uid_t)-1}, gid) < 0)
+			*gid = getegid();
+		return 0;
+	}
+	return vu_ids_store(fs, uid, gid);
 }
 
 /*
@@ -197,8 +209,11 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 			goto out;
 	}
 	tmp = f.upper_whiteout != VU_WH_NONE;
-	if (!o->src)
-		vu_dir_owner(req, fs, parent, !tmp, &uid, &gid, &o->mode);
+	if (!o->src) {
+		r = vu_dir_owner(req, fs, parent, !tmp, &uid, &gid, &o->mode);
+		if (r < 0)
+			goto out;
+	}
 	/* A hard link has its mode and ACL already: only its place is wanted. */
 	r = vu_mkplace_begin(req, fs, pd.fd, name, tmp, o->src ? &(mode_t){S_IFLNK} : &o->mode,
 			     &mp);
@@ -210,8 +225,12 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 	if (r < 0)
 		goto out;
 	if (!o->src) {
-		if ((uid != 0 || gid != 0) &&
-		    fchownat(dirfd, nm, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (fs->params.ids.active) {
+			r = vu_ids_chown_new(fs, dirfd, nm, uid, gid, o->mode);
+			if (r < 0)
+				goto out_unlink;
+		} else if ((uid != 0 || gid != 0) &&
+			   fchownat(dirfd, nm, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
 			r = -errno;
 			goto out_unlink;
 		}

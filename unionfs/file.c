@@ -290,7 +290,9 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	r = vu_node_fd(fs, pnode, 0, &pd);
 	if (r < 0)
 		goto fail;
-	vu_dir_owner(req, fs, pnode, f.upper_whiteout == VU_WH_NONE, &uid, &gid, &mode);
+	r = vu_dir_owner(req, fs, pnode, f.upper_whiteout == VU_WH_NONE, &uid, &gid, &mode);
+	if (r < 0)
+		goto fail;
 	/* Over a whiteout the file is built in the workdir and renamed over it. */
 	mode = S_IFREG | (mode & 07777);
 	r = vu_mkplace_begin(req, fs, pd.fd, name, f.upper_whiteout != VU_WH_NONE, &mode, &mp);
@@ -304,7 +306,11 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		r = -errno;
 		goto fail;
 	}
-	if ((uid != 0 || gid != 0) && fchown(fd, uid, gid) < 0) {
+	if (fs->params.ids.active) {
+		r = vu_ids_chown_new(fs, fd, "", uid, gid, mode);
+		if (r < 0)
+			goto fail_unlink;
+	} else if ((uid != 0 || gid != 0) && fchown(fd, uid, gid) < 0) {
 		r = -errno;
 		goto fail_unlink;
 	}

@@ -24,6 +24,7 @@ static void vu_inode_fixup(struct vu_fs *fs, struct vu_node *node, struct stat *
 	st->st_ino = atomic_load(&node->ino);
 	if (S_ISDIR(st->st_mode) && atomic_load(&node->bottom) > atomic_load(&node->top))
 		st->st_nlink = 1; /* a merged directory, as the kernel reports it */
+	vu_ids_fixup(fs, node, st);
 }
 
 int vu_inode_stat(struct vu_fs *fs, struct vu_node *node, struct stat *ret)
@@ -148,19 +149,33 @@ static int vu_inode_setattr(struct vu_fs *fs, struct vu_node *node, struct stat 
 		return r;
 	vc_proc_fd_path(d.fd, p);
 
-	if (to_set & FUSE_SET_ATTR_MODE) {
-		if (!S_ISLNK(node->type) && chmod(p, attr->st_mode & 07777) < 0) {
-			r = -errno;
-			goto out;
-		}
-	}
-	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+	if (fs->params.ids.active) {
+		/* Through the mapping, squash or xattr_permissions (idmap.c). */
 		uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 		gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
 
-		if (fchownat(d.fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-			r = -errno;
+		r = vu_ids_store(fs, &uid, &gid);
+		if (r == 0)
+			r = vu_ids_set_owner(fs, d.fd, uid, gid,
+					     (to_set & FUSE_SET_ATTR_MODE) && !S_ISLNK(node->type),
+					     attr->st_mode);
+		if (r < 0)
 			goto out;
+	} else {
+		if (to_set & FUSE_SET_ATTR_MODE) {
+			if (!S_ISLNK(node->type) && chmod(p, attr->st_mode & 07777) < 0) {
+				r = -errno;
+				goto out;
+			}
+		}
+		if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+			uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+			gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+
+			if (fchownat(d.fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+				r = -errno;
+				goto out;
+			}
 		}
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {

@@ -31,7 +31,8 @@ struct vu_opts {
 	int volatile_mode;
 	int ro;
 	int noacl;
-	int bad; /* an unknown option was seen (already reported) */
+	int bad;		/* an unknown option was seen (already reported) */
+	struct vu_ids_opts ids; /* owners shown (idmap.c) */
 };
 
 enum {
@@ -53,6 +54,14 @@ static const struct fuse_opt vu_opt_table[] = {
 	{"volatile", offsetof(struct vu_opts, volatile_mode), 1},
 	{"ro", offsetof(struct vu_opts, ro), 1},
 	{"noacl", offsetof(struct vu_opts, noacl), 1},
+	/* owners shown (idmap.c), as podman passes them to a mount_program */
+	{"uidmapping=%s", offsetof(struct vu_opts, ids.uidmapping), 0},
+	{"gidmapping=%s", offsetof(struct vu_opts, ids.gidmapping), 0},
+	{"squash_to_root", offsetof(struct vu_opts, ids.squash_to_root), 1},
+	{"squash_to_uid=%s", offsetof(struct vu_opts, ids.squash_to_uid), 0},
+	{"squash_to_gid=%s", offsetof(struct vu_opts, ids.squash_to_gid), 0},
+	{"static_nlink", offsetof(struct vu_opts, ids.static_nlink), 1},
+	{"xattr_permissions=%s", offsetof(struct vu_opts, ids.xattr_permissions), 0},
 	FUSE_OPT_KEY("ro", VU_KEY_PASS),
 	FUSE_OPT_KEY("context=", VU_KEY_CONTEXT),
 	FUSE_OPT_KEY("fscontext=", VU_KEY_CONTEXT),
@@ -275,7 +284,15 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 			goto out;
 		}
 	}
+	r = vu_ids_params(&o.ids, &ret->ids);
+	if (r < 0)
+		goto out;
 out:
+	free(o.ids.uidmapping);
+	free(o.ids.gidmapping);
+	free(o.ids.squash_to_uid);
+	free(o.ids.squash_to_gid);
+	free(o.ids.xattr_permissions);
 	free(o.metacopy);
 	free(o.lowerdir);
 	free(o.upperdir);
@@ -410,4 +427,22 @@ void vu_params_help(void)
 	       "    -o noacl               no POSIX ACLs: the layers' ACLs are neither checked\n"
 	       "                           nor shown, setfacl fails (default: as the kernel)\n\n",
 	       VU_NODE_BUDGET_DEFAULT);
+	/* Owners shown (idmap.c), as podman and fuse-overlayfs name them. */
+	printf("Owner options (as podman passes them to a mount_program):\n"
+	       "    -o uidmapping=S:M:N[:S:M:N...]\n"
+	       "                           user ids S..S+N-1 stored in the layers show as\n"
+	       "                           M..M+N-1; others show as the overflow id; chown and\n"
+	       "                           new objects store ids mapped back (EOVERFLOW if none)\n"
+	       "    -o gidmapping=S:M:N[:S:M:N...]   the same for group ids\n"
+	       "    -o squash_to_root      every object shows as owned by 0:0\n"
+	       "    -o squash_to_uid=UID   every object shows as owned by user UID\n"
+	       "    -o squash_to_gid=GID   every object shows as owned by group GID\n"
+	       "    -o static_nlink        directories show a link count of 1\n"
+	       "    -o xattr_permissions=0|1|2\n"
+	       "                           keep owner and mode in an xattr, not the inode:\n"
+	       "                           1: security.fuseoverlayfs.override_stat,\n"
+	       "                           2: user.fuseoverlayfs.override_stat (default 0: off)\n"
+	       "Debugging:\n"
+	       "    xattr user.veneer.layer   read-only, not listed: the layer a name comes\n"
+	       "                              from, \"upper\" or \"lower:N:PATH\"\n\n");
 }

@@ -35,6 +35,28 @@ struct vu_layer {
 				   for vu_fdent.flags */
 };
 
+/* Owners shown by the mount (idmap.c): uidmapping=, gidmapping=, squash_*, xattr_permissions=. */
+#define VU_IDMAP_MAX 64
+struct vu_idmap_range {
+	uint32_t disk, view, len; /* ids disk..disk+len-1 in the layers show as view.. */
+};
+struct vu_idmap {
+	unsigned n; /* 0: no mapping, ids show as stored */
+	struct vu_idmap_range r[VU_IDMAP_MAX];
+};
+struct vu_ids_opts {
+	char *uidmapping, *gidmapping, *squash_to_uid, *squash_to_gid, *xattr_permissions;
+	int squash_to_root, static_nlink;
+};
+struct vu_ids {
+	struct vu_idmap uidmap, gidmap;
+	int64_t squash_uid, squash_gid; /* -1: not squashed */
+	uint32_t overflow_uid, overflow_gid;
+	int xattr_perms; /* 0, 1 (security.*), 2 (user.*) */
+	bool static_nlink;
+	bool active; /* any of the above but static_nlink */
+};
+
 /* Parsed command line, before any of it is acted upon. */
 struct vu_params {
 	GPtrArray *lowers; /* char*, top first */
@@ -49,6 +71,7 @@ struct vu_params {
 	int passthrough;      /* VU_PT_* */
 	bool metacopy;	      /* -o metacopy=on: metadata-only copy-up, follow metacopy lowers */
 	bool noacl;	      /* -o noacl: no POSIX ACLs through the mount */
+	struct vu_ids ids;    /* owners shown (idmap.c) */
 };
 
 enum {
@@ -237,6 +260,24 @@ int vu_params_check(struct vu_params *p, const char *mountpoint);
 void vu_params_done(struct vu_params *p);
 void vu_params_help(void);
 
+/* idmap.c */
+int vu_ids_params(const struct vu_ids_opts *o, struct vu_ids *ret);
+void vu_ids_fixup(struct vu_fs *fs, struct vu_node *node, struct stat *st);
+int vu_ids_store(const struct vu_fs *fs, uid_t *uid, gid_t *gid);
+bool vu_ids_squashed(const struct vu_fs *fs);
+int vu_ids_set_owner(struct vu_fs *fs, int fd, uid_t uid, gid_t gid, bool mode_set, mode_t mode);
+const char *vu_ids_override_name(const struct vu_fs *fs);
+bool vu_ids_xattr_hidden(const struct vu_fs *fs, const char *name);
+int vu_ids_keep_owner(struct vu_fs *fs, int fd, const struct stat *st);
+int vu_ids_chown_new(struct vu_fs *fs, int dirfd, const char *name, uid_t uid, gid_t gid,
+		     mode_t mode);
+
+/* layer-xattr.c */
+#define VU_XATTR_LAYER "user.veneer.layer"
+char *vu_layer_xattr_value(struct vu_fs *fs, struct vu_node *node);
+bool vu_layer_xattr_reply(fuse_req_t req, struct vu_fs *fs, struct vu_node *node, const char *name,
+			  size_t size);
+
 /* super.c */
 int vu_super_setup(struct vu_fs *fs);
 void vu_super_teardown(struct vu_fs *fs);
@@ -350,8 +391,8 @@ int vu_dir_prepare_create(struct vu_fs *fs, struct vu_node *parent, const char *
 int vu_dir_install(struct vu_fs *fs, struct vu_node *parent, const char *name, int tmpdirfd,
 		   const char *tmpname, const struct vu_found *found);
 void vu_dir_mark_new(struct vu_fs *fs, struct vu_node *dir);
-void vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, bool in_place,
-		  uid_t *uid, gid_t *gid, mode_t *mode);
+int vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, bool in_place,
+		 uid_t *uid, gid_t *gid, mode_t *mode);
 
 /* readdir.c */
 void vu_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

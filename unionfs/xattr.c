@@ -90,6 +90,8 @@ void vu_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 	ssize_t n;
 	int r;
 
+	if (vu_layer_xattr_reply(req, fs, node, name, size))
+		return;
 	if (node == fs->root && strcmp(name, VU_XATTR_STATS) == 0) {
 		/* Not stored anywhere, not listed: the node budget's counters, for diagnosis. */
 		g_autofree char *stats = vu_evict_stats(fs);
@@ -103,7 +105,7 @@ void vu_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 			fuse_reply_buf(req, stats, n);
 		return;
 	}
-	if (!real) {
+	if (!real || vu_ids_xattr_hidden(fs, name)) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
@@ -162,7 +164,8 @@ void vu_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 			g_string_append(out, VU_TRUSTED_OVL);
 			g_string_append_len(out, n + strlen(VU_ESCAPED_OVL),
 					    strlen(n) - strlen(VU_ESCAPED_OVL) + 1);
-		} else if (!vu_xattr_is_private(n) && vu_acl_check_name(fs, n) == 0) {
+		} else if (!vu_xattr_is_private(n) && vu_acl_check_name(fs, n) == 0 &&
+			   !vu_ids_xattr_hidden(fs, n)) {
 			g_string_append_len(out, n, strlen(n) + 1);
 		}
 	}
@@ -182,7 +185,8 @@ static int vu_xattr_change(struct vu_fs *fs, struct vu_node *node, const char *n
 	ssize_t n;
 	int r;
 
-	if (!real)
+	/* The mount's own: the virtual layer name and the owner override (idmap.c). */
+	if (!real || strcmp(name, VU_XATTR_LAYER) == 0 || vu_ids_xattr_hidden(fs, name))
 		return -EPERM;
 	r = vu_acl_check_name(fs, name);
 	if (r < 0)

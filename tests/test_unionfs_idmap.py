@@ -1,0 +1,280 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The owner options podman and buildah pass to a mount_program: uidmapping=, gidmapping=,
+squash_to_root, squash_to_uid=, squash_to_gid=, static_nlink, xattr_permissions=; and the
+virtual user.veneer.layer xattr.
+
+The kernel overlay has no equivalent of these options (an idmapped lower is a different
+thing), so fuse-overlayfs, whose options they are, is the oracle: the same layers are mounted
+by both with the same options, the same calls are made through both, and the owners shown
+and the ids written to the uppers must match. Where veneer deliberately differs (a caller or
+a chown to an id outside the mapping fails with EOVERFLOW, as on a kernel idmapped mount,
+where fuse-overlayfs stores the overflow id) the test says so.
+"""
+import errno
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from unionfs_diff import let_others_in
+from veneer_harness import errno_of, mounted_at, require
+
+UIDMAP = "0:100:50:1000:2000:10"
+GIDMAP = "0:200:50:1000:3000:10"
+MAP_OPTS = (f"uidmapping={UIDMAP}", f"gidmapping={GIDMAP}")
+
+
+def _layers(harness, name):
+    """A lower with owners inside and outside the mappings, an upper and a workdir."""
+    root = harness.mkdir(name)
+    low = os.path.join(root, "l")
+    os.makedirs(f"{low}/d/sub")
+    for n, (uid, gid) in {"a": (5, 6), "b": (70, 71), "c": (1003, 1004), "r": (0, 0)}.items():
+        with open(f"{low}/{n}", "w") as f:
+            f.write(n)
+        os.chown(f"{low}/{n}", uid, gid)
+    os.symlink("a", f"{low}/ln")
+    os.lchown(f"{low}/ln", 1001, 1002)
+    os.chown(f"{low}/d", 1003, 1004)
+    os.chmod(f"{low}/d", 0o777)
+    os.chown(f"{low}/d/sub", 1, 1)
+    up, wk = os.path.join(root, "u"), os.path.join(root, "w")
+    os.makedirs(up)
+    os.makedirs(wk)
+    return low, up, wk
+
+
+def _fuse_overlayfs(harness, low, up, wk, opts):
+    require(shutil.which("fuse-overlayfs"), "fuse-overlayfs (the oracle) is not installed")
+    mnt = harness.mkdir("fo-merged")
+    o = ",".join([f"lowerdir={low}", f"upperdir={up}", f"workdir={wk}", "allow_other", *opts])
+    m = harness.mount_fuse(["fuse-overlayfs", "-o", o], mnt, ready=False)
+    for _ in range(200):
+        if mounted_at(mnt):
+            return m
+        time.sleep(0.05)
+    raise AssertionError(f"fuse-overlayfs did not mount: {m.daemon.output()}")
+
+
+def _pair(harness, opts):
+    """veneer and fuse-overlayfs over identical layers with the same options."""
+    vl, vu, vw = _layers(harness, "v")
+    fl, fu, fw = _layers(harness, "f")
+    v = harness.mount_unionfs([vl], vu, vw, opts=opts)
+    f = _fuse_overlayfs(harness, fl, fu, fw, opts)
+    return (v.path, vu), (f.path, fu)
+
+
+def _owners(root):
+    """Owners of every name but whiteouts and opaque markers (fuse-overlayfs writes
+    .wh..wh..opq files in new directories, veneer the kernel's xattr)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in [*dirnames, *filenames]:
+            if n.startswith(".wh."):
+                continue
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            out[os.path.relpath(p, root)] = (st.st_uid, st.st_gid)
+    return out
+
+
+def _as(uid, gid, *argv):
+    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                           *argv], capture_output=True, text=True)
+
+
+def test_mapping_owners_match_fuse_overlayfs(harness, unionfs_bin, need_fuse):
+    """Stored ids show through the mapping; ids outside it show as the overflow ids."""
+    (vm, _), (fm, _) = _pair(harness, MAP_OPTS)
+    shown = _owners(vm)
+    assert shown == _owners(fm)
+    with open("/proc/sys/kernel/overflowuid") as f:
+        ouid = int(f.read())
+    with open("/proc/sys/kernel/overflowgid") as f:
+        ogid = int(f.read())
+    assert shown["a"] == (105, 206)
+    assert shown["b"] == (ouid, ogid)
+    assert shown["c"] == (2003, 3004)
+    assert shown["r"] == (100, 200)
+    assert shown["ln"] == (2001, 3002)
+    assert shown["d/sub"] == (101, 201)
+    st = os.stat(vm)
+    assert (st.st_uid, st.st_gid) == (os.stat(fm).st_uid, os.stat(fm).st_gid)
+
+
+def test_mapping_writes_stored_ids(harness, unionfs_bin, need_fuse):
+    """chown and new objects through the mapping store the layer's ids in the upper, as
+    fuse-overlayfs does; the caller's ids are mapped back the same way."""
+    let_others_in(harness)
+    (vm, vu), (fm, fu) = _pair(harness, MAP_OPTS)
+    for m in (vm, fm):
+        os.chown(f"{m}/a", 2005, 3006)
+        os.lchown(f"{m}/ln", 120, 220)
+        r = _as(101, 201, "touch", f"{m}/d/new")
+        assert r.returncode == 0, r.stderr
+        r = _as(101, 201, "mkdir", f"{m}/d/newdir")
+        assert r.returncode == 0, r.stderr
+    assert _owners(vm) == _owners(fm)
+    stored = _owners(vu)
+    assert stored == _owners(fu)
+    assert stored["a"] == (1005, 1006)
+    assert stored["ln"] == (20, 20)
+    assert stored["d/new"] == (1, 1)
+    assert stored["d/newdir"] == (1, 1)
+    assert (os.stat(f"{vm}/d/new").st_uid, os.stat(f"{vm}/d/new").st_gid) == (101, 201)
+
+
+def test_mapping_refuses_unmapped_ids(harness, unionfs_bin, need_fuse):
+    """An id the mapping cannot store is refused with EOVERFLOW and nothing is written (a
+    kernel idmapped mount does so; fuse-overlayfs would store the overflow id instead)."""
+    low, up, wk = _layers(harness, "v")
+    let_others_in(harness)
+    m = harness.mount_unionfs([low], up, wk, opts=MAP_OPTS).path
+    assert errno_of(os.chown, f"{m}/a", 7777, -1) == errno.EOVERFLOW
+    assert errno_of(os.chown, f"{m}/a", -1, 7777) == errno.EOVERFLOW
+    r = _as(7777, 200, "touch", f"{m}/d/x")
+    assert r.returncode != 0 and "Value too large" in r.stderr
+    assert not os.path.lexists(f"{m}/d/x")
+    st = os.stat(f"{low}/a")
+    assert (st.st_uid, st.st_gid) == (5, 6)
+    # the copy-up the refused chown made (if any) keeps the lower's ids
+    if os.path.lexists(f"{up}/a"):
+        st = os.stat(f"{up}/a")
+        assert (st.st_uid, st.st_gid) == (5, 6)
+    assert not os.path.lexists(f"{up}/d/x")
+    # and the same calls are allowed where the mapping has the ids
+    os.chown(f"{m}/a", 2009, 3009)
+    assert (os.stat(f"{up}/a").st_uid, os.stat(f"{up}/a").st_gid) == (1009, 1009)
+
+
+@pytest.mark.parametrize("opts,want", [
+    (("squash_to_root",), (0, 0)),
+    (("squash_to_uid=1234", "squash_to_gid=4321"), (1234, 4321)),
+    (("squash_to_uid=77",), (77, None)),
+])
+def test_squash_matches_fuse_overlayfs(harness, unionfs_bin, need_fuse, opts, want):
+    """Every object shows the squashed owner; a chown is accepted and the upper gets the
+    ids asked for (the daemon here may chown), as with fuse-overlayfs."""
+    (vm, vu), (fm, fu) = _pair(harness, opts)
+    shown = _owners(vm)
+    assert shown == _owners(fm)
+    for n, (uid, gid) in shown.items():
+        assert uid == want[0], n
+        if want[1] is not None:
+            assert gid == want[1], n
+    if want[1] is None:
+        assert shown["a"][1] == 6  # the group is not squashed
+    for m in (vm, fm):
+        os.chown(f"{m}/a", 42, 43)
+        with open(f"{m}/made", "w") as f:
+            f.write("x")
+    assert _owners(vm) == _owners(fm)
+    assert (os.stat(f"{vu}/a").st_uid, os.stat(f"{vu}/a").st_gid) == (42, 43)
+    assert (os.stat(f"{vu}/a").st_uid, os.stat(f"{vu}/a").st_gid) == \
+        (os.stat(f"{fu}/a").st_uid, os.stat(f"{fu}/a").st_gid)
+
+
+def test_static_nlink(harness, unionfs_bin, need_fuse):
+    """static_nlink: every directory shows one link, as with fuse-overlayfs; files keep
+    theirs."""
+    (vm, _), (fm, _) = _pair(harness, ("static_nlink",))
+    os.link(f"{vm}/a", f"{vm}/a2")
+    os.link(f"{fm}/a", f"{fm}/a2")
+    for m in (vm, fm):
+        assert os.stat(f"{m}/d").st_nlink == 1
+        assert os.stat(f"{m}/d/sub").st_nlink == 1
+        assert os.stat(f"{m}/a").st_nlink == 2
+    plain_low, plain_up, plain_wk = _layers(harness, "plain")
+    plain = harness.mount_unionfs([plain_low], plain_up, plain_wk, mnt=harness.path("pm"))
+    assert os.stat(f"{plain.path}/d").st_nlink == 3  # without the option: ., .., sub
+
+
+def test_xattr_permissions(harness, unionfs_bin, need_fuse):
+    """xattr_permissions=2: chown and chmod write user.fuseoverlayfs.override_stat in the
+    upper in fuse-overlayfs's format and leave the inode alone; stat shows the override;
+    the xattr is neither listed nor readable nor settable through the mount. An upper
+    written so reads the same under fuse-overlayfs, and the other way round."""
+    name = "user.fuseoverlayfs.override_stat"
+    low, up, wk = _layers(harness, "v")
+    m = harness.mount_unionfs([low], up, wk, opts=("xattr_permissions=2",))
+    vm = m.path
+    os.chown(f"{vm}/a", 4242, 4343)
+    os.chmod(f"{vm}/a", 0o4710)
+    with open(f"{vm}/d/new", "w") as f:
+        f.write("n")
+    os.chmod(f"{vm}/d/new", 0o600)
+    os.chown(f"{vm}/d/new", 9, 10)
+    os.mkdir(f"{vm}/newdir", 0o701)
+    assert os.getxattr(f"{up}/a", name) == b"4242:4343:4710"
+    assert os.getxattr(f"{up}/d/new", name) == b"9:10:600"
+    st = os.stat(f"{up}/a")
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (5, 6, 0o644)  # the inode's own
+    want = {}
+    for n in ("a", "d/new", "newdir", "c", "d"):
+        st = os.stat(f"{vm}/{n}")
+        want[n] = (st.st_uid, st.st_gid, st.st_mode)
+    assert want["a"] == (4242, 4343, 0o104710)
+    assert want["d/new"] == (9, 10, 0o100600)
+    assert want["newdir"][2] == 0o40701
+    assert name not in os.listxattr(f"{vm}/a")
+    assert errno_of(os.getxattr, f"{vm}/a", name) == errno.ENODATA
+    assert errno_of(os.setxattr, f"{vm}/a", name, b"0:0:777") == errno.EPERM
+    harness.umount(m)
+    # fuse-overlayfs reads the same upper the same way
+    fm = _fuse_overlayfs(harness, low, up, wk, ("xattr_permissions=2",)).path
+    for n, w in want.items():
+        st = os.stat(f"{fm}/{n}")
+        assert (st.st_uid, st.st_gid, st.st_mode) == w, n
+    os.chown(f"{fm}/c", 31, 32)  # fuse-overlayfs writes one, veneer reads it
+    harness.umount(harness_mount_of(harness, fm))
+    m2 = harness.mount_unionfs([low], up, wk, opts=("xattr_permissions=2",),
+                               mnt=harness.path("again"))
+    st = os.stat(f"{m2.path}/c")
+    assert (st.st_uid, st.st_gid) == (31, 32)
+    for n, w in want.items():
+        if n != "c":
+            st = os.stat(f"{m2.path}/{n}")
+            assert (st.st_uid, st.st_gid, st.st_mode) == w, n
+    st = os.stat(f"{low}/a")
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (5, 6, 0o644)
+
+
+def harness_mount_of(harness, path):
+    for fn, args in harness._cleanups:
+        if fn == harness.umount and args[0].path == path:
+            return args[0]
+    raise KeyError(path)
+
+
+def test_layer_xattr(harness, unionfs_bin, need_fuse):
+    """user.veneer.layer names the layer a name comes from; it is not listed, not stored
+    and cannot be set or removed."""
+    root = harness.mkdir("t")
+    l1, l2 = os.path.join(root, "l1"), os.path.join(root, "l2")
+    os.makedirs(f"{l1}/d")
+    os.makedirs(f"{l2}/d")
+    for p in (f"{l1}/top", f"{l2}/bottom", f"{l2}/d/deep"):
+        with open(p, "w") as f:
+            f.write("x")
+    up, wk = harness.mkdir("u"), harness.mkdir("w")
+    m = harness.mount_unionfs([l1, l2], up, wk).path
+    x = "user.veneer.layer"
+    assert os.getxattr(f"{m}/top", x) == f"lower:1:{os.path.realpath(l1)}".encode()
+    assert os.getxattr(f"{m}/bottom", x) == f"lower:2:{os.path.realpath(l2)}".encode()
+    assert os.getxattr(f"{m}/d/deep", x) == f"lower:2:{os.path.realpath(l2)}".encode()
+    assert os.getxattr(f"{m}/d", x) == f"lower:1:{os.path.realpath(l1)}".encode()
+    assert os.getxattr(m, x) == b"upper"
+    with open(f"{m}/bottom", "a") as f:
+        f.write("y")
+    assert os.getxattr(f"{m}/bottom", x) == b"upper"
+    assert x not in os.listxattr(f"{m}/bottom")
+    assert x not in os.listxattr(f"{up}/bottom")
+    assert errno_of(os.setxattr, f"{m}/top", x, b"upper") == errno.EPERM
+    assert errno_of(os.removexattr, f"{m}/top", x) == errno.EPERM
+    assert not os.path.lexists(f"{up}/top")  # the refused set made no copy-up
+    r = subprocess.run(["getfattr", "-n", x, "--only-values", f"{m}/top"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == f"lower:1:{os.path.realpath(l1)}"
