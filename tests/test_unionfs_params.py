@@ -27,6 +27,8 @@ OPTIONS = ["lowerdir", "upperdir", "workdir", "volatile", "fsync", "ro", "rw", "
 # issue 15 part A: the owner options podman passes to a mount_program
 OPTIONS += ["uidmapping", "gidmapping", "squash_to_root", "squash_to_uid", "squash_to_gid",
             "static_nlink", "xattr_permissions"]
+# issue 15 part C
+OPTIONS += ["xino"]
 
 
 def _state(root):
@@ -96,6 +98,7 @@ def _o(root, lower=("l1",), upper="u", work="w", extra=()):
     "bad-timeout", "bad-passthrough",
     "bad-uidmapping", "uidmapping-short", "gidmapping-overlap", "bad-squash-uid",
     "bad-xattr-permissions",
+    "bad-xino",
 ])
 def test_bad_input_is_refused(harness, unionfs_bin, fs, case):
     mnt = os.path.join(fs, "mnt")
@@ -126,6 +129,7 @@ def test_bad_input_is_refused(harness, unionfs_bin, fs, case):
         "gidmapping-overlap": (_o(fs, extra=["gidmapping=0:100:10:5:200:10"]), "overlap"),
         "bad-squash-uid": (_o(fs, extra=["squash_to_uid=-3"]), "squash_to_uid"),
         "bad-xattr-permissions": (_o(fs, extra=["xattr_permissions=3"]), "xattr_permissions"),
+        "bad-xino": (_o(fs, extra=["xino=yes"]), "xino='yes'"),
     }
     opts, bad = table[case]
     if case == "upper-inside-work":

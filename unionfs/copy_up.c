@@ -286,8 +286,9 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
 		struct stat ust;
 
-		if (fstat(dst, &ust) == 0 && ust.st_ino != atomic_load(&node->ino)) {
-			atomic_store(&node->ino, ust.st_ino);
+		if (fstat(dst, &ust) == 0 &&
+		    vu_xino_map(fs, ust.st_dev, ust.st_ino) != atomic_load(&node->ino)) {
+			atomic_store(&node->ino, vu_xino_map(fs, ust.st_dev, ust.st_ino));
 			new_ino = true;
 		}
 	}

@@ -273,7 +273,7 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 			goto out;
 		}
 		vu_fdref_put(&pd);
-		nf.ino = nf.st.st_ino;
+		nf.ino = vu_xino_map(fs, nf.st.st_dev, nf.st.st_ino);
 		node = vu_node_get(fs, parent, name, &nf, true);
 		if (S_ISDIR(nf.st.st_mode))
 			vu_dir_mark_new(fs, node);

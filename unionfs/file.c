@@ -331,7 +331,7 @@ void vu_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		r = -errno;
 		goto fail;
 	}
-	f.ino = f.st.st_ino;
+	f.ino = vu_xino_map(fs, f.st.st_dev, f.st.st_ino);
 	node = vu_node_get(fs, pnode, name, &f, true);
 	vu_fdref_put(&pd);
 	vu_fill_entry(fs, node, &f.st, &e);

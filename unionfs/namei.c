@@ -26,16 +26,19 @@ static bool vu_namei_opaque(struct vu_fs *fs, int layer, int dirfd, const char *
 	return vu_whiteout_dir_opaque(fs, layer, fd, NULL) > 0;
 }
 
+/*
+ * The st_ino to report (vu_found.ino), as the kernel: a copied-up object shows its
+ * origin's, a merged directory its top lower's on one filesystem or with xino over
+ * several; with xino the number carries the index of its filesystem (xino.c).
+ */
 static void vu_namei_ino(struct vu_fs *fs, struct vu_node *parent, const char *name,
 			 struct vu_found *f, const struct stat *lower_st)
 {
-	f->ino = f->st.st_ino;
-	if (!fs->samefs)
-		return;
+	f->ino = vu_xino_map(fs, f->st.st_dev, f->st.st_ino);
 	if (S_ISDIR(f->st.st_mode)) {
 		/* Merged directories report the inode of the top lower, as the kernel does. */
-		if (lower_st)
-			f->ino = lower_st->st_ino;
+		if (lower_st && vu_xino_same_dev(fs))
+			f->ino = vu_xino_map(fs, lower_st->st_dev, lower_st->st_ino);
 		return;
 	}
 	if (vu_is_upper(fs, f->top)) {

@@ -131,7 +131,7 @@ struct vu_node *vu_node_new_root(struct vu_fs *fs)
 	atomic_store(&root->bottom, (int)fs->nlayers - 1);
 	/* The root reports the top layer's own inode, as the kernel does. */
 	if (fstat(fs->layers[0].fd, &st) == 0)
-		atomic_store(&root->ino, st.st_ino);
+		atomic_store(&root->ino, vu_xino_map(fs, st.st_dev, st.st_ino));
 	else
 		atomic_store(&root->ino, 1);
 	return root;

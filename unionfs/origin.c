@@ -34,7 +34,25 @@ static const char *vu_impure_xattr(struct vu_fs *fs)
 	return fs->can_trusted ? "trusted.overlay.impure" : "user.overlay.impure";
 }
 
-/* The origin's st_ino from an overlay.origin value. */
+/*
+ * Where a handle of an origin is opened: on one filesystem, the top lower's root;
+ * over several, the root of the lower filesystem the origin's uuid names (xino.c),
+ * as the kernel matches it.
+ */
+static int vu_origin_mount_fd(struct vu_fs *fs, const unsigned char *uuid)
+{
+	if (fs->samefs)
+		return fs->handle_fd;
+	for (unsigned j = 0; j < fs->nxfs; j++) {
+		const struct vu_xfs *x = &fs->xfs[j];
+
+		if (x->present && x->has_uuid && !x->bad_uuid && memcmp(x->uuid, uuid, 16) == 0)
+			return x->fd;
+	}
+	return -ENODEV;
+}
+
+/* The origin's st_ino, as reported (xino.c), from an overlay.origin value. */
 static int vu_origin_decode(struct vu_fs *fs, const unsigned char *buf, ssize_t n, ino_t *ret)
 {
 	union {
@@ -43,16 +61,18 @@ static int vu_origin_decode(struct vu_fs *fs, const unsigned char *buf, ssize_t 
 	} h;
 	_cleanup_close_ int fd = -1;
 	struct stat st;
+	int mfd;
 
 	if (n <= VU_FB_HDR || n > VU_FB_HDR + MAX_HANDLE_SZ || buf[0] != 0 ||
 	    buf[1] != VU_FB_MAGIC || buf[2] != n)
 		return -EINVAL;
-	if (fs->handle_fd < 0)
-		return -EBADF;
+	mfd = vu_origin_mount_fd(fs, buf + 5);
+	if (mfd < 0)
+		return mfd == -1 ? -EBADF : mfd;
 	h.fh.handle_bytes = n - VU_FB_HDR;
 	h.fh.handle_type = buf[4];
 	memcpy(h.fh.f_handle, buf + VU_FB_HDR, n - VU_FB_HDR);
-	fd = open_by_handle_at(fs->handle_fd, &h.fh, O_PATH | O_CLOEXEC);
+	fd = open_by_handle_at(mfd, &h.fh, O_PATH | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0)
@@ -60,7 +80,7 @@ static int vu_origin_decode(struct vu_fs *fs, const unsigned char *buf, ssize_t 
 	/* A hard-linked origin is not used, as with the kernel without index=on. */
 	if (st.st_nlink != 1)
 		return -EMLINK;
-	*ret = st.st_ino;
+	*ret = vu_xino_map(fs, st.st_dev, st.st_ino);
 	return 0;
 }
 
@@ -83,8 +103,9 @@ int vu_origin_ino_at(struct vu_fs *fs, int dirfd, const char *name, ino_t *ret)
  * Record src (of stat st) as the origin of its copy dst, both O_PATH fds, as the
  * kernel does: for a directory, or a non-directory that is not hard-linked in its
  * layer (a hard-linked one is broken up by copy-up without index=on, so it gets
- * none). Only where every layer is on one filesystem: the handle's uuid is null,
- * as the kernel writes it then. Best effort, as an origin is only an inode number.
+ * none). On one filesystem the handle's uuid is null, as the kernel writes it then;
+ * over several it is that of the origin's filesystem, and an origin on one without
+ * a unique uuid gets none, as with the kernel. Best effort: only an inode number.
  */
 void vu_origin_set(struct vu_fs *fs, int srcfd, int dstfd, const struct stat *st)
 {
@@ -93,10 +114,19 @@ void vu_origin_set(struct vu_fs *fs, int srcfd, int dstfd, const struct stat *st
 		unsigned char raw[sizeof(struct file_handle) + MAX_HANDLE_SZ];
 	} h;
 	unsigned char fb[VU_FB_HDR + MAX_HANDLE_SZ];
+	const struct vu_xfs *x = NULL;
 	int mnt;
 
-	if (!fs->samefs || (!S_ISDIR(st->st_mode) && st->st_nlink != 1))
+	if (!S_ISDIR(st->st_mode) && st->st_nlink != 1)
 		return;
+	if (!fs->samefs) {
+		/* Over several filesystems the handle names the origin's by its uuid. */
+		int fsid = vu_xino_fsid_of_dev(fs, st->st_dev);
+
+		if (fsid < 0 || !fs->xfs[fsid].has_uuid || fs->xfs[fsid].bad_uuid)
+			return;
+		x = &fs->xfs[fsid];
+	}
 	h.fh.handle_bytes = MAX_HANDLE_SZ;
 	if (name_to_handle_at(srcfd, "", &h.fh, &mnt, AT_EMPTY_PATH) < 0)
 		return;
@@ -107,7 +137,10 @@ void vu_origin_set(struct vu_fs *fs, int srcfd, int dstfd, const struct stat *st
 	fb[2] = VU_FB_HDR + h.fh.handle_bytes;
 	fb[3] = 0; /* little-endian, lower origin */
 	fb[4] = h.fh.handle_type;
-	memset(fb + 5, 0, 16); /* null uuid */
+	if (x)
+		memcpy(fb + 5, x->uuid, 16);
+	else
+		memset(fb + 5, 0, 16); /* null uuid */
 	memcpy(fb + VU_FB_HDR, h.fh.f_handle, h.fh.handle_bytes);
 	vc_fsetxattr(dstfd, true, vu_origin_xattr(fs), fb, fb[2], 0);
 }
@@ -171,7 +204,7 @@ bool vu_origin_fix_dir(struct vu_fs *fs, struct vu_node *parent, const char *nam
 	bool fixed = false;
 	ssize_t n;
 
-	if (!fs->samefs || !fs->has_upper || fs->params.ro || !vu_is_upper(fs, f->top) ||
+	if (!fs->has_upper || fs->params.ro || !vu_is_upper(fs, f->top) ||
 	    !S_ISDIR(f->st.st_mode) || f->bottom <= f->top)
 		return false;
 	if (vu_node_fd(fs, parent, 0, &up) < 0)

@@ -29,6 +29,7 @@ struct vu_opts {
 	char *passthrough;
 	char *metacopy;
 	char *redirect_dir; /* issue 15 part B */
+	char *xino;
 	int volatile_mode;
 	int ro;
 	int noacl;
@@ -53,6 +54,7 @@ static const struct fuse_opt vu_opt_table[] = {
 	{"passthrough=%s", offsetof(struct vu_opts, passthrough), 0},
 	{"metacopy=%s", offsetof(struct vu_opts, metacopy), 0},
 	{"redirect_dir=%s", offsetof(struct vu_opts, redirect_dir), 0},
+	{"xino=%s", offsetof(struct vu_opts, xino), 0},
 	{"volatile", offsetof(struct vu_opts, volatile_mode), 1},
 	{"ro", offsetof(struct vu_opts, ro), 1},
 	{"noacl", offsetof(struct vu_opts, noacl), 1},
@@ -292,7 +294,11 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 	r = vu_params_redirect(o.redirect_dir, o.metacopy != NULL, ret);
 	if (r < 0)
 		goto out;
+	r = vu_params_xino(o.xino, ret);
+	if (r < 0)
+		goto out;
 out:
+	free(o.xino);
 	free(o.ids.uidmapping);
 	free(o.ids.gidmapping);
 	free(o.ids.squash_to_uid);
@@ -436,6 +442,11 @@ void vu_params_help(void)
 	       "                           instead of failing with EXDEV; follow (default) and\n"
 	       "                           off: follow such redirects, create none; nofollow:\n"
 	       "                           refuse them (EPERM); metacopy=on implies on\n"
+	       "    -o xino=auto|on|off    layers on several filesystems: the top bits of st_ino\n"
+	       "                           hold the layer filesystem's index, unique and kept\n"
+	       "                           across remounts; auto (default): unless a lower\n"
+	       "                           filesystem has no unique uuid; off: the layers' own\n"
+	       "                           numbers, which may collide\n"
 	       "    -o noacl               no POSIX ACLs: the layers' ACLs are neither checked\n"
 	       "                           nor shown, setfacl fails (default: as the kernel)\n\n",
 	       VU_NODE_BUDGET_DEFAULT);

@@ -51,7 +51,8 @@ static void vu_readdir_add(GArray *out, const char *name, unsigned char type, in
 
 /*
  * d_ino as stat() will report st_ino: a merged directory shows its top lower's
- * inode, a copied-up file its origin's (on one filesystem, as the kernel does).
+ * inode, a copied-up file its origin's (on one filesystem or with xino, as the
+ * kernel does).
  * For entries of the upper layer only where its directory is marked impure: the
  * kernel maps no other d_ino of the upper either.
  */
@@ -61,7 +62,7 @@ static void vu_readdir_fix_ino(struct vu_fs *fs, GArray *out, GHashTable *seen, 
 	gpointer v;
 	struct vu_dirent *e;
 
-	if (!fs->samefs || !g_hash_table_lookup_extended(seen, name, NULL, &v) ||
+	if (!vu_xino_same_dev(fs) || !g_hash_table_lookup_extended(seen, name, NULL, &v) ||
 	    GPOINTER_TO_UINT(v) == 0)
 		return;
 	e = &g_array_index(out, struct vu_dirent, GPOINTER_TO_UINT(v) - 1);
@@ -117,7 +118,8 @@ static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned fl
 			continue;
 		}
 		if (g_hash_table_contains(seen, name)) {
-			vu_readdir_fix_ino(fs, out, seen, name, type, de->d_ino);
+			vu_readdir_fix_ino(fs, out, seen, name, type,
+					   vu_xino_map(fs, fs->layers[layer].dev, de->d_ino));
 			continue;
 		}
 		if (type == DT_UNKNOWN || type == DT_CHR ||
@@ -130,7 +132,7 @@ static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned fl
 				continue;
 			}
 		}
-		ino = de->d_ino;
+		ino = vu_xino_map(fs, fs->layers[layer].dev, de->d_ino);
 		if (map_ino && vu_is_upper(fs, layer) && type != DT_DIR)
 			vu_origin_ino_at(fs, dirfd(d), name, &ino);
 		vu_readdir_add(out, name, type, ino);
@@ -180,7 +182,7 @@ static int vu_readdir_merged(struct vu_fs *fs, struct vu_node *dir, bool want_in
 		if (r < 0)
 			return r;
 		wh = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-		map = want_ino && fs->samefs && vu_is_upper(fs, l);
+		map = want_ino && vu_xino_same_dev(fs) && vu_is_upper(fs, l);
 		r = vu_readdir_layer(fs, l, d.fd, d.flags,
 				     map && vu_origin_dir_impure(fs, dir, d.fd),
 				     map && bottom > top, seen, wh, out, &nowh);

@@ -239,6 +239,9 @@ int vu_super_setup(struct vu_fs *fs)
 	for (unsigned i = 1; i < fs->nlayers; i++)
 		if (fs->layers[i].dev != fs->layers[0].dev)
 			fs->samefs = false;
+	r = vu_xino_setup(fs);
+	if (r < 0)
+		return r;
 	{
 		int lower0 = fs->has_upper ? 1 : 0;
 
@@ -261,4 +264,5 @@ void vu_super_teardown(struct vu_fs *fs)
 	fs->work_fd = -1;
 	vc_close_nointr(fs->handle_fd);
 	fs->handle_fd = -1;
+	vu_xino_teardown(fs);
 }

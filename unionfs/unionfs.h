@@ -31,6 +31,7 @@ struct vu_layer {
 		 */
 	char *path; /* as given on the command line, for messages */
 	dev_t dev;
+	unsigned fsid;		/* index of its filesystem in vu_fs.xfs (xino.c) */
 	atomic_uint root_flags; /* VU_FD_* of the layer root: XWHITEOUTS probed once, NOWH as
 				   for vu_fdent.flags */
 };
@@ -74,6 +75,28 @@ struct vu_params {
 	struct vu_ids ids;    /* owners shown (idmap.c) */
 
 	int redirect_dir; /* -o redirect_dir=: VU_REDIRECT_* (redirect.c) */
+	int xino;	  /* -o xino=: VU_XINO_* (xino.c) */
+};
+
+/* -o xino=: st_ino over layers on several filesystems (xino.c). */
+enum {
+	VU_XINO_AUTO = 0, /* as on, unless a lower filesystem has no unique uuid */
+	VU_XINO_ON,
+	VU_XINO_OFF, /* the layers' own inode numbers, which may collide */
+};
+
+/* A filesystem holding layers (xino.c); read-only after setup. */
+struct vu_xfs {
+	dev_t dev;
+	int fd;	       /* O_RDONLY root of a layer on it, for open_by_handle_at() */
+	bool present;  /* false: the upper's slot of a mount without an upper */
+	bool has_uuid; /* FS_IOC_GETFSUUID answered */
+	bool bad_uuid; /* origins on it are neither written nor followed */
+	unsigned char uuid[16];
+};
+struct vu_xino_key {
+	int fsid;
+	uint64_t ino;
 };
 
 /* -o redirect_dir=, the kernel's redirect modes. */
@@ -121,6 +144,12 @@ struct vu_fs {
 	bool can_trusted; /* trusted.* xattrs can be set in the workdir */
 	bool can_clone;	  /* FICLONE worked in the probe */
 	bool root_creds;  /* the daemon runs as uid 0 and gid 0 */
+	struct vu_xfs *xfs; /* the layers' filesystems, [0] the upper's (xino.c) */
+	unsigned nxfs;
+	unsigned xino_bits;	   /* top bits of st_ino holding the fsid; 0: none */
+	pthread_mutex_t xino_lock; /* a leaf lock */
+	GHashTable *xino_over;	   /* vu_xino_key -> st_ino given out; protected by xino_lock */
+	uint64_t xino_next;	   /* protected by xino_lock */
 	/* Set by the INIT request, before any other: read-only afterwards. */
 	bool acl;	/* the kernel enforces POSIX ACLs, which it reads through getxattr */
 	bool dont_mask; /* the kernel left the umask of new objects to us (acl.c) */
@@ -288,6 +317,14 @@ int vu_ids_chown_new(struct vu_fs *fs, int dirfd, const char *name, uid_t uid, g
 char *vu_layer_xattr_value(struct vu_fs *fs, struct vu_node *node);
 bool vu_layer_xattr_reply(fuse_req_t req, struct vu_fs *fs, struct vu_node *node, const char *name,
 			  size_t size);
+
+/* xino.c */
+int vu_params_xino(const char *value, struct vu_params *p);
+int vu_xino_setup(struct vu_fs *fs);
+void vu_xino_teardown(struct vu_fs *fs);
+bool vu_xino_same_dev(const struct vu_fs *fs);
+int vu_xino_fsid_of_dev(const struct vu_fs *fs, dev_t dev);
+ino_t vu_xino_map(struct vu_fs *fs, dev_t dev, ino_t ino);
 
 /* super.c */
 int vu_super_setup(struct vu_fs *fs);
