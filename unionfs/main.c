@@ -137,6 +137,8 @@ int main(int argc, char **argv)
 	vc_log_route_fuse();
 	/* Files are created with the caller's mode exactly; the kernel applied its umask. */
 	umask(0);
+	if (argc > 1 && g_str_has_prefix(argv[1], "--export-layer"))
+		return vu_export_main(argc, argv);
 
 	if (vu_params_parse(&args, &fs.params) < 0)
 		goto out;

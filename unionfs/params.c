@@ -465,6 +465,12 @@ void vu_params_help(void)
 	       "                           keep owner and mode in an xattr, not the inode:\n"
 	       "                           1: security.fuseoverlayfs.override_stat,\n"
 	       "                           2: user.fuseoverlayfs.override_stat (default 0: off)\n"
+	       "Layer export:\n"
+	       "    veneer-unionfs --export-layer UPPERDIR [--output FILE] [-o lowerdir=L1:...]\n"
+	       "                           write UPPERDIR as an OCI layer tar to FILE (default:\n"
+	       "                           stdout): whiteouts become .wh.NAME, opaque directories\n"
+	       "                           get .wh..wh..opq, overlay xattrs are left out;\n"
+	       "                           metacopy files need the lowers\n"
 	       "Debugging:\n"
 	       "    xattr user.veneer.layer   read-only, not listed: the layer a name comes\n"
 	       "                              from, \"upper\" or \"lower:N:PATH\"\n\n");

@@ -318,6 +318,9 @@ char *vu_layer_xattr_value(struct vu_fs *fs, struct vu_node *node);
 bool vu_layer_xattr_reply(fuse_req_t req, struct vu_fs *fs, struct vu_node *node, const char *name,
 			  size_t size);
 
+/* export.c: veneer-unionfs --export-layer */
+int vu_export_main(int argc, char **argv);
+
 /* xino.c */
 int vu_params_xino(const char *value, struct vu_params *p);
 int vu_xino_setup(struct vu_fs *fs);
