@@ -27,8 +27,8 @@ OPTIONS = ["lowerdir", "upperdir", "workdir", "volatile", "fsync", "ro", "rw", "
 # issue 15 part A: the owner options podman passes to a mount_program
 OPTIONS += ["uidmapping", "gidmapping", "squash_to_root", "squash_to_uid", "squash_to_gid",
             "static_nlink", "xattr_permissions"]
-# issue 15 part C
-OPTIONS += ["xino"]
+# issue 15 part C: xino, layer export
+OPTIONS += ["xino", "--export-layer", "--output"]
 
 
 def _state(root):

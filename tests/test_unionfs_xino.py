@@ -212,3 +212,28 @@ def test_overflowing_inode_numbers_get_the_overflow_range(harness):
         assert v[p].st_ino >> 62 == 1, (p, hex(v[p].st_ino))
     assert v["b"].st_ino == v["b-link"].st_ino
     assert len({v[p].st_ino for p in ("d", "d/sub", "d/a", "b")}) == 4
+
+
+@pytest.mark.parametrize("layout", ["lower-only", "ext4-lower"])
+def test_other_layouts_as_the_kernel(harness, layout):
+    """Without an upper (fsid 0 is kept free: 3 bits for two lower filesystems), and with
+    every layer on ext4 (32-bit inode handles: the index goes above bit 32)."""
+    h = harness
+    t, e = _layers(h)
+    trees = {}
+    for side in ("kernel", "veneer"):
+        mount = h.mount_overlay if side == "kernel" else h.mount_unionfs
+        if layout == "lower-only":
+            m = mount([t, e], mnt=h.mkdir(side, "m"), opts=("xino=auto",))
+            u = h.mkdir(side, "none")
+        else:
+            u = h.mkdir(side, "u")
+            m = mount([e], u, h.mkdir(side, "w"), mnt=h.mkdir(side, "m"), opts=("xino=auto",))
+        trees[side] = _tree(m.path, u)
+        h.umount(m)
+    assert trees["veneer"] == trees["kernel"]
+    k = trees["kernel"][0]
+    if layout == "lower-only":
+        assert k["d/sub"] >> 61 == 2 and k["e0"] >> 61 == 4   # fsids 1 and 2, 3 bits
+    else:
+        assert k["e0"] >> 33 == 1 and k["e0"] & 0xffffffff == os.lstat(f"{e}/e0").st_ino
