@@ -137,8 +137,10 @@ int main(int argc, char **argv)
 	vc_log_route_fuse();
 	/* Files are created with the caller's mode exactly; the kernel applied its umask. */
 	umask(0);
-	if (argc > 1 && g_str_has_prefix(argv[1], "--export-layer"))
-		return vu_export_main(argc, argv);
+	/* veneer-unionfs --export-layer UPPERDIR ...: writes a tar, mounts nothing. */
+	for (int i = 1; i < argc; i++)
+		if (g_str_has_prefix(argv[i], "--export-layer"))
+			return vu_export_main(argc, argv);
 
 	if (vu_params_parse(&args, &fs.params) < 0)
 		goto out;

@@ -217,9 +217,11 @@ static ino_t vu_xino_overflow(struct vu_fs *fs, int fsid, uint64_t ino)
 		n = (++fs->xino_next & (~UINT64_C(0) >> fs->xino_bits)) | UINT64_C(1) << shift;
 		g_hash_table_insert(fs->xino_over, g_memdup2(&key, sizeof(key)),
 				    GSIZE_TO_POINTER(n));
-		log_info("inode number too big (ino=%" G_GUINT64_FORMAT
-			 ", xino bits=%u): %" G_GUINT64_FORMAT " in this mount",
-			 (guint64)ino, fs->xino_bits, (guint64)n);
+		/* Once at info, as the kernel rate-limits its warning; then at debug. */
+		vc_log(g_hash_table_size(fs->xino_over) == 1 ? LOG_INFO : LOG_DEBUG, 0,
+		       "inode number too big (ino=%" G_GUINT64_FORMAT
+		       ", xino bits=%u): %" G_GUINT64_FORMAT " in this mount",
+		       (guint64)ino, fs->xino_bits, (guint64)n);
 	}
 	pthread_mutex_unlock(&fs->xino_lock);
 	return n;
