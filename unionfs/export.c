@@ -65,17 +65,54 @@ static int vu_export_ovl_xattr(int fd, const char *what, char **ret)
 	return 1;
 }
 
-static int vu_export_xattrs(struct archive_entry *e, int fd)
-{
-	g_autofree char *list = NULL;
+/* The names of the xattrs of an object: read once, asked several times. */
+struct vu_xlist {
+	char *names;
 	size_t len;
+};
+
+static int vu_xlist_load(int fd, struct vu_xlist *ret)
+{
+	int r = vc_flistxattr_alloc(fd, true, &ret->names, &ret->len);
+
+	if (r == -EOPNOTSUPP) {
+		ret->names = NULL;
+		ret->len = 0;
+		return 0;
+	}
+	return r < 0 ? r : 0;
+}
+
+/* Has it overlay.<what>, trusted or user? */
+static bool vu_xlist_has(const struct vu_xlist *l, const char *what)
+{
+	for (size_t i = 0; i < l->len; i += strlen(l->names + i) + 1) {
+		const char *n = l->names + i;
+
+		if ((g_str_has_prefix(n, "trusted.overlay.") &&
+		     strcmp(n + strlen("trusted.overlay."), what) == 0) ||
+		    (g_str_has_prefix(n, "user.overlay.") &&
+		     strcmp(n + strlen("user.overlay."), what) == 0))
+			return true;
+	}
+	return false;
+}
+
+/* Is it an opaque directory, overlay.opaque=y (x: it only holds xattr whiteouts)? */
+static bool vu_xlist_opaque(const struct vu_xlist *l, int fd)
+{
+	g_autofree char *v = NULL;
+
+	return vu_xlist_has(l, "opaque") && vu_export_ovl_xattr(fd, "opaque", &v) > 0 &&
+	       strcmp(v, "y") == 0;
+}
+
+static int vu_export_xattrs(struct archive_entry *e, int fd, const struct vu_xlist *l)
+{
+	const char *list = l->names;
+	size_t len = l->len;
 	int r;
 
-	r = vc_flistxattr_alloc(fd, true, &list, &len);
-	if (r == -EOPNOTSUPP)
-		return 0;
-	if (r < 0)
-		return r;
 	for (size_t i = 0; i < len; i += strlen(list + i) + 1) {
 		const char *name = list + i;
 		g_autofree char *v = NULL;
@@ -181,24 +218,31 @@ static int vu_export_mc_data(struct vu_export *x, int fd, const char *rel, int *
 			       rel, want);
 }
 
-static int vu_export_dir(struct vu_export *x, int dirfd, const char *rel);
+static int vu_export_dir(struct vu_export *x, int pathfd, const char *rel, bool xwhiteouts,
+			 bool opaque);
 
 static int vu_export_one(struct vu_export *x, int dirfd, const char *dir, const char *name,
 			 bool xwhiteouts)
 {
 	g_autofree char *rel = *dir ? g_strconcat(dir, "/", name, NULL) : g_strdup(name);
 	_cleanup_close_ int fd = -1, data = -1;
+	g_autofree char *names = NULL;
 	struct archive_entry *e = NULL;
+	struct vu_xlist xl;
 	struct stat st;
 	int r;
 
 	fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return log_error_errno(-errno, "could not open '%s'", rel);
+	r = vu_xlist_load(fd, &xl);
+	if (r < 0)
+		return log_error_errno(r, "could not list the xattrs of '%s'", rel);
+	names = xl.names;
 	/* Whiteouts: a 0/0 device, or an empty file marked so in a directory marked so. */
 	if ((S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) ||
 	    (xwhiteouts && S_ISREG(st.st_mode) && st.st_size == 0 &&
-	     vu_export_ovl_xattr(fd, "whiteout", NULL) > 0)) {
+	     vu_xlist_has(&xl, "whiteout"))) {
 		g_autofree char *wh = g_strconcat(VU_OCI_PREFIX, name, NULL);
 
 		return vu_export_marker(x, dir, wh);
@@ -207,16 +251,13 @@ static int vu_export_one(struct vu_export *x, int dirfd, const char *dir, const 
 		log_info("'%s': a socket, not exported", rel);
 		return 0;
 	}
-	if (S_ISDIR(st.st_mode) && vu_export_ovl_xattr(fd, "redirect", NULL) > 0)
+	if (S_ISDIR(st.st_mode) && vu_xlist_has(&xl, "redirect"))
 		return log_error_errno(-EINVAL,
 				       "'%s' is a directory renamed with redirect_dir=on: an OCI "
 				       "layer cannot say where its lower contents went",
 				       rel);
 	if (S_ISREG(st.st_mode)) {
-		r = vu_export_ovl_xattr(fd, "metacopy", NULL);
-		if (r < 0)
-			return r;
-		if (r > 0) {
+		if (vu_xlist_has(&xl, "metacopy")) {
 			struct stat dst;
 
 			r = vu_export_mc_data(x, fd, rel, &data);
@@ -247,7 +288,7 @@ static int vu_export_one(struct vu_export *x, int dirfd, const char *dir, const 
 		target[n] = '\0';
 		archive_entry_set_symlink(e, target);
 	}
-	r = vu_export_xattrs(e, fd);
+	r = vu_export_xattrs(e, fd, &xl);
 	if (r < 0) {
 		log_error_errno(r, "could not read the xattrs of '%s'", rel);
 		goto out;
@@ -255,15 +296,18 @@ static int vu_export_one(struct vu_export *x, int dirfd, const char *dir, const 
 	r = vu_export_write(x, e, data, rel);
 	if (r < 0 || !S_ISDIR(st.st_mode))
 		goto out;
-	r = vu_export_ovl_xattr(fd, "opaque", NULL);
-	if (r > 0) {
-		g_autofree char *v = NULL;
+	{
+		bool opaque = vu_xlist_opaque(&xl, fd);
 
-		vu_export_ovl_xattr(fd, "opaque", &v);
-		r = strcmp(v, "y") == 0 ? vu_export_marker(x, rel, VU_OCI_OPAQUE) : 0;
+		if (opaque)
+			r = vu_export_marker(x, rel, VU_OCI_OPAQUE);
+		/* The kernel's xattr whiteouts count only where the directory says so. */
+		if (r == 0)
+			r = vu_export_dir(x, fd, rel,
+					  vu_xlist_has(&xl, "opaque") ||
+						  vu_xlist_has(&xl, "whiteouts"),
+					  opaque);
 	}
-	if (r == 0)
-		r = vu_export_dir(x, fd, rel);
 out:
 	archive_entry_free(e);
 	return r;
@@ -274,13 +318,17 @@ static int vu_export_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The entries of the directory (an O_PATH fd) rel, sorted: the same tar every time. */
-static int vu_export_dir(struct vu_export *x, int pathfd, const char *rel)
+/*
+ * The entries of the directory (an O_PATH fd) rel, sorted: the same tar every time.
+ * xwhiteouts: it may hold xattr whiteouts; opaque: its marker was written.
+ */
+static int vu_export_dir(struct vu_export *x, int pathfd, const char *rel, bool xwhiteouts,
+			 bool opaque)
 {
 	_cleanup_closedir_ DIR *d = NULL;
 	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
 	struct dirent *de;
-	bool xwhiteouts, opaque_file = false;
+	bool opaque_file = false;
 	int r;
 
 	r = vc_opendir_at(pathfd, ".", &d);
@@ -290,9 +338,6 @@ static int vu_export_dir(struct vu_export *x, int pathfd, const char *rel)
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 			g_ptr_array_add(names, g_strdup(de->d_name));
 	qsort(names->pdata, names->len, sizeof(char *), vu_export_cmp);
-	/* The kernel's xattr whiteouts count only where the directory says so. */
-	xwhiteouts = vu_export_ovl_xattr(pathfd, "opaque", NULL) > 0 ||
-		     vu_export_ovl_xattr(pathfd, "whiteouts", NULL) > 0;
 	for (guint i = 0; i < names->len; i++) {
 		const char *name = names->pdata[i];
 
@@ -305,13 +350,9 @@ static int vu_export_dir(struct vu_export *x, int pathfd, const char *rel)
 		if (r < 0)
 			return r;
 	}
-	if (opaque_file) {
-		g_autofree char *v = NULL;
-
-		/* Written once, also when the directory carries the xattr as well. */
-		if (vu_export_ovl_xattr(pathfd, "opaque", &v) <= 0 || strcmp(v, "y") != 0)
-			return vu_export_marker(x, rel, VU_OCI_OPAQUE);
-	}
+	/* Written once, also when the directory carries the xattr as well. */
+	if (opaque_file && !opaque)
+		return vu_export_marker(x, rel, VU_OCI_OPAQUE);
 	return 0;
 }
 
@@ -407,7 +448,18 @@ int vu_export_main(int argc, char **argv)
 		ret = VC_EXIT_FAILURE;
 		goto out;
 	}
-	r = vu_export_dir(&x, x.upper, "");
+	{
+		g_autofree char *names = NULL;
+		struct vu_xlist xl;
+
+		r = vu_xlist_load(x.upper, &xl);
+		names = xl.names;
+		if (r == 0)
+			r = vu_export_dir(&x, x.upper, "",
+					  vu_xlist_has(&xl, "opaque") ||
+						  vu_xlist_has(&xl, "whiteouts"),
+					  false);
+	}
 	if (r == 0) {
 		struct archive_entry *e = NULL, *sparse = NULL;
 
