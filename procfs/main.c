@@ -44,6 +44,8 @@ static const struct fuse_opt vp_opt_table[] = {
 /* Any other -o option is an error that names it; flags go to vc_fuse_parse_cmdline. */
 static int vp_opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
+	if (key == FUSE_OPT_KEY_OPT && arg[0] == '\0')
+		return 0; /* "-o a,,b": an empty option, as unionfs takes it */
 	if (key == FUSE_OPT_KEY_OPT && arg[0] != '-' && !vc_fuse_is_common_opt(arg)) {
 		log_error("unknown option '-o %s' (see --help)", arg);
 		return -1;
