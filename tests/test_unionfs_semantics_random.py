@@ -330,7 +330,12 @@ SEED0 = int(os.environ.get("VENEER_UNIONFS_SEED0", "0"))
 @pytest.mark.parametrize("seed", range(SEED0, SEED0 + int(os.environ.get("VENEER_UNIONFS_SEEDS",
                                                                          "12"))))
 def test_random_operations_match_the_kernel(harness, seed):
-    d = Diff(harness, 3, layers)
+    run_random(harness, seed)
+
+
+def run_random(harness, seed, opts=()):
+    """The random test of one seed, both mounts with the mount options opts."""
+    d = Diff(harness, 3, layers, opts=opts)
     t0 = time.time_ns()
     for s in d.sides:
         s.fds, s.rofds, s.t0 = {}, {}, t0

@@ -243,11 +243,11 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 	}
 	/*
 	 * A directory made where a whiteout was hides what the lowers have there. With
-	 * metacopy=on (the kernel's redirect_dir=on) every new directory in a merged one is
+	 * redirect_dir=on (metacopy=on turns it on) every new directory in a merged one is
 	 * marked opaque too, as the kernel does.
 	 */
-	if (S_ISDIR(o->mode) &&
-	    (tmp || (fs->params.metacopy && atomic_load(&parent->bottom) > 0))) {
+	if (S_ISDIR(o->mode) && (tmp || (fs->params.redirect_dir == VU_REDIRECT_ON &&
+					 atomic_load(&parent->bottom) > 0))) {
 		_cleanup_close_ int fd = vc_open_path_at(dirfd, nm);
 
 		r = fd < 0 ? fd : vu_whiteout_set_opaque(fs, fd);
@@ -479,7 +479,8 @@ static int vu_dir_keep_opaque(struct vu_fs *fs, struct vu_node *dir, struct vu_n
 	struct vu_fdref d = VU_FDREF_INIT;
 	int r;
 
-	if (!S_ISDIR(dir->type) || atomic_load(&newparent->bottom) == 0)
+	if (!S_ISDIR(dir->type) || atomic_load(&newparent->bottom) == 0 ||
+	    atomic_load(&dir->bottom) != 0)
 		return 0;
 	r = vu_node_fd(fs, dir, 0, &d);
 	if (r < 0)
@@ -531,8 +532,10 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 		r = -ENOENT;
 		goto out;
 	}
-	if ((S_ISDIR(src->type) && vu_dir_in_lower(src)) ||
-	    ((flags & RENAME_EXCHANGE) && S_ISDIR(dst->type) && vu_dir_in_lower(dst))) {
+	/* Without redirect_dir=on a directory tree from a lower is not moved: EXDEV. */
+	if (fs->params.redirect_dir != VU_REDIRECT_ON &&
+	    ((S_ISDIR(src->type) && vu_dir_in_lower(src)) ||
+	     ((flags & RENAME_EXCHANGE) && S_ISDIR(dst->type) && vu_dir_in_lower(dst)))) {
 		r = -EXDEV;
 		goto out;
 	}
@@ -553,6 +556,11 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 		r = vu_mc_set_redirect(fs, src, op == np);
 	if (r == 0 && (flags & RENAME_EXCHANGE))
 		r = vu_mc_set_redirect(fs, dst, op == np);
+	/* A directory with lowers that moves keeps them: a redirect (redirect.c). */
+	if (r == 0)
+		r = vu_redirect_set(fs, src, op == np);
+	if (r == 0 && (flags & RENAME_EXCHANGE))
+		r = vu_redirect_set(fs, dst, op == np);
 	if (r < 0)
 		goto out;
 	src_lower = vu_namei_lower_visible(fs, op, name);

@@ -74,7 +74,7 @@ static int vu_mc_redirect_take(char *buf, ssize_t n, char **ret)
 }
 
 /* trusted.overlay.redirect of name in dirfd; *ret NULL when there is none. */
-static int vu_mc_redirect_of(int dirfd, const char *name, char **ret)
+int vu_mc_redirect_of(int dirfd, const char *name, char **ret)
 {
 	char p[VC_PROC_FD_PATH_MAX + NAME_MAX + 2];
 	char buf[PATH_MAX];
@@ -86,7 +86,7 @@ static int vu_mc_redirect_of(int dirfd, const char *name, char **ret)
 }
 
 /* The same for an object held by an O_PATH fd. */
-static int vu_mc_redirect_of_fd(int fd, char **ret)
+int vu_mc_redirect_of_fd(int fd, char **ret)
 {
 	char buf[PATH_MAX];
 
@@ -98,7 +98,7 @@ static int vu_mc_redirect_of_fd(int fd, char **ret)
  * Apply a redirect to the lookup state: *path is NULL while the lookup is relative
  * (name *cur in the parent's layers), else the path from the layer root.
  */
-static void vu_mc_follow(char **path, char **cur, char *redirect)
+void vu_mc_follow(char **path, char **cur, char *redirect)
 {
 	if (!redirect)
 		return;
@@ -119,8 +119,7 @@ static void vu_mc_follow(char **path, char **cur, char *redirect)
 }
 
 /* The directory of an absolute lookup path in layer l, and the last name in it. */
-static int vu_mc_open_dir(struct vu_fs *fs, int l, const char *path, const char **ret_base,
-			  int *ret_owned)
+int vu_mc_open_dir(struct vu_fs *fs, int l, const char *path, const char **ret_base, int *ret_owned)
 {
 	const char *slash = strrchr(path, '/');
 	g_autofree char *dir = NULL;
@@ -266,25 +265,6 @@ int vu_mc_node_data(struct vu_fs *fs, struct vu_node *node, struct vu_mcdata *re
 	return r;
 }
 
-/* "/a/b" for a node at a/b ("" for the root): its path from the layer roots. */
-static char *vu_mc_node_path(struct vu_fs *fs, struct vu_node *node)
-{
-	GPtrArray *names = g_ptr_array_new();
-	GString *s = g_string_new(NULL);
-
-	pthread_mutex_lock(&fs->nodes_lock);
-	for (struct vu_node *n = node; n && n != fs->root; n = n->parent)
-		g_ptr_array_add(names, g_strdup(n->name));
-	pthread_mutex_unlock(&fs->nodes_lock);
-	for (guint i = names->len; i > 0; i--) {
-		g_string_append_c(s, '/');
-		g_string_append(s, names->pdata[i - 1]);
-		g_free(names->pdata[i - 1]);
-	}
-	g_ptr_array_free(names, true);
-	return g_string_free(s, false);
-}
-
 /*
  * Before a metacopy upper moves (rename) or gains a name (link), record where its
  * data is looked up, as the kernel does: the old name when it stays in its
@@ -332,7 +312,11 @@ int vu_mc_set_redirect(struct vu_fs *fs, struct vu_node *node, bool samedir)
 	if (!absolute) {
 		value = g_strdup(name);
 	} else {
-		ppath = vu_mc_node_path(fs, parent);
+		ppath = vu_redirect_lower_path(fs, parent);
+		if (!ppath) {
+			r = -EXDEV;
+			goto out;
+		}
 		value = g_strdup_printf("%s/%s", ppath, old ? old : name);
 	}
 	if (strlen(value) > VU_REDIRECT_MAX) {

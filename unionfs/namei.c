@@ -59,10 +59,11 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 			   struct vu_found *ret, struct stat *lower_st, bool *have_lower)
 {
 	int ptop = atomic_load(&parent->top), pbot = atomic_load(&parent->bottom), lfirst;
+	g_autofree char *path = NULL, *cur = NULL; /* where redirects lead (vu_mc_follow) */
+	bool have_lower_st = false, redirected = false;
 	const struct vu_nameidx *idx;
 	const GArray *hits;
 	guint hi = 0;
-	bool have_lower_st = false;
 
 	memset(ret, 0, sizeof(*ret));
 	ret->top = -1;
@@ -82,28 +83,56 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 	hits = idx ? vu_nameidx_layers(idx, name) : NULL;
 	while (hits && hi < hits->len && g_array_index(hits, int, hi) < lfirst)
 		hi++;
-	for (int l = ptop; l <= pbot; l++) {
+	for (int l = ptop; l < (int)fs->nlayers; l++) {
 		struct vu_fdref d = VU_FDREF_INIT;
+		_cleanup_close_ int owned = -1;
+		const char *base = cur ? cur : name;
 		struct stat st;
 		bool stop = false;
-		int r;
+		int r, dfd;
+		unsigned dflags;
 
-		/* With an index, only the lowers that hold the name or its .wh. are asked. */
-		if (idx && l >= lfirst) {
+		/*
+		 * With an index, only the lowers that hold the name or its .wh. are asked --
+		 * until a redirect is met: below it the name looked up is another one.
+		 */
+		if (idx && l >= lfirst && !path && !cur) {
 			if (!hits || hi >= hits->len)
 				break;
 			l = g_array_index(hits, int, hi++);
 		}
 		atomic_fetch_add_explicit(&fs->layer_probes, 1, memory_order_relaxed);
-		r = vu_node_fd(fs, parent, l, &d);
-		if (r == -ENOENT || r == -ENOTDIR)
-			continue;
-		if (r < 0)
-			return r;
-		if (fstatat(d.fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (path) {
+			/* An absolute redirect: looked up from each layer's root. */
+			dfd = vu_mc_open_dir(fs, l, path, &base, &owned);
+			if (dfd == -ENOENT || dfd == -ENOTDIR)
+				continue;
+			if (dfd < 0)
+				return dfd;
+			dflags = atomic_load(&fs->layers[l].root_flags);
+			if (owned >= 0 && vu_whiteout_dir_opaque(fs, l, dfd, &dflags) < 0)
+				dflags = 0;
+		} else {
+			if (l > pbot)
+				break;
+			r = vu_node_fd(fs, parent, l, &d);
+			if (r == -ENOENT || r == -ENOTDIR)
+				continue;
+			if (r < 0)
+				return r;
+			dfd = d.fd;
+			dflags = d.flags;
+		}
+		/* The kernel's refusal: with nofollow a redirect leads nowhere. */
+		if (redirected && !vu_redirect_follows(fs)) {
+			vu_fdref_put(&d);
+			return log_debug_errno(-EPERM, "refusing to follow the redirect of '%s'",
+					       name);
+		}
+		if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			r = -errno;
-			if (r == -ENOENT && !(d.flags & VU_FD_NOWH) &&
-			    vu_whiteout_oci_exists(d.fd, name)) {
+			if (r == -ENOENT && !(dflags & VU_FD_NOWH) &&
+			    vu_whiteout_oci_exists(dfd, base)) {
 				if (ret->top < 0 && vu_is_upper(fs, l))
 					ret->upper_whiteout = VU_WH_OCI;
 				stop = true;
@@ -115,7 +144,7 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 				continue;
 			return r;
 		}
-		if (vu_whiteout_is(fs, l, d.fd, d.flags, name, &st)) {
+		if (vu_whiteout_is(fs, l, dfd, dflags, base, &st)) {
 			if (ret->top < 0 && vu_is_upper(fs, l))
 				ret->upper_whiteout = S_ISCHR(st.st_mode) ? VU_WH_CHR : VU_WH_XATTR;
 			vu_fdref_put(&d);
@@ -126,7 +155,7 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 			ret->st = st;
 			/* Metadata only? Lowers are asked only with metacopy=on. */
 			if (S_ISREG(st.st_mode) && (vu_is_upper(fs, l) || fs->params.metacopy)) {
-				r = vu_mc_check(fs, d.fd, name, &st);
+				r = vu_mc_check(fs, dfd, base, &st);
 				if (r < 0) {
 					vu_fdref_put(&d);
 					return r;
@@ -135,7 +164,7 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 			}
 			if (!S_ISDIR(st.st_mode))
 				stop = true;
-			else if (vu_namei_opaque(fs, l, d.fd, name))
+			else if (vu_namei_opaque(fs, l, dfd, base))
 				stop = true;
 			if (!vu_is_upper(fs, l) && S_ISDIR(st.st_mode)) {
 				*lower_st = st;
@@ -149,8 +178,21 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 				*lower_st = st;
 				have_lower_st = true;
 			}
-			if (vu_namei_opaque(fs, l, d.fd, name))
+			if (vu_namei_opaque(fs, l, dfd, base))
 				stop = true;
+		}
+		/* A directory's redirect says where the layers below hold it. */
+		if (!stop && S_ISDIR(st.st_mode) && l + 1 < (int)fs->nlayers) {
+			char *redirect = NULL;
+
+			r = vu_mc_redirect_of(dfd, base, &redirect);
+			if (r < 0) {
+				vu_fdref_put(&d);
+				return r;
+			}
+			if (redirect)
+				redirected = true;
+			vu_mc_follow(&path, &cur, redirect);
 		}
 		vu_fdref_put(&d);
 		if (stop)

@@ -579,14 +579,22 @@ retry:
 	gen = node->gen;
 	pthread_mutex_unlock(&fs->nodes_lock);
 
-	r = vu_node_fd(fs, parent, layer, &pref);
-	if (r < 0) {
-		vu_node_unref(fs, parent);
-		return r;
+	/* A directory below a layer that redirects it is found where the redirect says. */
+	r = 0;
+	if (S_ISDIR(node->type) && layer > atomic_load(&node->top) && vu_redirect_follows(fs))
+		r = vu_redirect_node_open(fs, node, parent, layer, &fd);
+	if (r == 0) {
+		r = vu_node_fd(fs, parent, layer, &pref);
+		if (r < 0) {
+			vu_node_unref(fs, parent);
+			return r;
+		}
+		fd = openat(pref.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		r = fd < 0 ? -errno : 0;
+		vu_fdref_put(&pref);
+	} else if (r > 0) {
+		r = 0;
 	}
-	fd = openat(pref.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	r = fd < 0 ? -errno : 0;
-	vu_fdref_put(&pref);
 	vu_node_unref(fs, parent);
 	/* Renamed or unlinked while we opened by name: what we got may be something else. */
 	pthread_mutex_lock(&fs->nodes_lock);

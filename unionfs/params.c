@@ -28,6 +28,7 @@ struct vu_opts {
 	char *node_budget;
 	char *passthrough;
 	char *metacopy;
+	char *redirect_dir; /* issue 15 part B */
 	int volatile_mode;
 	int ro;
 	int noacl;
@@ -51,6 +52,7 @@ static const struct fuse_opt vu_opt_table[] = {
 	{"node_budget=%s", offsetof(struct vu_opts, node_budget), 0},
 	{"passthrough=%s", offsetof(struct vu_opts, passthrough), 0},
 	{"metacopy=%s", offsetof(struct vu_opts, metacopy), 0},
+	{"redirect_dir=%s", offsetof(struct vu_opts, redirect_dir), 0},
 	{"volatile", offsetof(struct vu_opts, volatile_mode), 1},
 	{"ro", offsetof(struct vu_opts, ro), 1},
 	{"noacl", offsetof(struct vu_opts, noacl), 1},
@@ -313,12 +315,16 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 	r = vu_ids_params(&o.ids, &ret->ids);
 	if (r < 0)
 		goto out;
+	r = vu_params_redirect(o.redirect_dir, o.metacopy != NULL, ret);
+	if (r < 0)
+		goto out;
 out:
 	free(o.ids.uidmapping);
 	free(o.ids.gidmapping);
 	free(o.ids.squash_to_uid);
 	free(o.ids.squash_to_gid);
 	free(o.ids.xattr_permissions);
+	free(o.redirect_dir);
 	free(o.metacopy);
 	free(o.lowerdir);
 	free(o.upperdir);
@@ -450,6 +456,12 @@ void vu_params_help(void)
 	       "    -o metacopy=on|off     on: chmod/chown/utimes/xattr changes copy up metadata\n"
 	       "                           only, data on the first write; follow metacopy\n"
 	       "                           files and their redirects (default off)\n"
+	       "    -o redirect_dir=on|follow|nofollow|off\n"
+	       "                           on: renaming a directory from a lower layer records\n"
+	       "                           where its lowers are (trusted.overlay.redirect)\n"
+	       "                           instead of failing with EXDEV; follow (default) and\n"
+	       "                           off: follow such redirects, create none; nofollow:\n"
+	       "                           refuse them (EPERM); metacopy=on implies on\n"
 	       "    -o noacl               no POSIX ACLs: the layers' ACLs are neither checked\n"
 	       "                           nor shown, setfacl fails (default: as the kernel)\n\n",
 	       VU_NODE_BUDGET_DEFAULT);

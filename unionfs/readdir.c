@@ -26,6 +26,7 @@ struct vu_dirent {
 	bool from_upper; /* an upper directory, not opaque, that a lower one may still merge */
 	bool merged;	 /* ... and one did */
 	bool native;	 /* from an upper directory not marked impure: d_ino is the upper's */
+	bool redirected; /* an upper directory with a redirect: its lowers are elsewhere */
 };
 
 struct vu_dirh {
@@ -139,6 +140,18 @@ static int vu_readdir_layer(struct vu_fs *fs, int layer, int pathfd, unsigned fl
 			!vu_readdir_opaque(fs, dirfd(d), name);
 		g_array_index(out, struct vu_dirent, out->len - 1).native =
 			vu_is_upper(fs, layer) && !map_ino;
+		/* Redirected: not merged with the name below; its d_ino comes from a lookup. */
+		if (map_ino && vu_redirect_follows(fs)) {
+			struct vu_dirent *ne = &g_array_index(out, struct vu_dirent, out->len - 1);
+			g_autofree char *redirect = NULL;
+
+			/* In an opaque directory too: an absolute redirect still finds lowers. */
+			if (vu_is_upper(fs, layer) && type == DT_DIR &&
+			    vu_mc_redirect_of(dirfd(d), name, &redirect) == 0 && redirect) {
+				ne->from_upper = false;
+				ne->redirected = true;
+			}
+		}
 		g_hash_table_insert(seen, g_strdup(name), GUINT_TO_POINTER(out->len));
 	}
 	/* Read to the end without a ".wh." name: later misses here need no OCI probe. */
@@ -250,6 +263,11 @@ static int vu_dirh_fill(struct vu_fs *fs, struct vu_node *node, struct vu_dirh *
 		if (n) {
 			e->ino = atomic_load(&n->ino);
 			vu_node_unref(fs, n);
+		} else if (e->redirected) {
+			struct vu_found f;
+
+			if (vu_namei_lookup(fs, node, e->name, &f) == 0)
+				e->ino = f.ino;
 		}
 		g_array_append_val(all, *e);
 		e->name = NULL;

@@ -72,6 +72,17 @@ struct vu_params {
 	bool metacopy;	      /* -o metacopy=on: metadata-only copy-up, follow metacopy lowers */
 	bool noacl;	      /* -o noacl: no POSIX ACLs through the mount */
 	struct vu_ids ids;    /* owners shown (idmap.c) */
+
+	int redirect_dir; /* -o redirect_dir=: VU_REDIRECT_* (redirect.c) */
+};
+
+/* -o redirect_dir=, the kernel's redirect modes. */
+enum {
+	VU_REDIRECT_FOLLOW =
+		0, /* follow, create none (the kernel's off with redirect_always_follow) */
+	VU_REDIRECT_OFF,
+	VU_REDIRECT_NOFOLLOW, /* a redirect met in a lookup is refused: EPERM */
+	VU_REDIRECT_ON,	      /* renames of lower directories set redirects */
 };
 
 enum {
@@ -423,6 +434,19 @@ int vu_mc_resolve(struct vu_fs *fs, struct vu_node *parent, const char *name, in
 		  struct vu_mcdata *ret);
 int vu_mc_node_data(struct vu_fs *fs, struct vu_node *node, struct vu_mcdata *ret);
 int vu_mc_set_redirect(struct vu_fs *fs, struct vu_node *node, bool samedir);
+int vu_mc_redirect_of(int dirfd, const char *name, char **ret);
+int vu_mc_redirect_of_fd(int fd, char **ret);
+void vu_mc_follow(char **path, char **cur, char *redirect);
+int vu_mc_open_dir(struct vu_fs *fs, int l, const char *path, const char **ret_base,
+		   int *ret_owned);
+
+/* redirect.c */
+int vu_params_redirect(const char *value, bool metacopy_set, struct vu_params *p);
+bool vu_redirect_follows(const struct vu_fs *fs);
+int vu_redirect_node_open(struct vu_fs *fs, struct vu_node *node, struct vu_node *parent, int layer,
+			  int *ret_fd);
+char *vu_redirect_lower_path(struct vu_fs *fs, struct vu_node *node);
+int vu_redirect_set(struct vu_fs *fs, struct vu_node *node, bool samedir);
 
 /* file.c */
 void vu_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
