@@ -73,6 +73,7 @@ BAD_O = [
     ("node_budget=5", ["node_budget", "5"]),
     ("passthrough=yes", ["passthrough", "yes"]),
     ("metacopy=maybe", ["metacopy", "maybe"]),
+    ("redirect_dir=maybe", ["redirect_dir", "maybe"]),
     ("noacl=1", ["noacl=1"]),
     ("uidmapping=0:x:10", ["uidmapping", "0:x:10"]),
     ("gidmapping=1:2", ["gidmapping", "1:2"]),
