@@ -224,8 +224,10 @@ int vc_fuse_check_session_args(const struct fuse_args *args)
 	struct fuse_session *se;
 	int r = 0;
 
+	/* Without -d: the real session says its "FUSE library version" line once. */
 	for (int i = 0; i < args->argc; i++)
-		if (fuse_opt_add_arg(&copy, args->argv[i]) < 0) {
+		if (strcmp(args->argv[i], "-d") != 0 &&
+		    fuse_opt_add_arg(&copy, args->argv[i]) < 0) {
 			fuse_opt_free_args(&copy);
 			return log_error_errno(-ENOMEM, "out of memory");
 		}
