@@ -21,62 +21,180 @@
 #include "log.h"
 #include "mount-diag.h"
 #include "mount-watch.h"
+#include "parse-util.h"
 
 enum {
 	VC_KEY_DEBUG_LONG,
 };
 
+/* Values are taken as text and checked here: libfuse's %u wraps "-1" to 4294967295. */
 struct vc_fuse_extra {
-	int ready_fd;
-	unsigned max_threads;
+	char *ready_fd;
+	char *max_threads;
+	char *max_idle_threads;
 	char *uring;
-	unsigned uring_threads;
+	char *uring_threads;
+	char *mountpoint; /* the first non-option argument, as given */
 };
 
 static const struct fuse_opt vc_fuse_extra_opts[] = {
-	{"--ready-fd=%d", offsetof(struct vc_fuse_extra, ready_fd), 0},
-	{"max_threads=%u", offsetof(struct vc_fuse_extra, max_threads), 0},
+	{"--ready-fd=%s", offsetof(struct vc_fuse_extra, ready_fd), 0},
+	{"max_threads=%s", offsetof(struct vc_fuse_extra, max_threads), 0},
+	{"max_idle_threads=%s", offsetof(struct vc_fuse_extra, max_idle_threads), 0},
 	{"uring=%s", offsetof(struct vc_fuse_extra, uring), 0},
-	{"uring_threads=%u", offsetof(struct vc_fuse_extra, uring_threads), 0},
+	{"uring_threads=%s", offsetof(struct vc_fuse_extra, uring_threads), 0},
 	FUSE_OPT_KEY("--debug", VC_KEY_DEBUG_LONG),
 	FUSE_OPT_END,
 };
 
+/* The command-line flags fuse_parse_cmdline() takes; any other "-x" is an error. */
+static const char *const vc_fuse_flags[] = {"-h", "--help", "-V", "--version", "-f", "-d", "-s"};
+
 static int vc_fuse_extra_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
-	if (key == VC_KEY_DEBUG_LONG) {
-		if (fuse_opt_add_arg(outargs, "-d") < 0)
-			return -1;
+	struct vc_fuse_extra *e = data;
+
+	switch (key) {
+	case VC_KEY_DEBUG_LONG:
+		return fuse_opt_add_arg(outargs, "-d") < 0 ? -1 : 0;
+	case FUSE_OPT_KEY_NONOPT:
+		if (!e->mountpoint) {
+			e->mountpoint = g_strdup(arg);
+			return 0;
+		}
+		log_error("unexpected argument '%s': the mount point is '%s'", arg, e->mountpoint);
+		return -1;
+	case FUSE_OPT_KEY_OPT:
+		if (arg[0] != '-')
+			return 1; /* an -o option: the daemon's table said it is known */
+		for (size_t i = 0; i < G_N_ELEMENTS(vc_fuse_flags); i++)
+			if (strcmp(arg, vc_fuse_flags[i]) == 0)
+				return 1;
+		log_error("unknown option '%s' (see --help)", arg);
+		return -1;
+	default:
+		return 1;
+	}
+}
+
+bool vc_fuse_is_common_opt(const char *arg)
+{
+	static const char *const prefixes[] = {
+		"max_threads=", "max_idle_threads=", "uring=", "uring_threads="};
+
+	if (strcmp(arg, "clone_fd") == 0)
+		return true;
+	for (size_t i = 0; i < G_N_ELEMENTS(prefixes); i++)
+		if (g_str_has_prefix(arg, prefixes[i]))
+			return true;
+	return false;
+}
+
+/* "-o NAME=TEXT" as a number from min to max; the message names the option and its value. */
+static int vc_fuse_opt_uint(const char *name, const char *text, unsigned min, unsigned max,
+			    unsigned *ret)
+{
+	unsigned v;
+
+	if (vc_parse_uint(text, &v) < 0 || v < min || v > max) {
+		log_error("%s=%s: expected a number from %u to %u", name, text, min, max);
+		return -EINVAL;
+	}
+	*ret = v;
+	return 0;
+}
+
+static int vc_fuse_check_extra(struct vc_fuse_extra *e, struct vc_fuse_cmdline *ret)
+{
+	int r;
+
+	if (e->ready_fd) {
+		unsigned fd;
+
+		r = vc_fuse_opt_uint("--ready-fd", e->ready_fd, 0, INT_MAX, &fd);
+		if (r < 0)
+			return r;
+		ret->ready_fd = (int)fd;
+	}
+	if (e->max_threads) {
+		r = vc_fuse_opt_uint("-o max_threads", e->max_threads, 1, VC_FUSE_THREADS_MAX,
+				     &ret->max_threads);
+		if (r < 0)
+			return r;
+	}
+	if (e->max_idle_threads) {
+		r = vc_fuse_opt_uint("-o max_idle_threads", e->max_idle_threads, 1,
+				     VC_FUSE_THREADS_MAX, &ret->max_idle_threads);
+		if (r < 0)
+			return r;
+	}
+	if (e->uring) {
+		ret->uring = vc_uring_parse_mode(e->uring);
+		if (ret->uring < 0) {
+			log_error("-o uring=%s: expected auto, on or off", e->uring);
+			return -EINVAL;
+		}
+	}
+	if (e->uring_threads) {
+		r = vc_fuse_opt_uint("-o uring_threads", e->uring_threads, 1, 64,
+				     &ret->uring_threads);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* libfuse's rule: an existing path, made absolute; "/dev/fd/N" is a mounted connection. */
+static int vc_fuse_resolve_mountpoint(const char *mp, char **ret)
+{
+	unsigned fd;
+	char *real;
+
+	if (g_str_has_prefix(mp, "/dev/fd/") && vc_parse_uint(mp + strlen("/dev/fd/"), &fd) == 0) {
+		*ret = g_strdup(mp);
 		return 0;
 	}
-	return 1;
+	real = realpath(mp, NULL);
+	if (!real)
+		return log_error_errno(-errno, "mount point '%s'", mp);
+	*ret = g_strdup(real);
+	free(real);
+	return 0;
+}
+
+static void vc_fuse_extra_free(struct vc_fuse_extra *e)
+{
+	free(e->ready_fd);
+	free(e->max_threads);
+	free(e->max_idle_threads);
+	free(e->uring);
+	free(e->uring_threads);
+	g_free(e->mountpoint);
 }
 
 int vc_fuse_parse_cmdline(struct fuse_args *args, struct vc_fuse_cmdline *ret)
 {
-	struct vc_fuse_extra extra = {.ready_fd = -1, .max_threads = 0, .uring_threads = 2};
+	struct vc_fuse_extra extra = {0};
 	struct fuse_cmdline_opts o;
-	int mode = VC_URING_OFF;
+	int r;
 
 	memset(ret, 0, sizeof(*ret));
 	ret->ready_fd = -1;
-	if (fuse_opt_parse(args, &extra, vc_fuse_extra_opts, vc_fuse_extra_proc) < 0)
-		return -EINVAL;
-	if (extra.uring) {
-		mode = vc_uring_parse_mode(extra.uring);
-		if (mode < 0)
-			log_error("-o uring=%s: expected auto, on or off", extra.uring);
-		free(extra.uring);
-		if (mode < 0)
-			return -EINVAL;
+	ret->uring = VC_URING_OFF;
+	ret->uring_threads = 2;
+	if (fuse_opt_parse(args, &extra, vc_fuse_extra_opts, vc_fuse_extra_proc) < 0) {
+		r = -EINVAL;
+		goto out;
 	}
-	if (extra.uring_threads < 1 || extra.uring_threads > 64)
-		return log_error_errno(-EINVAL, "-o uring_threads=%u: expected 1 to 64",
-				       extra.uring_threads);
+	r = vc_fuse_check_extra(&extra, ret);
+	if (r < 0)
+		goto out;
 	memset(&o, 0, sizeof(o));
-	if (fuse_parse_cmdline(args, &o) != 0)
-		return -EINVAL;
-	ret->mountpoint = o.mountpoint ? g_strdup(o.mountpoint) : NULL;
+	/* Only flags are left (the mount point was taken above): this logs nothing. */
+	if (fuse_parse_cmdline(args, &o) != 0) {
+		r = log_error_errno(-EINVAL, "bad command line (see --help)");
+		goto out;
+	}
 	free(o.mountpoint);
 	ret->foreground = o.foreground;
 	ret->debug = o.debug;
@@ -84,15 +202,42 @@ int vc_fuse_parse_cmdline(struct fuse_args *args, struct vc_fuse_cmdline *ret)
 	ret->show_help = o.show_help;
 	ret->show_version = o.show_version;
 	ret->clone_fd = o.clone_fd;
-	/* libfuse leaves UINT_MAX for "not given"; 0 means the same to us. */
-	ret->max_idle_threads = o.max_idle_threads == UINT_MAX ? 0 : o.max_idle_threads;
-	ret->max_threads = extra.max_threads;
-	ret->uring = mode;
-	ret->uring_threads = extra.uring_threads;
-	ret->ready_fd = extra.ready_fd;
+	if (extra.mountpoint && !ret->show_help && !ret->show_version) {
+		r = vc_fuse_resolve_mountpoint(extra.mountpoint, &ret->mountpoint);
+		if (r < 0)
+			goto out;
+	}
 	if (ret->debug)
 		vc_log_set_level(LOG_DEBUG);
-	return 0;
+	r = 0;
+out:
+	vc_fuse_extra_free(&extra);
+	if (r < 0)
+		g_clear_pointer(&ret->mountpoint, g_free);
+	return r;
+}
+
+int vc_fuse_check_session_args(const struct fuse_args *args)
+{
+	static const struct fuse_lowlevel_ops none;
+	struct fuse_args copy = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se;
+	int r = 0;
+
+	/* Without -d: the real session says its "FUSE library version" line once. */
+	for (int i = 0; i < args->argc; i++)
+		if (strcmp(args->argv[i], "-d") != 0 &&
+		    fuse_opt_add_arg(&copy, args->argv[i]) < 0) {
+			fuse_opt_free_args(&copy);
+			return log_error_errno(-ENOMEM, "out of memory");
+		}
+	se = fuse_session_new(&copy, &none, sizeof(none), NULL);
+	if (se)
+		fuse_session_destroy(se);
+	else
+		r = -EINVAL; /* libfuse said why, in one line (log.c joins its pieces) */
+	fuse_opt_free_args(&copy);
+	return r;
 }
 
 void vc_fuse_cmdline_done(struct vc_fuse_cmdline *cl)
@@ -111,10 +256,10 @@ void vc_fuse_print_common_help(void)
 	       "    -s                     single-threaded request loop\n"
 	       "    --ready-fd=N           write \"READY\\n\" to fd N once the mount is up\n"
 	       "    -o clone_fd            one /dev/fuse fd per worker thread\n"
-	       "    -o max_idle_threads=N  idle worker threads kept around\n"
-	       "    -o max_threads=N       upper bound on worker threads\n"
+	       "    -o max_idle_threads=N  idle worker threads kept around (1 to 100000)\n"
+	       "    -o max_threads=N       upper bound on worker threads (1 to 100000)\n"
 	       "    -o uring=auto|on|off   requests through FUSE over io_uring (default: off)\n"
-	       "    -o uring_threads=N     io_uring threads per CPU (default: 2)\n");
+	       "    -o uring_threads=N     io_uring threads per CPU, 1 to 64 (default: 2)\n");
 }
 
 /* The kernel ended the connection (the superblock is gone): the device fd polls POLLERR. */

@@ -40,6 +40,19 @@ struct vc_fuse_cmdline {
  * They are removed from args; what remains goes to fuse_session_new().
  */
 int vc_fuse_parse_cmdline(struct fuse_args *args, struct vc_fuse_cmdline *ret);
+/*
+ * Each error above is one line naming the option and its value; an unknown flag
+ * ("--frob") and a second non-option argument are errors. A daemon's option
+ * callback keeps (returns 1 for) the -o options this takes, which this tells.
+ */
+bool vc_fuse_is_common_opt(const char *arg);
+/* Upper bound of -o max_threads and -o max_idle_threads (libfuse's own). */
+#define VC_FUSE_THREADS_MAX 100000
+/*
+ * Whether fuse_session_new() takes what is left of args, tried on a copy before
+ * anything is created: -EINVAL (libfuse logged why) or 0.
+ */
+int vc_fuse_check_session_args(const struct fuse_args *args);
 void vc_fuse_cmdline_done(struct vc_fuse_cmdline *cl);
 
 /* Print the options every daemon shares, for --help. */

@@ -199,18 +199,34 @@ int vc_log_full(int level, int error, const char *file, int line, const char *fu
 	return -error;
 }
 
+/*
+ * libfuse writes some messages in pieces ("fuse: unknown option(s): `", then each
+ * option, then "'\n"): a thread's pieces are joined until the newline so that
+ * they come out as one line.
+ */
+static __thread char vc_log_fuse_pending[2048];
+static __thread size_t vc_log_fuse_pending_len;
+
 static void vc_log_fuse(enum fuse_log_level level, const char *fmt, va_list ap)
 {
-	char buf[2048];
-	size_t n;
+	char *buf = vc_log_fuse_pending;
+	size_t n = vc_log_fuse_pending_len, cap = sizeof(vc_log_fuse_pending);
 	int lvl = (int)level;
+	int w;
 
 	if (lvl > vc_log_state.level)
 		return;
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	n = strlen(buf);
+	w = vsnprintf(buf + n, cap - n, fmt, ap);
+	if (w > 0)
+		n = MIN(n + (size_t)w, cap - 1);
+	if (n == 0 || (buf[n - 1] != '\n' && n < cap - 1)) {
+		vc_log_fuse_pending_len = n; /* a piece of a line: wait for the rest */
+		return;
+	}
+	vc_log_fuse_pending_len = 0;
 	while (n > 0 && buf[n - 1] == '\n')
-		buf[--n] = '\0';
+		n--;
+	buf[n] = '\0';
 	vc_log_emit(lvl, buf);
 }
 

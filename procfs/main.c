@@ -23,13 +23,73 @@
 #include "parse-util.h"
 #include "procfs.h"
 
+#define VP_RESPAWN_DELAY_MAX 3600000 /* ms: an hour */
+
+/* The -o values as given: numbers are checked by vp_opts_take (libfuse's %u wraps "-1"). */
+struct vp_opt_text {
+	char *cgroup_root;
+	char *cpu_quota;
+	char *threads;
+	char *respawn_delay;
+};
+
 static const struct fuse_opt vp_opt_table[] = {
-	{"cgroup_root=%s", offsetof(struct vp_opts, cgroup_root), 0},
-	{"cpu_quota=%d", offsetof(struct vp_opts, cpu_quota), 0},
-	{"threads=%u", offsetof(struct vp_opts, threads), 0},
-	{"respawn_delay=%u", offsetof(struct vp_opts, respawn_delay_ms), 0},
+	{"cgroup_root=%s", offsetof(struct vp_opt_text, cgroup_root), 0},
+	{"cpu_quota=%s", offsetof(struct vp_opt_text, cpu_quota), 0},
+	{"threads=%s", offsetof(struct vp_opt_text, threads), 0},
+	{"respawn_delay=%s", offsetof(struct vp_opt_text, respawn_delay), 0},
 	FUSE_OPT_END,
 };
+
+/* Any other -o option is an error that names it; flags go to vc_fuse_parse_cmdline. */
+static int vp_opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	if (key == FUSE_OPT_KEY_OPT && arg[0] == '\0')
+		return 0; /* "-o a,,b": an empty option, as unionfs takes it */
+	if (key == FUSE_OPT_KEY_OPT && arg[0] != '-' && !vc_fuse_is_common_opt(arg)) {
+		log_error("unknown option '-o %s' (see --help)", arg);
+		return -1;
+	}
+	return 1;
+}
+
+static void vp_opt_text_free(struct vp_opt_text *t)
+{
+	free(t->cgroup_root);
+	free(t->cpu_quota);
+	free(t->threads);
+	free(t->respawn_delay);
+}
+
+/* The numbers of t into o, each from min to max; the message names option and value. */
+static int vp_opt_number(const char *name, const char *text, unsigned min, unsigned max,
+			 const char *what, unsigned *ret)
+{
+	unsigned v;
+
+	if (!text)
+		return 0;
+	if (vc_parse_uint(text, &v) < 0 || v < min || v > max) {
+		log_error("-o %s=%s: expected %s", name, text, what);
+		return -EINVAL;
+	}
+	*ret = v;
+	return 0;
+}
+
+static int vp_opts_take(struct vp_opt_text *t, struct vp_opts *o)
+{
+	unsigned quota = (unsigned)o->cpu_quota;
+
+	if (vp_opt_number("cpu_quota", t->cpu_quota, 0, 1, "0 or 1", &quota) < 0 ||
+	    vp_opt_number("threads", t->threads, 1, 64, "a number from 1 to 64", &o->threads) < 0 ||
+	    vp_opt_number("respawn_delay", t->respawn_delay, 0, VP_RESPAWN_DELAY_MAX,
+			  "milliseconds from 0 (never) to 3600000", &o->respawn_delay_ms) < 0)
+		return -EINVAL;
+	o->cpu_quota = (int)quota;
+	o->cgroup_root = g_steal_pointer(&t->cgroup_root);
+	return 0;
+}
 
 static void vp_usage(void)
 {
@@ -44,9 +104,10 @@ static void vp_usage(void)
 	       "(default " VP_DEFAULT_CGROUP_ROOT ")\n"
 	       "    -o cpu_quota=0|1       CPU count also limited by ceil(quota/period) (default "
 	       "1)\n"
-	       "    -o threads=N           request threads (default 4, at most 64)\n"
-	       "    -o respawn_delay=MS    the holder starts a new worker after MS ms without one\n"
-	       "                           (default 1000; 0: never)\n"
+	       "    -o threads=N           request threads, 1 to 64 (default 4)\n"
+	       "    -o respawn_delay=MS    the holder starts a new worker after MS ms without "
+	       "one,\n"
+	       "                           0 to 3600000 (default 1000; 0: never)\n"
 	       "\n");
 	vc_fuse_print_common_help();
 }
@@ -56,26 +117,24 @@ static int vp_opts_validate(struct vp_opts *o)
 	g_autofree char *mp = NULL;
 	struct stat st;
 
-	if (o->cpu_quota != 0 && o->cpu_quota != 1)
-		return log_error_errno(-EINVAL, "cpu_quota must be 0 or 1, not %d", o->cpu_quota);
-	if (o->threads == 0 || o->threads > 64)
-		return log_error_errno(-EINVAL, "threads must be 1..64, not %u", o->threads);
-	if (o->respawn_delay_ms > 3600000)
-		return log_error_errno(-EINVAL, "respawn_delay must be at most 3600000 ms");
-	if (!o->cgroup_root || o->cgroup_root[0] != '/')
-		return log_error_errno(-EINVAL, "cgroup_root must be an absolute path: '%s'",
-				       o->cgroup_root ? o->cgroup_root : "");
-	if (stat(o->cgroup_root, &st) < 0 || !S_ISDIR(st.st_mode))
-		return log_error_errno(-ENOTDIR, "cgroup_root '%s' is not a directory",
-				       o->cgroup_root);
+	if (!o->cgroup_root || o->cgroup_root[0] != '/') {
+		log_error("-o cgroup_root=%s: expected an absolute path",
+			  o->cgroup_root ? o->cgroup_root : "");
+		return -EINVAL;
+	}
+	if (stat(o->cgroup_root, &st) < 0)
+		return log_error_errno(-errno, "-o cgroup_root=%s", o->cgroup_root);
+	if (!S_ISDIR(st.st_mode))
+		return log_error_errno(-ENOTDIR, "-o cgroup_root=%s", o->cgroup_root);
 	{
 		_cleanup_cgroup_layout_ struct vc_cgroup_layout *l = NULL;
 		int r = vc_cgroup_layout_load(o->cgroup_root, &l);
 
-		if (r < 0)
-			return log_error_errno(
-				r, "no cgroup hierarchy is mounted below cgroup_root '%s'",
-				o->cgroup_root);
+		if (r < 0) {
+			log_error("-o cgroup_root=%s: no cgroup hierarchy is mounted below it",
+				  o->cgroup_root);
+			return r;
+		}
 	}
 	mp = g_strdup(o->cl.mountpoint ? o->cl.mountpoint : VP_DEFAULT_MOUNTPOINT);
 	if (!o->cl.mountpoint && g_mkdir_with_parents(mp, 0755) < 0)
@@ -95,6 +154,18 @@ static int vp_opts_validate(struct vp_opts *o)
 		if (strcmp(base, "/") == 0)
 			return log_error_errno(-EINVAL, "mount point '%s': not on /", mp);
 		o->mountpoint = g_build_filename(rdir, base, NULL);
+	}
+	/*
+	 * A file is bad input (exit 2). The attributes the kernel has cached do: asking
+	 * our own mount's root afresh would wait for a worker, which may be us.
+	 */
+	{
+		struct statx stx;
+
+		if (statx(AT_FDCWD, o->mountpoint, AT_STATX_DONT_SYNC, STATX_TYPE, &stx) < 0)
+			return log_error_errno(-errno, "mount point '%s'", mp);
+		if (!S_ISDIR(stx.stx_mode))
+			return log_error_errno(-ENOTDIR, "mount point '%s'", mp);
 	}
 	if (geteuid() != 0)
 		return log_error_errno(-EPERM,
@@ -143,6 +214,7 @@ int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct vp_opts opts = {.cpu_quota = 1, .threads = 4, .respawn_delay_ms = 1000};
+	struct vp_opt_text text = {0};
 	struct vp_attach att = {.ctl = -1, .fuse_fd = -1};
 	struct fuse_session *se = NULL;
 	struct vp_fs fs;
@@ -173,9 +245,9 @@ int main(int argc, char **argv)
 		argc -= 3;
 		args.argc = argc;
 	}
-	if (fuse_opt_parse(&args, &opts, vp_opt_table, NULL) < 0 ||
+	/* Each step logs its one line on bad input. */
+	if (fuse_opt_parse(&args, &text, vp_opt_table, vp_opt_proc) < 0 ||
 	    vc_fuse_parse_cmdline(&args, &opts.cl) < 0) {
-		fprintf(stderr, "veneer-procfs: bad command line (see --help)\n");
 		ret = VC_EXIT_USAGE;
 		goto out_args;
 	}
@@ -196,6 +268,10 @@ int main(int argc, char **argv)
 			goto out_args;
 		}
 	}
+	if (vp_opts_take(&text, &opts) < 0) {
+		ret = VC_EXIT_USAGE;
+		goto out_args;
+	}
 	if (!opts.cgroup_root)
 		opts.cgroup_root = strdup(VP_DEFAULT_CGROUP_ROOT);
 	if (vp_opts_validate(&opts) < 0) {
@@ -211,7 +287,7 @@ int main(int argc, char **argv)
 		fuse_opt_add_arg(&args, "-d");
 	se = fuse_session_new(&args, &vp_ops, sizeof(vp_ops), &fs);
 	if (!se) {
-		log_error("bad FUSE options (see --help)");
+		/* libfuse said why, in one line (log.c joins its pieces) */
 		ret = VC_EXIT_USAGE;
 		goto out_args;
 	}
@@ -248,6 +324,7 @@ out_session:
 	fuse_session_destroy(se);
 	vp_attach_clear(&att);
 out_args:
+	vp_opt_text_free(&text);
 	vc_fuse_cmdline_done(&opts.cl);
 	free(opts.cgroup_root);
 	g_free(opts.mountpoint);

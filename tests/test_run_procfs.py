@@ -86,3 +86,42 @@ def test_procfs_started_once_and_reused(harness, run_bin, need_fuse):
     r = vr.run(args, procfs=None)
     assert r.returncode == 0 and r.stdout.strip() == "200", r.stderr
     assert sorted(pid for pid, _ in pids_mentioning(mnt)) == daemons
+
+
+# --- CPU topology seen from inside (issue 11) ----------------------------------------------
+TOPOLOGY_SCRIPT = r"""
+lscpu | sed -n 's/^\(CPU(s)\|On-line CPU(s) list\|Core(s) per socket\|Socket(s)\|Thread(s) per core\): *\(.*\)$/lscpu \1=\2/p'
+awk -F'\t*: *' '/^(processor|physical id|siblings|core id|cpu cores|apicid|initial apicid)\t/ {
+    printf "cpuinfo %s=%s\n", $1, $2 }' /proc/cpuinfo
+echo "online $(cat /sys/devices/system/cpu/online)"
+echo "stat $(grep '^cpu' /proc/stat | cut -d' ' -f1 | tr '\n' ' ')"
+echo "nproc $(nproc)"
+"""
+
+
+@pytest.mark.parametrize("limit", [["--cpuset-cpus", "1"], ["--cpus", "1"]],
+                         ids=["cpuset-1", "cpus-1"])
+def test_cpu_topology_agrees_inside(vr_procfs, limit):
+    """One CPU (host CPU 1 by cpuset, or the first by quota) is processor 0 of a package
+    with one core: cpuinfo's topology lines, lscpu, /proc/stat, online and nproc agree
+    (cpuinfo used to keep the host's siblings 2, cpu cores 2, core id 1, apicid 1)."""
+    require(subprocess.run(["sh", "-c", "command -v lscpu"], capture_output=True).returncode
+            == 0, "lscpu (util-linux) is not installed")
+    r = vr_procfs.run([*limit, "--", "sh", "-c", TOPOLOGY_SCRIPT])
+    assert r.returncode == 0, r.stderr
+    got = {}
+    for line in r.stdout.strip().splitlines():
+        kind, _, rest = line.partition(" ")
+        got.setdefault(kind, []).append(rest.strip())
+    cpuinfo = dict(x.split("=", 1) for x in got["cpuinfo"])
+    assert cpuinfo == {"processor": "0", "physical id": "0", "siblings": "1", "core id": "0",
+                       "cpu cores": "1", "apicid": "0", "initial apicid": "0"}, got["cpuinfo"]
+    assert len([x for x in got["cpuinfo"] if x.startswith("processor=")]) == 1
+    lscpu = dict(x.split("=", 1) for x in got["lscpu"])
+    assert lscpu["CPU(s)"] == "1", got["lscpu"]
+    assert lscpu["On-line CPU(s) list"] == "0"
+    assert lscpu["Core(s) per socket"] == "1" and lscpu["Socket(s)"] == "1"
+    assert lscpu["Thread(s) per core"] == "1"
+    assert got["online"] == ["0"]
+    assert got["stat"] == ["cpu cpu0"]
+    assert got["nproc"] == ["1"]

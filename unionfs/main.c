@@ -171,6 +171,9 @@ int main(int argc, char **argv)
 		goto out;
 	if ((!fs.params.upper || fs.params.ro) && fuse_opt_add_arg(&args, "-oro") < 0)
 		goto out;
+	/* What libfuse refuses is bad input too: found out before the workdir is touched. */
+	if (vc_fuse_check_session_args(&args) < 0)
+		goto out;
 
 	ret = VC_EXIT_FAILURE;
 	r = vu_super_setup(&fs);

@@ -90,6 +90,33 @@ static const char *const vu_pass_prefixes[] = {
 	"max_read=", "uring=",	 "uring_threads=",    NULL,
 };
 
+/*
+ * The values libfuse and the kernel would refuse only once the session exists or at
+ * mount(2), after the workdir was prepared: a type or a size must be there.
+ */
+static bool vu_pass_value_ok(const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	unsigned v;
+
+	if (g_str_has_prefix(arg, "subtype=") && eq[1] == '\0') {
+		log_error("subtype='': expected a name");
+		return false;
+	}
+	if (g_str_has_prefix(arg, "max_read=") && (vc_parse_uint(eq + 1, &v) < 0 || v == 0)) {
+		log_error("max_read='%s': expected a number of bytes above 0", eq + 1);
+		return false;
+	}
+	return true;
+}
+
+/* Stop at the first bad option: one message. */
+static int vu_bad(struct vu_opts *o)
+{
+	o->bad = 1;
+	return -1;
+}
+
 static int vu_opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct vu_opts *o = data;
@@ -112,10 +139,9 @@ static int vu_opt_proc(void *data, const char *arg, int key, struct fuse_args *o
 				return 1;
 		for (size_t i = 0; vu_pass_prefixes[i]; i++)
 			if (g_str_has_prefix(arg, vu_pass_prefixes[i]))
-				return 1;
+				return vu_pass_value_ok(arg) ? 1 : vu_bad(o);
 		log_error("unknown option '%s'", arg);
-		o->bad = 1;
-		return 0;
+		return vu_bad(o);
 	default:
 		return 1;
 	}

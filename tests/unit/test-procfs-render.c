@@ -217,6 +217,58 @@ static void test_cpu_compute(void)
 	vp_cpu_clear(&c);
 }
 
+/* "processor physical-id siblings core-id cpu-cores apicid initial-apicid" of block n. */
+static const char *cpuinfo_topology(const char *text, unsigned n)
+{
+	static char buf[128];
+	static const char *const keys[] = {"processor", "physical id", "siblings",	"core id",
+					   "cpu cores", "apicid",      "initial apicid"};
+	g_auto(GStrv) blocks = g_strsplit(text, "\n\n", -1);
+	g_autoptr(GString) s = g_string_new("");
+
+	g_assert_cmpuint(n, <, g_strv_length(blocks));
+	for (size_t k = 0; k < G_N_ELEMENTS(keys); k++) {
+		g_auto(GStrv) lines = g_strsplit(blocks[n], "\n", -1);
+		bool found = false;
+
+		for (guint i = 0; lines[i] && !found; i++) {
+			size_t kl = strlen(keys[k]);
+			char *c = strchr(lines[i], ':');
+
+			if (c && strncmp(lines[i], keys[k], kl) == 0 &&
+			    strspn(lines[i] + kl, "\t ") == (size_t)(c - lines[i] - kl)) {
+				g_string_append_printf(s, "%s%s", s->len ? " " : "",
+						       g_strstrip(c + 1));
+				found = true;
+			}
+		}
+		g_assert_true(found);
+	}
+	g_strlcpy(buf, s->str, sizeof(buf));
+	return buf;
+}
+
+/* The first block with the topology lines dropped: what must stay the host's. */
+static char *cpuinfo_without_topology(const char *text)
+{
+	static const char *const keys[] = {"processor", "physical id", "siblings",	"core id",
+					   "cpu cores", "apicid",      "initial apicid"};
+	g_autofree char *first = g_strndup(text, strstr(text, "\n\n") - text);
+	g_auto(GStrv) lines = g_strsplit(first, "\n", -1);
+	GString *s = g_string_new("");
+
+	for (guint i = 0; lines[i]; i++) {
+		bool topo = false;
+
+		for (size_t k = 0; k < G_N_ELEMENTS(keys); k++)
+			if (g_str_has_prefix(lines[i], keys[k]))
+				topo = true;
+		if (!topo)
+			g_string_append_printf(s, "%s\n", lines[i]);
+	}
+	return g_string_free(s, false);
+}
+
 static void test_render_cpuinfo_stat_online(void)
 {
 	g_autofree char *cpuinfo = fixture_text("proc/cpuinfo");
@@ -240,13 +292,20 @@ static void test_render_cpuinfo_stat_online(void)
 	vp_cpu_compute(&c, host_online, 2, true);
 	g_assert_cmpuint(c.count, ==, 1);
 
-	/* cpuinfo: host CPU 1's block, renumbered 0 */
+	/* cpuinfo: host CPU 1's block, renumbered 0, a package of one core (issue 11: it said
+	 * siblings 2, cpu cores 2, core id 1, apicid 1); every other line is the host's. */
 	g_assert_cmpint(vp_render_cpuinfo(cpuinfo, &c, ci), ==, 0);
 	g_assert_true(g_str_has_prefix(ci->str, "processor\t: 0\n"));
 	g_assert_null(strstr(ci->str, "processor\t: 1"));
 	p = strstr(cpuinfo, "processor\t: 1\n");
 	g_assert_nonnull(p);
-	g_assert_cmpstr(ci->str + strlen("processor\t: 0\n"), ==, p + strlen("processor\t: 1\n"));
+	g_assert_cmpstr(cpuinfo_topology(ci->str, 0), ==, "0 0 1 0 1 0 0");
+	{
+		g_autofree char *shown = cpuinfo_without_topology(ci->str);
+		g_autofree char *hosts = cpuinfo_without_topology(p);
+
+		g_assert_cmpstr(shown, ==, hosts);
+	}
 
 	/* stat: one cpuN line from the accounting, the total agrees, the rest is the host's */
 	g_assert_cmpint(vp_render_stat(stat, &c, st), ==, 0);
@@ -272,6 +331,63 @@ static void test_render_cpuinfo_stat_online(void)
 	vp_render_cpu_range(&c, on);
 	g_assert_cmpstr(on->str, ==, "0-2\n");
 	vp_cpu_clear(&c);
+}
+
+/*
+ * Two packages of two cores of two threads (host ids: core 0 and 4, apicid
+ * pkg<<4 | core<<1 | thread, threads numbered after all cores as Linux does):
+ * whatever subset a container sees, its blocks describe that subset alone.
+ */
+static void test_render_cpuinfo_topology(void)
+{
+	g_autofree char *host = fixture_text("proc/cpuinfo-2x2x2");
+	static const struct {
+		guint cpus[8];
+		unsigned n, count;
+		const char *want[4];
+	} cases[] = {
+		/* both threads of one core */
+		{{1, 5}, 2, 2, {"0 0 2 0 1 0 0", "1 0 2 0 1 1 1"}},
+		/* two cores of package 1, sparse host core ids 0 and 4 */
+		{{2, 3}, 2, 2, {"0 0 2 0 2 0 0", "1 0 2 1 2 1 1"}},
+		/* one core of each package, both threads */
+		{{0, 2, 4, 6},
+		 4,
+		 4,
+		 {"0 0 2 0 1 0 0", "1 1 2 0 1 2 2", "2 0 2 0 1 1 1", "3 1 2 0 1 3 3"}},
+		/* a quota of 3 CPUs out of all 8: the first three */
+		{{0, 1, 2, 3, 4, 5, 6, 7},
+		 8,
+		 3,
+		 {"0 0 2 0 2 0 0", "1 0 2 1 2 1 1", "2 1 1 0 1 2 2"}},
+		/* one CPU: processor 0 of a one-core package whatever host CPU it is */
+		{{7}, 1, 1, {"0 0 1 0 1 0 0"}},
+	};
+
+	for (size_t t = 0; t < G_N_ELEMENTS(cases); t++) {
+		g_autoptr(GString) ci = g_string_new(""), on = g_string_new("");
+		struct vp_cpu c = {.quota_us = UINT64_MAX, .period_us = 100000};
+		g_auto(GStrv) blocks = NULL;
+		unsigned shown = 0;
+
+		c.cpuset = g_array_new(FALSE, FALSE, sizeof(guint));
+		g_array_append_vals(c.cpuset, cases[t].cpus, cases[t].n);
+		c.count = cases[t].count;
+		g_assert_cmpint(vp_render_cpuinfo(host, &c, ci), ==, 0);
+		for (unsigned i = 0; i < c.count; i++)
+			g_assert_cmpstr(cpuinfo_topology(ci->str, i), ==, cases[t].want[i]);
+		blocks = g_strsplit(ci->str, "\n\n", -1);
+		for (guint i = 0; blocks[i]; i++)
+			shown += g_str_has_prefix(blocks[i], "processor");
+		g_assert_cmpuint(shown, ==, c.count);
+		/* the CPU list names the same processors */
+		g_assert_cmpint(vp_render_cpu_range(&c, on), ==, 0);
+		g_assert_cmpstr(on->str, ==,
+				c.count == 1 ? "0\n"
+					     : (c.count == 2 ? "0-1\n"
+							     : (c.count == 3 ? "0-2\n" : "0-3\n")));
+		vp_cpu_clear(&c);
+	}
 }
 
 static void test_render_uptime_loadavg(void)
@@ -570,6 +686,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/procfs/cpu/quota-and-cpuset", test_cpu_quota_and_cpuset);
 	g_test_add_func("/procfs/cpu/compute", test_cpu_compute);
 	g_test_add_func("/procfs/render/cpuinfo-stat-online", test_render_cpuinfo_stat_online);
+	g_test_add_func("/procfs/render/cpuinfo-topology", test_render_cpuinfo_topology);
 	g_test_add_func("/procfs/render/uptime-loadavg", test_render_uptime_loadavg);
 	g_test_add_func("/procfs/render/io-swaps", test_render_io_swaps);
 	g_test_add_func("/procfs/fdcache/fresh-and-bounded", test_fdcache_fresh_and_bounded);
