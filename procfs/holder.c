@@ -553,6 +553,7 @@ int vp_holder_create(struct vp_opts *opts, struct vp_rdv *rdv, char **ret_conn)
 	r = vp_holder_exe(&exe);
 	if (r < 0)
 		return r;
+	vp_rdv_sweep(rdv);
 	r = vp_rdv_new_token(id.token);
 	if (r < 0)
 		return log_error_errno(r, "could not name the new connection");

@@ -179,6 +179,8 @@ int vp_rdv_connect(struct vp_rdv *rdv, const char *name, int *ret);
 int vp_rdv_listen(struct vp_rdv *rdv, const char *name, int *ret);
 /* Under the lock: mnt_name now leads to conn_name; a dead previous target is removed. */
 int vp_rdv_point(struct vp_rdv *rdv, const char *mnt_name, const char *conn_name);
+/* Under the lock: remove names of holders that were killed (nobody listens). */
+void vp_rdv_sweep(struct vp_rdv *rdv);
 /* A holder's end: its socket, the mount point's link if it leads there, the empty directory. */
 void vp_rdv_remove(struct vp_rdv *rdv, const char *mnt_name, const char *conn_name);
 /* The mountinfo id of a veneer-procfs mount on mountpoint: id want if given, else the top one. */

@@ -8,8 +8,10 @@
  * across holder replacements), and "mnt-HASH" (HASH of the mount point) is a
  * symlink to the socket of the holder whose mount sits on the mount point now.
  * An flock of the directory orders the creation, takeover and removal of
- * names. Also here: which mount (mountinfo's id) sits on a mount point.
+ * names; names a killed holder left are swept by the next one to mount or exit. Also here: which
+ * mount (mountinfo's id) sits on a mount point.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -219,6 +221,43 @@ int vp_rdv_point(struct vp_rdv *rdv, const char *mnt_name, const char *conn_name
 	return 0;
 }
 
+/*
+ * Under the lock: names that lead nowhere, left when a holder was killed together with
+ * its workers (nobody listens on its socket any more, and its link dangles).
+ */
+void vp_rdv_sweep(struct vp_rdv *rdv)
+{
+	_cleanup_close_ int fd = openat(rdv->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	g_autoptr(GPtrArray) links = g_ptr_array_new_with_free_func(g_free);
+	DIR *d;
+	struct dirent *e;
+
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (!d)
+		return;
+	TAKE_FD(fd);
+	while ((e = readdir(d))) {
+		int c = -1;
+
+		if (g_str_has_prefix(e->d_name, "mnt-"))
+			g_ptr_array_add(links, g_strdup(e->d_name));
+		else if (g_str_has_prefix(e->d_name, "conn-") &&
+			 vp_rdv_connect(rdv, e->d_name, &c) == -ECONNREFUSED)
+			(void)unlinkat(rdv->dirfd, e->d_name, 0);
+		if (c >= 0)
+			close(c);
+	}
+	closedir(d);
+	for (guint i = 0; i < links->len; i++) {
+		struct stat st;
+
+		if (fstatat(rdv->dirfd, links->pdata[i], &st, 0) < 0 && errno == ENOENT)
+			(void)unlinkat(rdv->dirfd, links->pdata[i], 0);
+	}
+}
+
 void vp_rdv_remove(struct vp_rdv *rdv, const char *mnt_name, const char *conn_name)
 {
 	char target[64];
@@ -233,6 +272,7 @@ void vp_rdv_remove(struct vp_rdv *rdv, const char *mnt_name, const char *conn_na
 		if (strcmp(target, conn_name) == 0)
 			(void)unlinkat(rdv->dirfd, mnt_name, 0);
 	}
+	vp_rdv_sweep(rdv);
 	/* The last one out removes the directory (ENOTEMPTY otherwise); see vp_rdv_lock. */
 	(void)rmdir(rdv->dir);
 	vp_rdv_unlock(rdv);

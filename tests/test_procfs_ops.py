@@ -217,9 +217,20 @@ def test_local_user_cannot_keep_it_from_starting(procfs_env):
     assert _total_kb(c) == 180 * 1024
     st = os.lstat(RUNDIR)
     assert stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o700
+    # A mount whose holder and worker were all killed leaves its names (nobody is left
+    # to remove them); the next holder to exit sweeps them.
+    dead = h.path("dead")
+    dm = Mount(dead, start_procfs(h, dead))
+    h.defer(h.umount, dm)
+    dead_name = os.path.join(RUNDIR, "mnt-" + hashlib.sha256(dead.encode()).hexdigest()[:40])
+    for p in _mentioning(dead):
+        os.kill(p, signal.SIGKILL)
+    _wait_gone(dead)
+    assert os.path.lexists(dead_name)
     c.stop()
     h.umount(m)
     _wait_gone(mnt)
+    assert not os.path.lexists(dead_name)
 
     # A rendezvous directory somebody else could write: refused, named, nothing mounted.
     # (In a mount namespace of its own with a private /run: the host's is left alone.)
