@@ -6,10 +6,8 @@ processes carry their role in their title and comm, and the restart recipe of RE
 man/veneer-procfs.1 is this test's."""
 import hashlib
 import os
-import re
 import shlex
 import signal
-import socket
 import stat
 import subprocess
 import time
@@ -276,6 +274,8 @@ def test_restart_verb_names_and_documented_recipe(procfs_env):
     h = procfs_env
     readme, man = _doc_restart_lines()
     assert readme == man == "veneer-procfs --restart /var/lib/veneer/procfs", (readme, man)
+    r = subprocess.run([procfs_bin(), "--help"], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0 and "--restart" in r.stdout
 
     mnt = h.path("procfs")
     m = Mount(mnt, start_procfs(h, mnt))
