@@ -157,7 +157,7 @@ int vp_rdv_connect(struct vp_rdv *rdv, const char *name, int *ret)
 {
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	struct sockaddr_un sa;
-	socklen_t sl;
+	socklen_t sl = 0;
 	int r;
 
 	if (fd < 0)
@@ -175,7 +175,7 @@ int vp_rdv_listen(struct vp_rdv *rdv, const char *name, int *ret)
 {
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	struct sockaddr_un sa;
-	socklen_t sl;
+	socklen_t sl = 0;
 	int r;
 
 	if (fd < 0)
