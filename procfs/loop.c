@@ -26,6 +26,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "notify.h"
+#include "proc-title.h"
 #include "procfs.h"
 
 #define VP_JOURNAL_MAGIC 0x766a726eU /* "vjrn" */
@@ -60,6 +61,7 @@ struct vp_loop {
 	int journal_fd;
 	struct vp_journal *journal; /* shared memory; slot i written only by thread i */
 	int exit_efd;		    /* a thread writes here when the connection ends */
+	atomic_bool stopping;	    /* the main thread stops the request threads */
 	unsigned nthreads;
 	struct vp_loop_thread *threads;
 };
@@ -81,7 +83,12 @@ static void *vp_loop_thread_main(void *data)
 	struct vp_loop *l = t->loop;
 	struct vp_journal_slot *slot = &l->journal->slots[t->slot];
 
-	while (!fuse_session_exited(l->se)) {
+	/*
+	 * Not fuse_session_exited(): libfuse drops a request it read once the session
+	 * is marked exited, and its reader then waits for an answer forever (a sent
+	 * request cannot be interrupted). Our own flag stops us between requests.
+	 */
+	while (!atomic_load(&l->stopping) && !fuse_session_exited(l->se)) {
 		int r = fuse_session_receive_buf(l->se, &t->buf);
 
 		if (r == -EINTR || r == -EAGAIN)
@@ -210,6 +217,13 @@ int vp_loop_run(struct fuse_session *se, struct vp_attach *a, struct vp_opts *op
 	unsigned started = 0;
 	int r = 0;
 
+	/* Before any thread: the comm is per thread and inherited. */
+	{
+		g_autofree char *title =
+			g_strdup_printf("veneer-procfs: worker %s", opts->mountpoint);
+
+		(void)vc_proc_set_title(title, "veneer-procfs");
+	}
 	l.nthreads = opts->cl.singlethread ? 1 : CLAMP(opts->threads, 1, VP_JOURNAL_SLOTS);
 	r = vp_loop_journal_new(&l.journal, &jfd);
 	if (r < 0)
@@ -304,10 +318,11 @@ out_threads:
 	/*
 	 * Stop the threads without pthread_cancel: a signal with a no-op handler
 	 * (no SA_RESTART) makes a blocked read() fail with EINTR, and the thread sees
-	 * the session exited. Re-sent until joined, in case it arrived just before
-	 * the read. A thread busy with a request finishes it first.
+	 * the stopping flag. Re-sent until joined, in case it arrived just before
+	 * the read. A thread busy with a request (or whose read just returned one)
+	 * answers it first; the session is marked exited only after the joins.
 	 */
-	fuse_session_exit(se);
+	atomic_store(&l.stopping, true);
 	for (unsigned i = 0; i < started; i++) {
 		struct timespec ts;
 
@@ -324,6 +339,7 @@ out_threads:
 		}
 		free(l.threads[i].buf.mem);
 	}
+	fuse_session_exit(se);
 	g_free(l.threads);
 out_efd:
 	close(l.exit_efd);

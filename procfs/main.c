@@ -94,10 +94,13 @@ static int vp_opts_take(struct vp_opt_text *t, struct vp_opts *o)
 static void vp_usage(void)
 {
 	printf("usage: veneer-procfs [options] [mountpoint]\n"
+	       "       veneer-procfs --restart [mountpoint]\n"
 	       "\n"
 	       "Serves /proc files that show each container its own cgroup limits. The default\n"
 	       "mount point is " VP_DEFAULT_MOUNTPOINT ". Run again with the same mount point to\n"
 	       "restart or upgrade the worker: the mount and the containers' bind mounts stay.\n"
+	       "--restart has the holder start a new worker from the binary's path, waits until\n"
+	       "it serves (the older one retires) and prints its pid.\n"
 	       "\n"
 	       "veneer-procfs options:\n"
 	       "    -o cgroup_root=DIR     cgroup hierarchies are mounted below DIR "
@@ -219,7 +222,7 @@ int main(int argc, char **argv)
 	struct fuse_session *se = NULL;
 	struct vp_fs fs;
 	unsigned holder_fd = 0, holder_init = 0;
-	bool fs_up = false, holder_mode = false;
+	bool fs_up = false, holder_mode = false, restart_mode = false;
 	char fdpath[32];
 	int r, ret = VC_EXIT_FAILURE;
 
@@ -243,6 +246,14 @@ int main(int argc, char **argv)
 		for (int i = 1; i + 3 <= argc; i++)
 			argv[i] = argv[i + 3];
 		argc -= 3;
+		args.argc = argc;
+	}
+	/* "--restart [MNT]": ask the holder of MNT for a new worker. */
+	if (argc >= 2 && strcmp(argv[1], "--restart") == 0) {
+		restart_mode = true;
+		for (int i = 1; i + 1 <= argc; i++)
+			argv[i] = argv[i + 1];
+		argc -= 1;
 		args.argc = argc;
 	}
 	/* Each step logs its one line on bad input. */
@@ -276,6 +287,10 @@ int main(int argc, char **argv)
 		opts.cgroup_root = strdup(VP_DEFAULT_CGROUP_ROOT);
 	if (vp_opts_validate(&opts) < 0) {
 		ret = VC_EXIT_USAGE;
+		goto out_args;
+	}
+	if (restart_mode) {
+		ret = vp_holder_restart(&opts) < 0 ? VC_EXIT_FAILURE : VC_EXIT_OK;
 		goto out_args;
 	}
 	if (holder_mode) {

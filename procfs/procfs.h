@@ -119,12 +119,27 @@ void vp_fs_done(struct vp_fs *fs);
 /* holder.c: the process that owns the /dev/fuse connection across worker restarts. */
 /* False once the kernel ended the connection (unmounted or aborted). */
 bool vp_fuse_conn_alive(int fuse_fd);
+struct vp_rdv {
+	int dirfd;
+	char *dir;
+};
+
+#define VP_TOKEN_LEN 32 /* hex digits naming one FUSE connection */
+
+/* What a holder tells an attaching worker first (the WELCOME payload, then FUSE_INIT). */
+struct vp_conn_id {
+	char token[VP_TOKEN_LEN + 1]; /* NUL-terminated */
+	char pad[7];
+	uint64_t mnt_id; /* mountinfo id of the connection's mount on the mount point; 0: unknown */
+};
+
 struct vp_attach {
 	int ctl;     /* the control connection to the holder */
 	int fuse_fd; /* our copy of /dev/fuse */
 	char *init;  /* the recorded FUSE_INIT request; NULL: answer it live */
 	size_t init_len;
 	GArray *orphans; /* int: journals of dead workers to replay */
+	struct vp_conn_id id;
 };
 
 /* Attach to the holder of mountpoint, creating holder and mount when there is none. */
@@ -141,19 +156,52 @@ int vp_holder_adopt(struct vp_opts *opts, int fuse_fd, int init_fd);
 int vp_holder_send_init(int ctl, const void *init, size_t len);
 int vp_holder_send_journal(int ctl, int memfd);
 void vp_attach_clear(struct vp_attach *a);
+/* holder.c, for attach.c */
+bool vp_peer_trusted(int c);
+int vp_holder_exe(char **ret);
+char **vp_holder_respawn_argv(struct vp_opts *opts);
+int vp_holder_create(struct vp_opts *opts, struct vp_rdv *rdv, char **ret_conn);
+/* `veneer-procfs --restart MNT`: the holder of MNT starts a new worker, the old ones retire. */
+int vp_holder_restart(struct vp_opts *opts);
+
+/* rendezvous.c: the private directory where workers find holders. */
+/* Open (create: make) the directory; refused unless it is ours alone. -ENOENT if absent. */
+int vp_rdv_open(struct vp_rdv *rdv, bool create);
+void vp_rdv_close(struct vp_rdv *rdv);
+/* Exclusive among veneer-procfs processes: creating, taking over, removing names. */
+int vp_rdv_lock(struct vp_rdv *rdv);
+void vp_rdv_unlock(struct vp_rdv *rdv);
+char *vp_rdv_mnt_name(const char *mountpoint);
+char *vp_rdv_conn_name(const char *token);
+int vp_rdv_new_token(char token[VP_TOKEN_LEN + 1]);
+int vp_rdv_connect(struct vp_rdv *rdv, const char *name, int *ret);
+/* Under the lock: listen on name (a stale socket there is replaced). */
+int vp_rdv_listen(struct vp_rdv *rdv, const char *name, int *ret);
+/* Under the lock: mnt_name now leads to conn_name; a dead previous target is removed. */
+int vp_rdv_point(struct vp_rdv *rdv, const char *mnt_name, const char *conn_name);
+/* Under the lock: remove names of holders that were killed (nobody listens). */
+void vp_rdv_sweep(struct vp_rdv *rdv);
+/* A holder's end: its socket, the mount point's link if it leads there, the empty directory. */
+void vp_rdv_remove(struct vp_rdv *rdv, const char *mnt_name, const char *conn_name);
+/* The mountinfo id of a veneer-procfs mount on mountpoint: id want if given, else the top one. */
+int vp_mount_id_at(const char *mountpoint, uint64_t want, uint64_t *ret);
 
 /* loop.c: the journaled request loop. */
 int vp_loop_run(struct fuse_session *se, struct vp_attach *a, struct vp_opts *opts);
 
 /* holder.c: the control protocol (SOCK_SEQPACKET, one message per packet). */
 enum vp_msg_type {
-	VP_MSG_ATTACH = 1, /* worker -> holder: I want to serve */
-	VP_MSG_WELCOME, /* holder -> worker: fds [fuse, orphan journals...], payload INIT or empty
-			 */
-	VP_MSG_INIT,	/* worker -> holder: the FUSE_INIT request it answered live */
-	VP_MSG_JOURNAL, /* worker -> holder: fd [its journal memfd]; the worker is serving */
-	VP_MSG_RETIRE,	/* holder -> worker: a newer worker serves, exit without unmounting */
-	VP_MSG_REPLAY,	/* holder -> worker: fds [journals of a worker that died] */
+	/* worker -> holder: I want to serve; payload [uint8 1: only if your mount is on MNT] */
+	VP_MSG_ATTACH = 1,
+	/* holder -> worker: fds [fuse, orphan journals...], payload struct vp_conn_id + INIT */
+	VP_MSG_WELCOME,
+	VP_MSG_INIT,	  /* worker -> holder: the FUSE_INIT request it answered live */
+	VP_MSG_JOURNAL,	  /* worker -> holder: fd [journal memfd], int32 pid; it serves now */
+	VP_MSG_RETIRE,	  /* holder -> worker: a newer worker serves, exit without unmounting */
+	VP_MSG_REPLAY,	  /* holder -> worker: fds [journals of a worker that died] */
+	VP_MSG_ORPHANED,  /* holder -> worker: my mount left the mount point (ATTACH asked) */
+	VP_MSG_RESTART,	  /* --restart -> holder: start a new worker */
+	VP_MSG_RESTARTED, /* holder -> --restart: int32 pid of the new worker serving, or -errno */
 };
 
 #define VP_MSG_MAX_FDS 16

@@ -344,7 +344,7 @@ def test_holder_killed_is_replaced_by_the_worker(procfs_env):
     deadline = time.time() + 10
     while time.time() < deadline:
         new = [p for p, cmd in _procs_mentioning(mnt).items()
-               if "--internal-holder" in cmd and p != holders[0]]
+               if cmd.startswith("veneer-procfs: holder ") and p != holders[0]]
         if new:
             break
         time.sleep(0.05)
@@ -443,19 +443,20 @@ def test_dead_mount_is_replaced(procfs_env):
 
 
 def test_holder_refuses_other_users(procfs_env):
-    """The holder's socket is reachable by any local process: a non-root one must
-    not receive the FUSE connection."""
+    """The holder's socket is root's alone (in /run/veneer-procfs, 0700, and the holder
+    checks its peer): a non-root process must not receive the FUSE connection."""
     import hashlib
     h = procfs_env
     mnt = h.path("procfs")
     mount_procfs(h, mnt)
-    name = "veneer-procfs/" + hashlib.sha256(os.path.realpath(mnt).encode()).hexdigest()[:40]
+    name = "/run/veneer-procfs/mnt-" + hashlib.sha256(
+        os.path.realpath(mnt).encode()).hexdigest()[:40]
     probe = (
         "import socket, struct\n"
         "s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
-        f"s.connect('\\0' + {name!r})\n"
         "s.settimeout(5)\n"
         "try:\n"
+        f"    s.connect({name!r})\n"
         "    s.send(struct.pack('I', 1))\n"
         "    msg, anc, flags, addr = s.recvmsg(4096, socket.CMSG_SPACE(16 * 4))\n"
         "except OSError as e:\n"
