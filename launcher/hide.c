@@ -135,7 +135,12 @@ static bool vr_hide_dedicated(const char *dir)
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
 		state = g_build_filename(dir, de->d_name, "state.json", NULL);
-		if (++n > 100000 || !vr_state_name_valid(de->d_name) || access(state, F_OK) < 0)
+		if (++n > 100000)
+			return false;
+		/* A container being created (no state yet) holds its directory's lock. */
+		if (vr_state_name_valid(de->d_name) && access(state, F_OK) == 0)
+			continue;
+		if (!vr_state_creating(dir, de->d_name))
 			return false;
 	}
 	return true;

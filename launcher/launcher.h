@@ -94,6 +94,7 @@ struct vr_ctx {
 	char *id;
 	char *created; /* ISO 8601, set at the first state write */
 	char *dir;     /* state_dir/id */
+	int dir_lock;  /* flock'ed fd on dir while this launcher lives (state.c) */
 	char *upper;
 	char *work;
 	char *merged;
@@ -176,6 +177,8 @@ GPtrArray *vr_env_build(const struct vr_config *cfg, const char *hostname);
 
 /* state.c */
 char *vr_state_new_id(void);
+int vr_state_create_dir(const char *state_dir, const char *id, int *ret_lock);
+bool vr_state_creating(const char *state_dir, const char *name);
 int vr_state_write(struct vr_ctx *ctx);
 int vr_state_list(const char *state_dir);
 int vr_state_inspect(const char *state_dir, const char *id);

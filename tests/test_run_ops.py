@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""veneer-run operations (issue 11): what a kill -9 of the launcher or of its union daemon
+leaves, --cleanup of any leftover (with or without a state.json), a bad value for every
+option, and volumes whose paths hold ':' (-v with \\: and --mount) or whose target is a
+symlink in the image."""
+import os
+import random
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from test_run import CGROUP_ROOT, CONTROLLERS, Runner, alive, cgroup_dirs, proc_info, write
+from veneer_harness import build_path, mounts_below, pids_mentioning, require, sanitizer_env
+
+
+@pytest.fixture
+def vr(harness, run_bin, need_fuse):
+    require(os.access(build_path("unionfs/veneer-unionfs"), os.X_OK), "veneer-unionfs is not built")
+    return Runner(harness, run_bin, None)
+
+
+def wait_gone(pid, timeout=15):
+    end = time.time() + timeout
+    while alive(pid) and time.time() < end:
+        time.sleep(0.05)
+    return not alive(pid)
+
+
+def cleanup(vr):
+    r = subprocess.run([vr.bin, "--state-dir", vr.state, "--cleanup"], capture_output=True,
+                       text=True, timeout=60, env=sanitizer_env())
+    vr.check_sanitizer(r.stderr)
+    return r
+
+
+def union_daemons(vr):
+    """veneer-unionfs processes of this test's state dir (zombies aside)."""
+    return [p for p, _ in pids_mentioning(vr.state) if "veneer-unionfs" in proc_info(p)]
+
+
+# --- item 4: kill -9 of veneer-run ---------------------------------------------------------
+def test_sigkill_of_launcher_union_daemon_exits(vr):
+    """The union daemon ends with its launcher (and container), before any --cleanup."""
+    name = vr.name()
+    p = vr.popen(["--memory", "64M", "--", "sh", "-c", "echo ready; exec sleep 100"], name=name)
+    assert p.stdout.readline().strip() == "ready"
+    st = vr.wait_state(name)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    assert wait_gone(st["Pid"]), proc_info(st["Pid"])
+    assert wait_gone(st["UnionPid"]), proc_info(st["UnionPid"])
+    # State and cgroups wait for --cleanup, which removes them and says nothing else.
+    assert cgroup_dirs(name)
+    r = cleanup(vr)
+    assert r.returncode == 0 and r.stdout.split() == [name], (r.stdout, r.stderr)
+    assert r.stderr == ""
+    vr.assert_nothing_left(name)
+
+
+def test_sigkill_of_launcher_during_setup_then_cleanup(vr):
+    """Killed at random points of its set-up: --cleanup leaves nothing and prints only IDs
+    (no 'could not signal readiness ... Broken pipe' from an orphaned union daemon)."""
+    rnd = random.Random(11)
+    names = []
+    for i in range(12):
+        name = vr.name()
+        names.append(name)
+        p = vr.popen(["--memory", "64M", "--", "true"], name=name, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(0.0, 0.25))
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+    # Every daemon of a killed launcher ends by itself.
+    end = time.time() + 20
+    while union_daemons(vr) and time.time() < end:
+        time.sleep(0.1)
+    assert union_daemons(vr) == []
+    r = cleanup(vr)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    assert set(r.stdout.split()) <= set(names)
+    assert os.listdir(vr.state) == []
+    for n in names:
+        vr.assert_nothing_left(n)
+    assert mounts_below(vr.state) == []
+
+
+# --- item 5: kill -9 of the union daemon -----------------------------------------------------
+def test_sigkill_of_union_daemon_leaves_nothing(vr):
+    name = vr.name()
+    p = vr.popen(["--", "sh", "-c", "echo ready; exec sleep 100"], name=name)
+    assert p.stdout.readline().strip() == "ready"
+    st = vr.wait_state(name)
+    os.kill(st["UnionPid"], signal.SIGKILL)
+    vr.communicate(p, timeout=30)
+    assert p.returncode == 128 + signal.SIGKILL
+    vr.assert_nothing_left(name)
+    # The name is free again.
+    r = vr.run(["--", "true"], name=name)
+    assert r.returncode == 0, r.stderr
+    vr.assert_nothing_left(name)
+
+
+def test_cleanup_of_directory_without_state(vr):
+    """A container directory with no state.json (as a launcher killed before writing it, or
+    an older one whose teardown failed, leaves): --cleanup removes it and frees the name."""
+    name = vr.name()
+    d = os.path.join(vr.state, name)
+    for sub in ("merged", "lower", "work/work", "upper/etc"):
+        os.makedirs(os.path.join(d, sub))
+    write(os.path.join(d, "upper/etc/x"), "x\n")
+    r = vr.run(["--", "true"], name=name)
+    assert r.returncode == 121 and name in r.stderr
+    r = cleanup(vr)
+    assert r.returncode == 0 and r.stdout.split() == [name], (r.stdout, r.stderr)
+    assert os.listdir(vr.state) == []
+    r = vr.run(["--", "true"], name=name)
+    assert r.returncode == 0, r.stderr
+    vr.assert_nothing_left(name)
+
+
+def test_cleanup_leaves_live_and_foreign(vr):
+    """--cleanup takes no directory a live launcher holds (even before its state.json), and
+    no directory holding what veneer does not make."""
+    name = vr.name()
+    p = vr.popen(["--", "sh", "-c", "echo ready; read x"], name=name, stdin=subprocess.PIPE)
+    assert p.stdout.readline().strip() == "ready"
+    vr.wait_state(name)
+    os.rename(os.path.join(vr.state, name, "state.json"), os.path.join(vr.state, "saved.json"))
+    foreign = os.path.join(vr.state, "foreign")
+    write(os.path.join(foreign, "notes.txt"), "mine\n")
+    r = cleanup(vr)
+    assert r.returncode == 0 and r.stdout == "", (r.stdout, r.stderr)
+    assert os.path.isdir(os.path.join(vr.state, name, "merged"))
+    with open(os.path.join(foreign, "notes.txt")) as f:
+        assert f.read() == "mine\n"
+    os.rename(os.path.join(vr.state, "saved.json"), os.path.join(vr.state, name, "state.json"))
+    vr.release(p)
+    vr.assert_nothing_left(name)
+    os.unlink(os.path.join(foreign, "notes.txt"))
+    os.rmdir(foreign)
