@@ -595,8 +595,7 @@ int vr_state_cleanup(const char *state_dir)
 	}
 	for (guint i = 0; i < stateless->len; i++) {
 		g_autofree char *dir = g_build_filename(state_dir, stateless->pdata[i], NULL);
-		_cleanup_close_ int fd =
-			open(dir, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		_cleanup_close_ int fd = open(dir, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 
 		/* Held while we work: a launcher cannot take it meanwhile (it never reuses one). */
 		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
