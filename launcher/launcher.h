@@ -45,6 +45,7 @@ struct vr_volume {
 	char *ctr;  /* absolute, normalised, as seen inside the container */
 	bool ro;
 	bool nocopy;
+	bool must_exist; /* --mount type=bind: HOST is not created */
 };
 
 struct vr_limits {
@@ -150,6 +151,8 @@ int vr_mount_setattr_ro(const char *path, bool recursive);
 
 /* volumes.c */
 int vr_volume_parse(const char *spec, struct vr_volume **ret);
+int vr_mount_parse(const char *spec, struct vr_volume **ret, char **ret_err);
+int vr_volumes_check_targets(const struct vr_config *cfg);
 void vr_volume_free(struct vr_volume *v);
 int vr_volumes_prepare(struct vr_ctx *ctx);
 int vr_volumes_open(struct vr_ctx *ctx, int *fds);

@@ -45,6 +45,7 @@ enum {
 	VR_OPT_LIST,
 	VR_OPT_INSPECT,
 	VR_OPT_CLEANUP,
+	VR_OPT_MOUNT,
 };
 
 static const struct option vr_options[] = {
@@ -68,6 +69,7 @@ static const struct option vr_options[] = {
 	{"workdir", required_argument, NULL, 'w'},
 	{"user", required_argument, NULL, 'u'},
 	{"volume", required_argument, NULL, 'v'},
+	{"mount", required_argument, NULL, VR_OPT_MOUNT},
 	{"state-dir", required_argument, NULL, VR_OPT_STATE_DIR},
 	{"name", required_argument, NULL, VR_OPT_NAME},
 	{"unionfs", required_argument, NULL, VR_OPT_UNIONFS},
@@ -97,7 +99,12 @@ static void vr_help(void)
 	       "      --keep               keep the fresh upper layer after exit\n"
 	       "  -v, --volume HOST:CTR[:ro|:nocopy]\n"
 	       "                           bind HOST at CTR; an empty HOST directory first gets\n"
-	       "                           a copy of CTR's content in the image (not with nocopy)\n"
+	       "                           a copy of CTR's content in the image (not with\n"
+	       "                           nocopy); \\: for a colon in a path\n"
+	       "      --mount type=bind,src=HOST,dst=CTR[,ro]\n"
+	       "                           bind HOST (which must exist) at CTR, Docker's\n"
+	       "                           spelling: paths may hold ':', quoted fields ','; no\n"
+	       "                           copy into HOST\n"
 	       "Limits (a new cgroup, removed on exit):\n"
 	       "      --memory SIZE        memory limit, e.g. 256M, 1G\n"
 	       "      --cpus N             CPU quota, e.g. 0.5; also narrows the CPU affinity\n"
@@ -382,8 +389,18 @@ static int vr_parse_args(int argc, char **argv, struct vr_config *cfg)
 			struct vr_volume *v;
 
 			if (vr_volume_parse(optarg, &v) < 0)
-				return vr_usage_error(
-					"bad -v '%s' (absolute HOST:CTR[:ro|:nocopy])", optarg);
+				return vr_usage_error("bad -v '%s' (absolute HOST:CTR[:ro|:nocopy], "
+						      "\\: for a ':' in a path)",
+						      optarg);
+			g_ptr_array_add(cfg->volumes, v);
+			break;
+		}
+		case VR_OPT_MOUNT: {
+			g_autofree char *err = NULL;
+			struct vr_volume *v;
+
+			if (vr_mount_parse(optarg, &v, &err) < 0)
+				return vr_usage_error("bad --mount '%s': %s", optarg, err);
 			g_ptr_array_add(cfg->volumes, v);
 			break;
 		}
@@ -547,6 +564,10 @@ static int vr_validate(struct vr_config *cfg)
 	for (guint i = 0; i < cfg->volumes->len; i++) {
 		struct vr_volume *v = cfg->volumes->pdata[i];
 
+		if (v->must_exist && access(v->host, F_OK) < 0) {
+			fprintf(stderr, "veneer-run: --mount source '%s' does not exist\n", v->host);
+			return VR_EXIT_PATH;
+		}
 		if (access(v->host, F_OK) < 0 && vr_check_creatable(v->host) < 0) {
 			fprintf(stderr,
 				"veneer-run: volume source '%s' does not exist and cannot be "
@@ -555,6 +576,9 @@ static int vr_validate(struct vr_config *cfg)
 			return VR_EXIT_PATH;
 		}
 	}
+	r = vr_volumes_check_targets(cfg);
+	if (r != 0)
+		return r;
 	if (cfg->procfs_mount && cfg->procfs_mount[0] != '/') {
 		fprintf(stderr, "veneer-run: bad --procfs-mount '%s'\n", cfg->procfs_mount);
 		return VR_EXIT_USAGE;

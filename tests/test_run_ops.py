@@ -7,12 +7,13 @@ import os
 import random
 import re
 import signal
+import stat
 import subprocess
 import time
 
 import pytest
 
-from test_run import CGROUP_ROOT, CONTROLLERS, Runner, alive, cgroup_dirs, proc_info, write
+from test_run import Runner, alive, busybox_rootfs, cgroup_dirs, proc_info, write
 from veneer_harness import build_path, mounts_below, pids_mentioning, require, sanitizer_env
 
 
@@ -145,3 +146,82 @@ def test_cleanup_leaves_live_and_foreign(vr):
     vr.assert_nothing_left(name)
     os.unlink(os.path.join(foreign, "notes.txt"))
     os.rmdir(foreign)
+
+
+# --- item 8: ':' in volume paths, symbolic links on the way to a target ----------------------
+def test_volume_colon_escaped_and_mount(vr, harness):
+    src = harness.mkdir("vol:with:colons")
+    write(os.path.join(src, "f"), "hi\n")
+    esc = src.replace(":", "\\:")
+    r = vr.run(["-v", f"{esc}:/data\\:x:ro", "--", "sh", "-c",
+                'cat "/data:x/f"; touch "/data:x/g" 2>/dev/null && echo writable; true'])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hi\n"
+    comma = harness.mkdir("a,b:c")
+    write(os.path.join(comma, "f"), "comma\n")
+    name = vr.name()
+    r = vr.run(["--mount", f"type=bind,src={src},dst=/m:n",
+                "--mount", f'type=bind,"source={comma}",target=/q:r,readonly',
+                "--", "sh", "-c", 'cat /m:n/f /q:r/f; echo w > /m:n/w; '
+                'touch /q:r/g 2>/dev/null && echo writable; true'], name=name)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hi\ncomma\n"
+    with open(os.path.join(src, "w")) as f:
+        assert f.read() == "w\n"
+    vr.assert_nothing_left(name)
+
+
+def test_mount_bind_source_must_exist_and_no_copy(vr, harness):
+    name = vr.name()
+    missing = harness.path("not-there")
+    r = vr.run(["--mount", f"type=bind,src={missing},dst=/etc", "--", "true"], name=name)
+    assert r.returncode == 122 and missing in r.stderr, r.stderr
+    assert not os.path.exists(missing)
+    assert os.listdir(vr.state) == []
+    empty = harness.mkdir("empty")
+    r = vr.run(["--mount", f"type=bind,src={empty},dst=/etc", "--", "true"])
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(empty) == []  # Docker's bind: no copy-data (-v would copy /etc)
+
+
+def test_volume_target_symlink_refused(vr, harness):
+    """A target through a symbolic link of the image is refused before set-up, naming it."""
+    lower = busybox_rootfs(harness)
+    os.makedirs(os.path.join(lower, "real"))
+    os.symlink("/real", os.path.join(lower, "link"))
+    os.symlink("/real", os.path.join(lower, "gone"))
+    os.symlink("../real", os.path.join(lower, "etc", "rel"))
+    upper = harness.mkdir("upper")
+    os.symlink("/real", os.path.join(upper, "uplink"))
+    os.mkdir(os.path.join(lower, "uplink"))  # the upper layer's symlink hides it
+    os.mknod(os.path.join(upper, "gone"), stat.S_IFCHR | 0o600, 0)  # a whiteout
+    host = harness.mkdir("host")
+    inner = harness.mkdir("inner")
+    os.symlink("/elsewhere", os.path.join(inner, "sub"))
+    base = ["--layers", lower, "--upper", upper]
+    cases = [
+        (["-v", f"{host}:/link"], "'/link'"),
+        (["-v", f"{host}:/link/deeper/x"], "'/link'"),
+        (["-v", f"{host}:/etc/rel/x"], "'/etc/rel'"),
+        (["-v", f"{host}:/uplink"], "'/uplink'"),
+        (["--mount", f"type=bind,src={host},dst=/link"], "'/link'"),
+        (["-v", f"{inner}:/vol", "-v", f"{host}:/vol/sub/x"], "'/vol/sub'"),
+    ]
+    for args, needle in cases:
+        name = vr.name()
+        r = vr.run(base + args + ["--", "true"], name=name)
+        assert r.returncode == 122, (args, r.returncode, r.stderr)
+        assert needle in r.stderr and "symbolic link" in r.stderr, (args, r.stderr)
+        assert r.stderr.count("veneer-run:") == 1, r.stderr
+        assert os.listdir(vr.state) == []
+        assert cgroup_dirs(name) == []
+    # The host's /var/run -> /run with the embedded default layer.
+    if os.path.islink("/var/run"):
+        r = vr.run(["-v", f"{host}:/var/run/x", "--", "true"])
+        assert r.returncode == 122 and "'/var/run'" in r.stderr, r.stderr
+    # A real directory, an absent one, one whose symlink is whited out: fine.
+    write(os.path.join(host, "f"), "v\n")
+    r = vr.run(base + ["-v", f"{host}:/real/x", "-v", f"{host}:/new/y", "-v", f"{host}:/gone",
+                       "--", "sh", "-c", "cat /real/x/f /new/y/f /gone/f"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "v\nv\nv\n"
