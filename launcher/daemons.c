@@ -52,6 +52,11 @@ const char *vr_self_dir(void)
 	return dir;
 }
 
+/*
+ * The helper binary: --unionfs/--procfs (override), $ENV, the build tree, beside
+ * us, $PATH. -EACCES with *ret the explicit choice that is not executable;
+ * -ENOENT when none is found. Logs nothing: the caller says it once.
+ */
 int vr_find_helper(const char *name, const char *env, const char *override, char **ret)
 {
 	const char *e = getenv(env);
@@ -73,8 +78,11 @@ int vr_find_helper(const char *name, const char *env, const char *override, char
 		}
 		/* An explicit choice that does not work is an error, not a fallback. */
 		if (i < 2) {
-			log_error("%s '%s' is not executable", name, cands[i]);
-			return -ENOENT;
+			char *bad = g_strdup(cands[i]);
+
+			g_free(*ret);
+			*ret = bad;
+			return -EACCES;
 		}
 	}
 	return -ENOENT;

@@ -65,7 +65,8 @@ static struct vr_volume *vr_volume_new(const char *host, const char *ctr)
 	return v;
 }
 
-/* HOST:CTR[:OPTS]; a ':' inside a path is written '\:' (and a '\' before one '\\'), as in lowerdir. */
+/* HOST:CTR[:OPTS]; a ':' inside a path is written '\:' (and a '\' before one '\\'), as in lowerdir.
+ */
 int vr_volume_parse(const char *spec, struct vr_volume **ret)
 {
 	g_autoptr(GPtrArray) parts = NULL;
@@ -277,7 +278,8 @@ int vr_volumes_check_targets(const struct vr_config *cfg)
 				return VR_EXIT_PATH;
 			}
 			if (shown != VR_SHOWN_DIR)
-				break; /* absent (created) or a file (a file volume, or a failure later) */
+				break; /* absent (created) or a file (a file volume, or a failure
+					  later) */
 		}
 	}
 	return 0;

@@ -14,7 +14,8 @@ import time
 import pytest
 
 from test_run import Runner, alive, busybox_rootfs, cgroup_dirs, proc_info, write
-from veneer_harness import build_path, mounts_below, pids_mentioning, require, sanitizer_env
+from veneer_harness import (build_path, lazy_umount, mounts_below, pids_mentioning, require,
+                             sanitizer_env)
 
 
 @pytest.fixture
@@ -225,3 +226,102 @@ def test_volume_target_symlink_refused(vr, harness):
                        "--", "sh", "-c", "cat /real/x/f /new/y/f /gone/f"])
     assert r.returncode == 0, r.stderr
     assert r.stdout == "v\nv\nv\n"
+
+
+# --- item 7: a bad value for every option ------------------------------------------------------
+def _bad_cases(harness, procfs_mount):
+    """{option: (args, exit code, text the one message must hold)}; the documented codes of
+    veneer-run(1)'s EXIT STATUS."""
+    missing = harness.path("missing")
+    afile = harness.path("a-file")
+    write(afile, "x\n")
+    return {
+        "--help": (["--help=x"], 121, "--help=x"),
+        "--version": (["--version=x"], 121, "--version=x"),
+        "--debug": (["--debug=x", "true"], 121, "--debug=x"),
+        "--layers": (["--layers", missing, "true"], 122, missing),
+        "--layers=": (["--layers", "", "true"], 121, "--layers"),
+        "--upper": (["--upper", afile, "true"], 122, afile),
+        "--keep": (["--keep=yes", "true"], 121, "--keep=yes"),
+        "--volume": (["--volume", "relative:/x", "true"], 121, "relative:/x"),
+        "-v": (["-v", "/a:/b:bogus", "true"], 121, "/a:/b:bogus"),
+        "--mount": (["--mount", "type=bind,src=/a", "true"], 121, "type=bind,src=/a"),
+        "--memory": (["--memory", "12Q", "true"], 121, "12Q"),
+        "--cpus": (["--cpus", "-1", "true"], 121, "-1"),
+        "--cpuset-cpus": (["--cpuset-cpus", "4096", "true"], 121, "4096"),
+        "--pids-limit": (["--pids-limit", "0", "true"], 121, "'0'"),
+        "--ignore-limits": (["--ignore-limits=1", "true"], 121, "--ignore-limits=1"),
+        "--no-procfs": (["--no-procfs=1", "true"], 121, "--no-procfs=1"),
+        "--procfs-mount": (["--procfs-mount", afile, "true"], 122, afile),
+        "--hostname": (["--hostname", "no/slash", "true"], 121, "no/slash"),
+        "--net": (["--net", "bridge", "true"], 121, "bridge"),
+        "--rootless": (["--rootless=1", "true"], 121, "--rootless=1"),
+        "--env": (["--env", "=x", "true"], 121, "=x"),
+        "-e": (["-e", "", "true"], 121, "-e"),
+        "--workdir": (["--workdir", "rel/dir", "true"], 121, "rel/dir"),
+        "--user": (["--user", "nobody", "true"], 121, "nobody"),
+        "--stop-timeout": (["--stop-timeout", "soon", "true"], 121, "soon"),
+        "--cap-add": (["--cap-add", "CAP_BOGUS", "true"], 121, "CAP_BOGUS"),
+        "--cap-drop": (["--cap-drop", "FLY", "true"], 121, "FLY"),
+        "--security-opt": (["--security-opt", "apparmor=x", "true"], 121, "apparmor=x"),
+        "--security-opt=seccomp": (["--security-opt", f"seccomp={missing}", "true"], 122,
+                                   missing),
+        "--device": (["--device", f"{afile}:/dev/x", "true"], 122, afile),
+        "--device=spec": (["--device", "/dev/null:/etc/x", "true"], 121, "/dev/null:/etc/x"),
+        "--mask": (["--mask", "relative", "true"], 121, "relative"),
+        "--privileged": (["--privileged=yes", "true"], 121, "--privileged=yes"),
+        "--state-dir": (["--state-dir", afile + "/sub", "true"], 122, afile + "/sub"),
+        "--name": (["--name", ".hidden", "true"], 121, ".hidden"),
+        "--unionfs": (["--unionfs", missing, "true"], 125, missing),
+        "--procfs": (["--procfs", missing, "true"], 125, "veneer-procfs"),
+        "--list": (["--list", "extra"], 121, "extra"),
+        "--inspect": (["--inspect", "../etc"], 124, "../etc"),
+        "--cleanup": (["--cleanup=now"], 121, "--cleanup=now"),
+        "--bogus": (["--bogus", "true"], 121, "--bogus"),
+        "COMMAND": ([], 121, "COMMAND"),
+        "COMMAND=missing": (["--", "veneer-no-such-command"], 127, "veneer-no-such-command"),
+        "COMMAND=noexec": (["--", "/etc/passwd"], 126, "/etc/passwd"),
+    }
+
+
+def test_bad_value_for_every_option(harness, run_bin, need_fuse):
+    import re as _re
+    helptext = subprocess.run([run_bin, "--help"], capture_output=True, text=True).stdout
+    options = set(_re.findall(r"(?<![\w-])(--[a-z][a-z-]+|-[a-zA-Z])\b", helptext))
+    procfs_mount = harness.path("procfs-mnt")
+    cases = _bad_cases(harness, procfs_mount)
+
+    def undo():  # only if a case wrongly got as far as starting veneer-procfs
+        if os.path.ismount(procfs_mount):
+            lazy_umount(procfs_mount)
+        for pid, _ in pids_mentioning(procfs_mount):
+            os.kill(pid, signal.SIGKILL)
+    harness.defer(undo)
+    covered = {k.split("=")[0] for k in cases}
+    # Every option of --help has a case (the short ones through their long names).
+    shorts = {"-v": "--volume", "-e": "--env", "-w": "--workdir", "-u": "--user",
+              "-d": "--debug", "-h": "--help", "-V": "--version"}
+    missing = sorted(o for o in options if o not in covered and shorts.get(o) not in covered)
+    assert missing == [], missing
+    unionfs = build_path("unionfs/veneer-unionfs")
+    for key, (args, code, needle) in cases.items():
+        state = harness.path("state-" + _re.sub(r"\W", "_", key))
+        name = "bad" + _re.sub(r"\W", "", key)
+        argv = [run_bin, "--state-dir", state, "--procfs-mount", procfs_mount, "--name", name]
+        if key not in ("--unionfs", "--state-dir"):
+            argv += ["--unionfs", unionfs]
+        if key == "--state-dir":
+            argv = [run_bin, "--procfs-mount", procfs_mount, "--unionfs", unionfs]
+        r = subprocess.run(argv + args, capture_output=True, text=True, timeout=60,
+                           env=sanitizer_env(), stdin=subprocess.DEVNULL)
+        msg = [ln for ln in r.stderr.splitlines() if ln != "Try 'veneer-run --help'."]
+        assert r.returncode == code, (key, r.returncode, r.stderr)
+        assert len(msg) == 1 and msg[0].startswith("veneer-run: "), (key, r.stderr)
+        assert needle in msg[0], (key, needle, r.stderr)
+        assert r.stdout == "", (key, r.stdout)
+        # Nothing created: no state dir, procfs mount point, cgroup, mount or process.
+        assert not os.path.exists(state), key
+        assert not os.path.exists(procfs_mount), key
+        assert cgroup_dirs(name) == [], key
+        assert mounts_below(harness.path()) == [], key
+        assert pids_mentioning(state) == [] and pids_mentioning(procfs_mount) == [], key

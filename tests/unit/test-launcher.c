@@ -70,14 +70,15 @@ static void test_mount_parse(void)
 	g_assert_true(v->nocopy);
 	g_assert_true(v->must_exist);
 	vr_volume_free(v);
-	g_assert_cmpint(vr_mount_parse("type=bind,\"source=/a,\"\"b\",target=/c,readonly", &v,
-				       NULL),
-			==, 0);
+	g_assert_cmpint(
+		vr_mount_parse("type=bind,\"source=/a,\"\"b\",target=/c,readonly", &v, NULL), ==,
+		0);
 	g_assert_cmpstr(v->host, ==, "/a,\"b");
 	g_assert_cmpstr(v->ctr, ==, "/c");
 	g_assert_true(v->ro);
 	vr_volume_free(v);
-	g_assert_cmpint(vr_mount_parse("ro=false,destination=/c,type=bind,src=/a", &v, NULL), ==, 0);
+	g_assert_cmpint(vr_mount_parse("ro=false,destination=/c,type=bind,src=/a", &v, NULL), ==,
+			0);
 	g_assert_false(v->ro);
 	vr_volume_free(v);
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
