@@ -254,6 +254,14 @@ static int vr_run_wait(struct vr_ctx *ctx)
 			while (waitpid(ctx->init_pid, &status, 0) < 0 && errno == EINTR)
 				;
 			ctx->init_pid = 0;
+			/*
+			 * Its root file system went away under it (a killed union daemon): it was
+			 * killed, whatever it ended with once the file system was gone (127 from
+			 * a loader that could no longer read a library, say); 0 stays 0.
+			 */
+			if (status != 0 && ctx->union_pidfd >= 0 &&
+			    poll(&(struct pollfd){.fd = ctx->union_pidfd, .events = POLLIN}, 1, 0) > 0)
+				return 128 + SIGKILL;
 			return vr_wait_status(status);
 		}
 		if (n == 0) {
