@@ -260,7 +260,8 @@ static int vr_run_wait(struct vr_ctx *ctx)
 			 * a loader that could no longer read a library, say); 0 stays 0.
 			 */
 			if (status != 0 && ctx->union_pidfd >= 0 &&
-			    poll(&(struct pollfd){.fd = ctx->union_pidfd, .events = POLLIN}, 1, 0) > 0)
+			    poll(&(struct pollfd){.fd = ctx->union_pidfd, .events = POLLIN}, 1, 0) >
+				    0)
 				return 128 + SIGKILL;
 			return vr_wait_status(status);
 		}
