@@ -107,8 +107,11 @@ static void vr_opt_escape(GString *out, const char *s, bool colon)
  * parent > 0: the daemon is this launcher's alone (the union daemon) and ends
  * with it. It mounts in the launcher's private mount namespace, which it keeps
  * alive itself: nobody would ever unmount it there, and a killed launcher's
- * container (killed with it, init.c) leaves no user of the mount. SIGTERM,
- * so that it unmounts and closes its handles as on a normal stop.
+ * container (killed with it, init.c) leaves no user of the mount. SIGKILL, as
+ * the container gets: its files' RELEASEs never come once that is gone, so a
+ * clean stop has nothing left to do; what it wrote is in the upper layer
+ * already, and a half-done copy-up only in the work directory, which
+ * --cleanup removes.
  */
 static void vr_exec_daemon(char **argv, int keep_fd, const char *log, pid_t parent)
 {
@@ -118,7 +121,7 @@ static void vr_exec_daemon(char **argv, int keep_fd, const char *log, pid_t pare
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (parent > 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(VR_EXIT_SETUP); /* the launcher died before the prctl */
 	}
