@@ -334,7 +334,10 @@ int vc_fuse_run(struct fuse_args *args, const struct fuse_lowlevel_ops *ops, siz
 	if (hooks && hooks->end_when_unmounted)
 		vc_mount_watch_start(&watch, se, cl->mountpoint);
 	r = vc_fuse_signal_ready(cl->ready_fd);
-	if (r < 0)
+	/* EPIPE: whoever waited is gone (a killed veneer-run); nothing wrong here. */
+	if (r == -EPIPE)
+		log_debug("nobody reads readiness fd %d any more", cl->ready_fd);
+	else if (r < 0)
 		log_warning_errno(r, "could not signal readiness on fd %d", cl->ready_fd);
 
 	if (cl->singlethread) {

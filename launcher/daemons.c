@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -51,6 +52,11 @@ const char *vr_self_dir(void)
 	return dir;
 }
 
+/*
+ * The helper binary: --unionfs/--procfs (override), $ENV, the build tree, beside
+ * us, $PATH. -EACCES with *ret the explicit choice that is not executable;
+ * -ENOENT when none is found. Logs nothing: the caller says it once.
+ */
 int vr_find_helper(const char *name, const char *env, const char *override, char **ret)
 {
 	const char *e = getenv(env);
@@ -72,8 +78,11 @@ int vr_find_helper(const char *name, const char *env, const char *override, char
 		}
 		/* An explicit choice that does not work is an error, not a fallback. */
 		if (i < 2) {
-			log_error("%s '%s' is not executable", name, cands[i]);
-			return -ENOENT;
+			char *bad = g_strdup(cands[i]);
+
+			g_free(*ret);
+			*ret = bad;
+			return -EACCES;
 		}
 	}
 	return -ENOENT;
@@ -95,14 +104,27 @@ static void vr_opt_escape(GString *out, const char *s, bool colon)
  * stderr: a daemon that outlives a killed launcher must not hold the caller's
  * pipes open), and no $NOTIFY_SOCKET: a veneer-run inside a systemd service
  * must not have its veneer-procfs announce itself as that service's main pid.
+ * parent > 0: the daemon is this launcher's alone (the union daemon) and ends
+ * with it. It mounts in the launcher's private mount namespace, which it keeps
+ * alive itself: nobody would ever unmount it there, and a killed launcher's
+ * container (killed with it, init.c) leaves no user of the mount. SIGKILL, as
+ * the container gets: its files' RELEASEs never come once that is gone, so a
+ * clean stop has nothing left to do; what it wrote is in the upper layer
+ * already, and a half-done copy-up only in the work directory, which
+ * --cleanup removes.
  */
-static void vr_exec_daemon(char **argv, int keep_fd, const char *log)
+static void vr_exec_daemon(char **argv, int keep_fd, const char *log, pid_t parent)
 {
 	sigset_t none;
 	int null, out;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (parent > 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(VR_EXIT_SETUP); /* the launcher died before the prctl */
+	}
 	setsid();
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -165,6 +187,7 @@ int vr_unionfs_start(struct vr_ctx *ctx)
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return log_error_errno(-errno, "cannot create a pipe");
 	ready_opt = g_strdup_printf("--ready-fd=%d", pfd[1]);
+	pid_t self = getpid();
 	g_autofree char *log = g_build_filename(ctx->dir, VR_UNIONFS_LOG, NULL);
 	char *argv[] = {ctx->cfg->unionfs_bin, "-f", ready_opt, "-o", opts->str, ctx->merged, NULL};
 
@@ -178,7 +201,7 @@ int vr_unionfs_start(struct vr_ctx *ctx)
 	}
 	if (pid == 0) {
 		close(pfd[0]);
-		vr_exec_daemon(argv, pfd[1], log);
+		vr_exec_daemon(argv, pfd[1], log, self);
 	}
 	close(pfd[1]);
 	ctx->union_pid = pid;
@@ -323,7 +346,7 @@ static int vr_procfs_start(const struct vr_config *cfg)
 	if (pid < 0)
 		return log_error_errno(-errno, "cannot fork");
 	if (pid == 0)
-		vr_exec_daemon(argv, -1, "/dev/null");
+		vr_exec_daemon(argv, -1, "/dev/null", 0);
 	/* Without -f it forks only once the mount is up: its exit means ready. */
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR)

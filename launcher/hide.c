@@ -13,7 +13,9 @@
  * started later is hidden from those started earlier too. The order makes it
  * race-free: B registers, then pushes into every container whose init is
  * registered; A's init scans the registry only after its own pid is
- * registered. So either B's push sees A, or A's scan sees B. A's mount
+ * registered. So either B's push sees A, or A's scan sees B. A push into a
+ * container whose init has not pivoted into its union yet is left to that
+ * init, which scans once more after pivot_root. A's mount
  * namespace is entered through the fd A's launcher holds on it
  * (/proc/LAUNCHER/fd/N): PID 1 itself is not dumpable, which a rootless user
  * may not get past.
@@ -135,7 +137,12 @@ static bool vr_hide_dedicated(const char *dir)
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
 		state = g_build_filename(dir, de->d_name, "state.json", NULL);
-		if (++n > 100000 || !vr_state_name_valid(de->d_name) || access(state, F_OK) < 0)
+		if (++n > 100000)
+			return false;
+		/* A container being created (no state yet) holds its directory's lock. */
+		if (vr_state_name_valid(de->d_name) && access(state, F_OK) == 0)
+			continue;
+		if (!vr_state_creating(dir, de->d_name))
 			return false;
 	}
 	return true;
@@ -427,6 +434,43 @@ int vr_hide_apply(const struct vr_ctx *ctx, int rootfd)
 	return 0;
 }
 
+/*
+ * In the init, right after pivot_root (before the volumes): the registry once
+ * more. A container that registered after our first scan found us not pivoted
+ * yet and left its masks to us (vr_hide_push_child). Paths under a mask are
+ * hidden already (-EXDEV: skipped).
+ */
+int vr_hide_apply_late(const struct vr_ctx *ctx)
+{
+	g_autoptr(GPtrArray) entries = NULL;
+	_cleanup_close_ int rootfd = -1;
+
+	if (!ctx->cfg->default_layers)
+		return 0;
+	rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return log_error_errno(-errno, "cannot open the new root");
+	entries = vr_hide_entries(ctx);
+	for (guint i = 0; i < entries->len; i++) {
+		const struct vr_hide_entry *e = entries->pdata[i];
+
+		for (guint j = 0; j < e->hide->len; j++) {
+			const char *p = e->hide->pdata[j];
+			struct stat st;
+			int r;
+
+			if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+				continue;
+			if (!e->trusted && vr_hide_host_uid(ctx, st.st_uid) != e->uid)
+				continue;
+			r = vr_mask_at(rootfd, p, true);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
 /* /proc/PID/NAME of e's launcher, when that is still the process the entry names. */
 static int vr_hide_launcher_open(const struct vr_hide_entry *e, const char *name)
 {
@@ -448,6 +492,7 @@ static void vr_hide_push_child(const struct vr_ctx *ctx, const struct vr_hide_en
 	_cleanup_close_ int userns = -1;
 	_cleanup_close_ int mntns = vr_hide_launcher_open(e, fdname);
 	_cleanup_close_ int rootfd = -1;
+	struct stat host_root, root;
 
 	if (mntns == -ESRCH || mntns == -ENOENT)
 		_exit(0); /* gone meanwhile */
@@ -455,6 +500,8 @@ static void vr_hide_push_child(const struct vr_ctx *ctx, const struct vr_hide_en
 		_exit(-mntns);
 	if (ioctl(mntns, NS_GET_NSTYPE) != CLONE_NEWNS)
 		_exit(EBADF);
+	if (stat("/", &host_root) < 0)
+		_exit(errno);
 	/* A user's: their rootless container's user namespace first, which they own. */
 	if (ctx->host_uid != 0) {
 		userns = vr_hide_launcher_open(e, "ns/user");
@@ -466,8 +513,16 @@ static void vr_hide_push_child(const struct vr_ctx *ctx, const struct vr_hide_en
 	if (setns(mntns, CLONE_NEWNS) < 0)
 		_exit(errno);
 	rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (rootfd < 0)
+	if (rootfd < 0 || fstat(rootfd, &root) < 0)
 		_exit(errno);
+	/*
+	 * Its init has not pivoted into its union yet: "/" there is still the host's,
+	 * where a mask (of the state directory, say) would cover its own union mount
+	 * point. It scans the registry again once it has pivoted (vr_hide_apply_late),
+	 * after our entry was written: it hides us itself.
+	 */
+	if (root.st_dev == host_root.st_dev && root.st_ino == host_root.st_ino)
+		_exit(0);
 	for (guint i = 0; i < ctx->hide_paths->len; i++) {
 		int r = vr_mask_at(rootfd, ctx->hide_paths->pdata[i], true);
 

@@ -165,6 +165,8 @@ static int vr_init_setup(struct vr_ctx *ctx, const char *hostname)
 	if (r >= 0)
 		r = vr_mounts_pivot(ctx->merged);
 	if (r >= 0)
+		r = vr_hide_apply_late(ctx);
+	if (r >= 0)
 		r = vr_volumes_attach(ctx, vfds);
 	for (guint i = 0; i < nvol; i++)
 		if (vfds[i] >= 0)

@@ -45,6 +45,7 @@ struct vr_volume {
 	char *ctr;  /* absolute, normalised, as seen inside the container */
 	bool ro;
 	bool nocopy;
+	bool must_exist; /* --mount type=bind: HOST is not created */
 };
 
 struct vr_limits {
@@ -94,6 +95,7 @@ struct vr_ctx {
 	char *id;
 	char *created; /* ISO 8601, set at the first state write */
 	char *dir;     /* state_dir/id */
+	int dir_lock;  /* flock'ed fd on dir while this launcher lives (state.c) */
 	char *upper;
 	char *work;
 	char *merged;
@@ -149,6 +151,8 @@ int vr_mount_setattr_ro(const char *path, bool recursive);
 
 /* volumes.c */
 int vr_volume_parse(const char *spec, struct vr_volume **ret);
+int vr_mount_parse(const char *spec, struct vr_volume **ret, char **ret_err);
+int vr_volumes_check_targets(const struct vr_config *cfg);
 void vr_volume_free(struct vr_volume *v);
 int vr_volumes_prepare(struct vr_ctx *ctx);
 int vr_volumes_open(struct vr_ctx *ctx, int *fds);
@@ -176,6 +180,8 @@ GPtrArray *vr_env_build(const struct vr_config *cfg, const char *hostname);
 
 /* state.c */
 char *vr_state_new_id(void);
+int vr_state_create_dir(const char *state_dir, const char *id, int *ret_lock);
+bool vr_state_creating(const char *state_dir, const char *name);
 int vr_state_write(struct vr_ctx *ctx);
 int vr_state_list(const char *state_dir);
 int vr_state_inspect(const char *state_dir, const char *id);

@@ -45,6 +45,7 @@ enum {
 	VR_OPT_LIST,
 	VR_OPT_INSPECT,
 	VR_OPT_CLEANUP,
+	VR_OPT_MOUNT,
 };
 
 static const struct option vr_options[] = {
@@ -68,6 +69,7 @@ static const struct option vr_options[] = {
 	{"workdir", required_argument, NULL, 'w'},
 	{"user", required_argument, NULL, 'u'},
 	{"volume", required_argument, NULL, 'v'},
+	{"mount", required_argument, NULL, VR_OPT_MOUNT},
 	{"state-dir", required_argument, NULL, VR_OPT_STATE_DIR},
 	{"name", required_argument, NULL, VR_OPT_NAME},
 	{"unionfs", required_argument, NULL, VR_OPT_UNIONFS},
@@ -97,7 +99,12 @@ static void vr_help(void)
 	       "      --keep               keep the fresh upper layer after exit\n"
 	       "  -v, --volume HOST:CTR[:ro|:nocopy]\n"
 	       "                           bind HOST at CTR; an empty HOST directory first gets\n"
-	       "                           a copy of CTR's content in the image (not with nocopy)\n"
+	       "                           a copy of CTR's content in the image (not with\n"
+	       "                           nocopy); \\: for a colon in a path\n"
+	       "      --mount type=bind,src=HOST,dst=CTR[,ro]\n"
+	       "                           bind HOST (which must exist) at CTR, Docker's\n"
+	       "                           spelling: paths may hold ':', quoted fields ','; no\n"
+	       "                           copy into HOST\n"
 	       "Limits (a new cgroup, removed on exit):\n"
 	       "      --memory SIZE        memory limit, e.g. 256M, 1G\n"
 	       "      --cpus N             CPU quota, e.g. 0.5; also narrows the CPU affinity\n"
@@ -154,7 +161,8 @@ static void vr_help(void)
 	       "\n"
 	       "Exit status: COMMAND's status (128+N when killed by signal N), or\n"
 	       "  121  bad command line: unknown option, bad value, missing COMMAND\n"
-	       "  122  a layer, --upper, volume or state path does not exist or is unusable\n"
+	       "  122  a layer, --upper, volume, --procfs-mount or state path does not exist\n"
+	       "       or is unusable; a volume target through a symbolic link of the image\n"
 	       "  123  no permission (state directory, rootless limits, -u in rootless mode)\n"
 	       "  124  --inspect: no such container\n"
 	       "  125  setting the container up failed (mount, cgroup, helper daemon)\n"
@@ -383,7 +391,18 @@ static int vr_parse_args(int argc, char **argv, struct vr_config *cfg)
 
 			if (vr_volume_parse(optarg, &v) < 0)
 				return vr_usage_error(
-					"bad -v '%s' (absolute HOST:CTR[:ro|:nocopy])", optarg);
+					"bad -v '%s' (absolute HOST:CTR[:ro|:nocopy], "
+					"\\: for a ':' in a path)",
+					optarg);
+			g_ptr_array_add(cfg->volumes, v);
+			break;
+		}
+		case VR_OPT_MOUNT: {
+			g_autofree char *err = NULL;
+			struct vr_volume *v;
+
+			if (vr_mount_parse(optarg, &v, &err) < 0)
+				return vr_usage_error("bad --mount '%s': %s", optarg, err);
 			g_ptr_array_add(cfg->volumes, v);
 			break;
 		}
@@ -547,6 +566,11 @@ static int vr_validate(struct vr_config *cfg)
 	for (guint i = 0; i < cfg->volumes->len; i++) {
 		struct vr_volume *v = cfg->volumes->pdata[i];
 
+		if (v->must_exist && access(v->host, F_OK) < 0) {
+			fprintf(stderr, "veneer-run: --mount source '%s' does not exist\n",
+				v->host);
+			return VR_EXIT_PATH;
+		}
 		if (access(v->host, F_OK) < 0 && vr_check_creatable(v->host) < 0) {
 			fprintf(stderr,
 				"veneer-run: volume source '%s' does not exist and cannot be "
@@ -555,9 +579,27 @@ static int vr_validate(struct vr_config *cfg)
 			return VR_EXIT_PATH;
 		}
 	}
+	r = vr_volumes_check_targets(cfg);
+	if (r != 0)
+		return r;
 	if (cfg->procfs_mount && cfg->procfs_mount[0] != '/') {
 		fprintf(stderr, "veneer-run: bad --procfs-mount '%s'\n", cfg->procfs_mount);
 		return VR_EXIT_USAGE;
+	}
+	if (!cfg->no_procfs) {
+		struct stat st;
+
+		/* A running instance is a directory too; a file here would fail only at run time.
+		 */
+		if (stat(cfg->procfs_mount, &st) == 0
+			    ? !S_ISDIR(st.st_mode)
+			    : !cfg->rootless && vr_check_creatable(cfg->procfs_mount) < 0) {
+			fprintf(stderr,
+				"veneer-run: --procfs-mount '%s' is not a directory and cannot be "
+				"created\n",
+				cfg->procfs_mount);
+			return VR_EXIT_PATH;
+		}
 	}
 	r = vr_check_creatable(cfg->state_dir);
 	if (r == -ENOTDIR) {
@@ -629,24 +671,40 @@ static int vr_validate(struct vr_config *cfg)
 		g_clear_pointer(&cfg->limits.cpuset_cpus, g_free);
 	}
 	r = vr_find_helper("veneer-unionfs", "VENEER_UNIONFS", cfg->unionfs_bin, &cfg->unionfs_bin);
+	if (r == -EACCES) {
+		fprintf(stderr,
+			"veneer-run: veneer-unionfs '%s' (--unionfs or $VENEER_UNIONFS) is not "
+			"executable\n",
+			cfg->unionfs_bin);
+		return VR_EXIT_SETUP;
+	}
 	if (r < 0) {
 		fprintf(stderr,
 			"veneer-run: veneer-unionfs not found (next to veneer-run, in $PATH, "
 			"--unionfs or $VENEER_UNIONFS)\n");
 		return VR_EXIT_SETUP;
 	}
-	if (!cfg->no_procfs && vr_find_helper("veneer-procfs", "VENEER_PROCFS", cfg->procfs_bin,
-					      &cfg->procfs_bin) < 0) {
-		g_clear_pointer(&cfg->procfs_bin, g_free);
+	if (!cfg->no_procfs) {
+		r = vr_find_helper("veneer-procfs", "VENEER_PROCFS", cfg->procfs_bin,
+				   &cfg->procfs_bin);
 		/* Only needed when no instance runs yet (rootless cannot start one anyway). */
-		if (!cfg->rootless && !vr_procfs_running(cfg)) {
-			fprintf(stderr,
-				"veneer-run: veneer-procfs not found (next to veneer-run, in "
-				"$PATH, --procfs or $VENEER_PROCFS) and none runs at '%s'; "
-				"--no-procfs runs without it\n",
-				cfg->procfs_mount);
+		if (r < 0 && !cfg->rootless && !vr_procfs_running(cfg)) {
+			if (r == -EACCES)
+				fprintf(stderr,
+					"veneer-run: veneer-procfs '%s' (--procfs or "
+					"$VENEER_PROCFS) is not executable and none runs at '%s'; "
+					"--no-procfs runs without it\n",
+					cfg->procfs_bin, cfg->procfs_mount);
+			else
+				fprintf(stderr,
+					"veneer-run: veneer-procfs not found (next to veneer-run, "
+					"in $PATH, --procfs or $VENEER_PROCFS) and none runs at "
+					"'%s'; --no-procfs runs without it\n",
+					cfg->procfs_mount);
 			return VR_EXIT_SETUP;
 		}
+		if (r < 0)
+			g_clear_pointer(&cfg->procfs_bin, g_free);
 	}
 	r = vr_lookup_command(cfg, NULL);
 	if (r != 0)

@@ -88,8 +88,9 @@ static int vr_run_dirs(struct vr_ctx *ctx)
 	if (r < 0)
 		return log_error_errno(r, "failed to create state directory '%s'", cfg->state_dir);
 	ctx->dir = g_build_filename(cfg->state_dir, ctx->id, NULL);
-	if (mkdir(ctx->dir, 0711) < 0)
-		return log_error_errno(-errno, "failed to create '%s'", ctx->dir);
+	r = vr_state_create_dir(cfg->state_dir, ctx->id, &ctx->dir_lock);
+	if (r < 0)
+		return r;
 	ctx->dir_created = true;
 	if (cfg->upper) {
 		ctx->upper = g_strdup(cfg->upper);
@@ -253,6 +254,15 @@ static int vr_run_wait(struct vr_ctx *ctx)
 			while (waitpid(ctx->init_pid, &status, 0) < 0 && errno == EINTR)
 				;
 			ctx->init_pid = 0;
+			/*
+			 * Its root file system went away under it (a killed union daemon): it was
+			 * killed, whatever it ended with once the file system was gone (127 from
+			 * a loader that could no longer read a library, say); 0 stays 0.
+			 */
+			if (status != 0 && ctx->union_pidfd >= 0 &&
+			    poll(&(struct pollfd){.fd = ctx->union_pidfd, .events = POLLIN}, 1, 0) >
+				    0)
+				return 128 + SIGKILL;
 			return vr_wait_status(status);
 		}
 		if (n == 0) {
@@ -304,6 +314,9 @@ static int vr_teardown(struct vr_ctx *ctx)
 	ctx->mntns_fd = -1;
 	if (ctx->union_pid > 0)
 		vr_unionfs_stop(ctx->union_pid, ctx->union_pidfd, ctx->merged);
+	else if (ctx->merged)
+		/* A killed daemon's mount (ENOTCONN) stays in our namespace, busying merged/. */
+		umount2(ctx->merged, MNT_DETACH);
 	if (ctx->dir_created)
 		vr_relay_log(ctx->dir);
 	if (ctx->union_pidfd >= 0)
@@ -373,6 +386,8 @@ static void vr_ctx_done(struct vr_ctx *ctx)
 		close(ctx->hide_root_fd);
 	if (ctx->mntns_fd >= 0)
 		close(ctx->mntns_fd);
+	if (ctx->dir_lock >= 0)
+		close(ctx->dir_lock);
 }
 
 /* Give the terminal back to our process group when COMMAND had taken it. */
@@ -401,6 +416,7 @@ int vr_run(const struct vr_config *cfg)
 		.hide_fd = -1,
 		.hide_root_fd = -1,
 		.mntns_fd = -1,
+		.dir_lock = -1,
 	};
 	uid_t uid = geteuid();
 	gid_t gid = getegid();

@@ -168,6 +168,7 @@ int vr_hide_register(struct vr_ctx *ctx);
 int vr_hide_push(struct vr_ctx *ctx);
 int vr_hide_update(struct vr_ctx *ctx);
 int vr_hide_apply(const struct vr_ctx *ctx, int rootfd);
+int vr_hide_apply_late(const struct vr_ctx *ctx);
 void vr_hide_unregister(const char *dir);
 
 /* security.c */

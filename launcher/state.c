@@ -11,6 +11,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -23,6 +25,7 @@
 #include "log.h"
 
 #define VR_STATE_FILE "state.json"
+#define VR_STATE_NEW ".new-"
 
 char *vr_state_new_id(void)
 {
@@ -39,6 +42,72 @@ char *vr_state_new_id(void)
 	for (size_t i = 0; i < sizeof(b); i++)
 		g_string_append_printf(s, "%02x", b[i]);
 	return g_string_free(s, FALSE);
+}
+
+/*
+ * The container's directory, locked (flock) for as long as this launcher
+ * lives: --cleanup takes what nobody holds, with or without a state.json.
+ * Made under a dot-name, locked, then renamed into place (never over an
+ * existing one), so that no unlocked, live directory is ever visible.
+ */
+int vr_state_create_dir(const char *state_dir, const char *id, int *ret_lock)
+{
+	g_autofree char *name = g_strconcat(VR_STATE_NEW, id, NULL);
+	g_autofree char *dir = g_build_filename(state_dir, id, NULL);
+	_cleanup_close_ int sfd = open(state_dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (sfd < 0)
+		return log_error_errno(-errno, "cannot open state directory '%s'", state_dir);
+	if (mkdirat(sfd, name, 0711) < 0)
+		return log_error_errno(-errno, "failed to create '%s/%s'", state_dir, name);
+	fd = openat(sfd, name, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* Blocking: another launcher's or --cleanup's probe holds it for a moment at most. */
+	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+		r = log_error_errno(-errno, "cannot lock '%s/%s'", state_dir, name);
+		unlinkat(sfd, name, AT_REMOVEDIR);
+		return r;
+	}
+	if (renameat2(sfd, name, sfd, id, RENAME_NOREPLACE) < 0) {
+		r = -errno;
+		unlinkat(sfd, name, AT_REMOVEDIR);
+		if (r == -EEXIST)
+			return log_error_errno(r, "a container named '%s' already exists in '%s'",
+					       id, state_dir);
+		return log_error_errno(r, "failed to create '%s'", dir);
+	}
+	*ret_lock = TAKE_FD(fd);
+	return 0;
+}
+
+/* True when a live launcher holds the directory (see vr_state_create_dir). */
+static bool vr_state_locked(int dfd)
+{
+	if (flock(dfd, LOCK_SH | LOCK_NB) == 0) {
+		flock(dfd, LOCK_UN);
+		return false;
+	}
+	return errno == EWOULDBLOCK;
+}
+
+static bool vr_state_dir_locked(const char *dir)
+{
+	_cleanup_close_ int fd = open(dir, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	return fd >= 0 && vr_state_locked(fd);
+}
+
+/* name in state_dir is a container's directory that a live launcher holds, state or not. */
+bool vr_state_creating(const char *state_dir, const char *name)
+{
+	const char *id = g_str_has_prefix(name, VR_STATE_NEW) ? name + strlen(VR_STATE_NEW) : name;
+	g_autofree char *dir = NULL;
+
+	if (!vr_state_name_valid(id))
+		return false;
+	dir = g_build_filename(state_dir, name, NULL);
+	return vr_state_dir_locked(dir);
 }
 
 bool vr_state_name_valid(const char *name)
@@ -410,13 +479,107 @@ static int vr_state_cleanup_one(const char *state_dir, const char *id, JsonObjec
 	return r;
 }
 
+static const char *const vr_state_trees[] = {"work", "upper"};
+static const char *const vr_state_points[] = {"merged", "lower"};
+static const char *const vr_state_files[] = {VR_UNIONFS_LOG, VR_STATE_FILE ".tmp"};
+
+/* Nothing in dir but what a launcher makes there. */
+static bool vr_state_only_ours(const char *dir)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return false;
+	while ((de = readdir(d))) {
+		const char *n = de->d_name;
+		bool ours = strcmp(n, ".") == 0 || strcmp(n, "..") == 0;
+
+		for (size_t i = 0; i < G_N_ELEMENTS(vr_state_trees); i++)
+			ours = ours || strcmp(n, vr_state_trees[i]) == 0;
+		for (size_t i = 0; i < G_N_ELEMENTS(vr_state_points); i++)
+			ours = ours || strcmp(n, vr_state_points[i]) == 0;
+		for (size_t i = 0; i < G_N_ELEMENTS(vr_state_files); i++)
+			ours = ours || strcmp(n, vr_state_files[i]) == 0;
+		if (!ours)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A container directory without a state.json that no launcher holds: a
+ * launcher killed between creating it and writing the state, or one that
+ * could not finish its teardown (its union mount was busy). What veneer
+ * makes there goes; anything else stays, and so does the directory.
+ */
+static void vr_state_cleanup_stateless(const char *state_dir, const char *name)
+{
+	g_autofree char *dir = g_build_filename(state_dir, name, NULL);
+	const char *id = g_str_has_prefix(name, VR_STATE_NEW) ? name + strlen(VR_STATE_NEW) : name;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(vr_state_trees); i++) {
+		g_autofree char *p = g_build_filename(dir, vr_state_trees[i], NULL);
+
+		vr_rm_rf(p);
+	}
+	/* Mount vr_state_points: never recursed into (one could still be mounted, elsewhere). */
+	for (size_t i = 0; i < G_N_ELEMENTS(vr_state_points); i++) {
+		g_autofree char *p = g_build_filename(dir, vr_state_points[i], NULL);
+
+		umount2(p, MNT_DETACH | UMOUNT_NOFOLLOW);
+		rmdir(p);
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(vr_state_files); i++) {
+		g_autofree char *p = g_build_filename(dir, vr_state_files[i], NULL);
+
+		unlink(p);
+	}
+	vr_hide_unregister(dir);
+	if (rmdir(dir) < 0) {
+		log_warning_errno(-errno, "could not remove '%s'", dir);
+		return;
+	}
+	printf("%s\n", id);
+}
+
+/* Names in the state directory that look like containers' but have no state.json. */
+static GPtrArray *vr_state_stateless(const char *state_dir)
+{
+	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+	_cleanup_closedir_ DIR *d = opendir(state_dir);
+	struct dirent *de;
+
+	if (!d)
+		return names;
+	while ((de = readdir(d))) {
+		const char *n = de->d_name;
+		const char *id = g_str_has_prefix(n, VR_STATE_NEW) ? n + strlen(VR_STATE_NEW) : n;
+		g_autofree char *dir = g_build_filename(state_dir, n, NULL);
+		g_autofree char *f = g_build_filename(dir, VR_STATE_FILE, NULL);
+		struct stat st;
+
+		if (!vr_state_name_valid(id) || lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+		    access(f, F_OK) == 0 || errno != ENOENT)
+			continue;
+		/* Between its mkdir and its lock a new one is not held yet: leave young ones. */
+		if ((n != id && time(NULL) - st.st_ctime < 60) || !vr_state_only_ours(dir))
+			continue;
+		g_ptr_array_add(names, g_strdup(n));
+	}
+	g_ptr_array_sort(names, vr_state_cmp);
+	return names;
+}
+
 int vr_state_cleanup(const char *state_dir)
 {
 	g_autoptr(GPtrArray) ids = vr_state_ids(state_dir);
+	g_autoptr(GPtrArray) stateless = vr_state_stateless(state_dir);
 	int r = 0;
 
 	for (guint i = 0; i < ids->len; i++) {
 		g_autoptr(JsonNode) n = vr_state_read(state_dir, ids->pdata[i]);
+		g_autofree char *dir = g_build_filename(state_dir, ids->pdata[i], NULL);
 		JsonObject *o;
 		const char *status;
 
@@ -424,10 +587,20 @@ int vr_state_cleanup(const char *state_dir)
 			continue;
 		o = json_node_get_object(n);
 		status = vr_obj_str(o, "Status");
-		if (vr_state_running(o) || (status && strcmp(status, "exited") == 0))
+		if (vr_state_running(o) || vr_state_dir_locked(dir) ||
+		    (status && strcmp(status, "exited") == 0))
 			continue; /* alive, or finished cleanly (a --keep'd upper) */
 		if (vr_state_cleanup_one(state_dir, ids->pdata[i], o) < 0)
 			r = VR_EXIT_SETUP;
+	}
+	for (guint i = 0; i < stateless->len; i++) {
+		g_autofree char *dir = g_build_filename(state_dir, stateless->pdata[i], NULL);
+		_cleanup_close_ int fd = open(dir, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+		/* Held while we work: a launcher cannot take it meanwhile (it never reuses one). */
+		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+			continue;
+		vr_state_cleanup_stateless(state_dir, stateless->pdata[i]);
 	}
 	return r;
 }

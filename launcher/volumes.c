@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Volumes (-v HOST:CTR[:ro|:nocopy]): parsing, Docker's copy-data for a fresh
+ * Volumes (-v HOST:CTR[:ro|:nocopy], --mount type=bind,...): parsing, the check
+ * that no target goes through a symbolic link of the image, Docker's copy-data for a fresh
  * empty HOST directory (done by the launcher through the union mount before
  * the container starts), and the bind mounts, cloned from the host before
  * pivot_root and attached after it so that CTR resolves inside the container.
@@ -17,6 +18,7 @@
 #include "fsutil.h"
 #include "launcher.h"
 #include "log.h"
+#include "parse-util.h"
 #include "path-util.h"
 
 void vr_volume_free(struct vr_volume *v)
@@ -28,38 +30,258 @@ void vr_volume_free(struct vr_volume *v)
 	g_free(v);
 }
 
+/* The options after HOST:CTR: ro, rw, nocopy, comma-separated. */
+static int vr_volume_options(struct vr_volume *v, const char *opts)
+{
+	g_auto(GStrv) o = g_strsplit(opts, ",", -1);
+
+	for (guint i = 0; o[i]; i++) {
+		if (strcmp(o[i], "ro") == 0)
+			v->ro = true;
+		else if (strcmp(o[i], "rw") == 0)
+			v->ro = false;
+		else if (strcmp(o[i], "nocopy") == 0)
+			v->nocopy = true;
+		else
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* host and ctr absolute, ctr not "/": a volume, else NULL. */
+static struct vr_volume *vr_volume_new(const char *host, const char *ctr)
+{
+	struct vr_volume *v;
+
+	if (host[0] != '/' || ctr[0] != '/')
+		return NULL;
+	v = g_new0(struct vr_volume, 1);
+	v->host = vc_path_normalize(host);
+	v->ctr = vc_path_normalize(ctr);
+	if (strcmp(v->ctr, "/") == 0) {
+		vr_volume_free(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* HOST:CTR[:OPTS]; a ':' inside a path is written '\:' (and a '\' before one '\\'), as in lowerdir.
+ */
 int vr_volume_parse(const char *spec, struct vr_volume **ret)
 {
-	g_auto(GStrv) parts = g_strsplit(spec, ":", 4);
+	g_autoptr(GPtrArray) parts = NULL;
 	struct vr_volume *v;
-	guint n = g_strv_length(parts);
 
-	if (n < 2 || n > 3 || parts[0][0] != '/' || parts[1][0] != '/')
+	if (vc_split_escaped(spec, ':', &parts) < 0 || parts->len < 2 || parts->len > 3)
 		return -EINVAL;
-	v = g_new0(struct vr_volume, 1);
-	v->host = vc_path_normalize(parts[0]);
-	v->ctr = vc_path_normalize(parts[1]);
-	if (strcmp(v->ctr, "/") == 0) {
+	v = vr_volume_new(parts->pdata[0], parts->pdata[1]);
+	if (!v)
+		return -EINVAL;
+	if (parts->len == 3 && vr_volume_options(v, parts->pdata[2]) < 0) {
 		vr_volume_free(v);
 		return -EINVAL;
 	}
-	if (n == 3) {
-		g_auto(GStrv) opts = g_strsplit(parts[2], ",", -1);
+	*ret = v;
+	return 0;
+}
 
-		for (guint i = 0; opts[i]; i++) {
-			if (strcmp(opts[i], "ro") == 0) {
-				v->ro = true;
-			} else if (strcmp(opts[i], "rw") == 0) {
-				v->ro = false;
-			} else if (strcmp(opts[i], "nocopy") == 0) {
-				v->nocopy = true;
+/* Docker's --mount CSV: fields split at ',' outside double quotes; "" is a quote inside them. */
+static int vr_mount_fields(const char *spec, GPtrArray **ret)
+{
+	g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GString) cur = g_string_new("");
+	bool quoted = false;
+
+	for (const char *p = spec;; p++) {
+		if (*p == '\0' && quoted)
+			return -EINVAL;
+		if (*p == '"') {
+			if (quoted && p[1] == '"') {
+				g_string_append_c(cur, '"');
+				p++;
 			} else {
-				vr_volume_free(v);
+				quoted = !quoted;
+			}
+			continue;
+		}
+		if ((*p == ',' && !quoted) || *p == '\0') {
+			g_ptr_array_add(out, g_strdup(cur->str));
+			g_string_truncate(cur, 0);
+			if (*p == '\0')
+				break;
+			continue;
+		}
+		g_string_append_c(cur, *p);
+	}
+	*ret = g_steal_pointer(&out);
+	return 0;
+}
+
+static int vr_mount_bool(const char *val, bool *ret)
+{
+	if (!val || strcmp(val, "true") == 0 || strcmp(val, "1") == 0)
+		*ret = true;
+	else if (strcmp(val, "false") == 0 || strcmp(val, "0") == 0)
+		*ret = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * --mount type=bind,src=HOST,dst=CTR[,ro]: Docker's spelling, where any path
+ * may hold ':' (and, quoted, ','). Keys: type (bind only), source|src,
+ * destination|dst|target, readonly|ro[=true|false|1|0], bind-propagation=
+ * rprivate (the only one veneer-run gives). As Docker's bind: HOST must exist
+ * and nothing is copied into it. *ret_err names what is wrong.
+ */
+int vr_mount_parse(const char *spec, struct vr_volume **ret, char **ret_err)
+{
+	g_autoptr(GPtrArray) fields = NULL;
+	const char *type = NULL, *src = NULL, *dst = NULL;
+	bool ro = false;
+	struct vr_volume *v;
+
+	if (vr_mount_fields(spec, &fields) < 0) {
+		*ret_err = g_strdup("an unterminated '\"'");
+		return -EINVAL;
+	}
+	for (guint i = 0; i < fields->len; i++) {
+		const char *f = fields->pdata[i];
+		const char *eq = strchr(f, '=');
+		g_autofree char *key = eq ? g_strndup(f, eq - f) : g_strdup(f);
+		const char *val = eq ? eq + 1 : NULL;
+
+		if (strcmp(key, "readonly") == 0 || strcmp(key, "ro") == 0) {
+			if (vr_mount_bool(val, &ro) < 0) {
+				*ret_err = g_strdup_printf("bad value in '%s' (true or false)", f);
 				return -EINVAL;
 			}
+			continue;
+		}
+		if (!val || !val[0]) {
+			*ret_err = g_strdup_printf("'%s' needs a value", key);
+			return -EINVAL;
+		}
+		if (strcmp(key, "type") == 0)
+			type = val;
+		else if (strcmp(key, "source") == 0 || strcmp(key, "src") == 0)
+			src = val;
+		else if (strcmp(key, "destination") == 0 || strcmp(key, "dst") == 0 ||
+			 strcmp(key, "target") == 0)
+			dst = val;
+		else if (strcmp(key, "bind-propagation") == 0 && strcmp(val, "rprivate") == 0)
+			continue;
+		else {
+			*ret_err = g_strdup_printf("unknown or unsupported field '%s'", f);
+			return -EINVAL;
 		}
 	}
+	if (!type || strcmp(type, "bind") != 0) {
+		*ret_err = g_strdup("only type=bind is supported (and required)");
+		return -EINVAL;
+	}
+	if (!src || !dst) {
+		*ret_err = g_strdup("src= and dst= are required");
+		return -EINVAL;
+	}
+	v = vr_volume_new(src, dst);
+	if (!v) {
+		*ret_err = g_strdup("src and dst must be absolute, dst not '/'");
+		return -EINVAL;
+	}
+	v->ro = ro;
+	v->nocopy = true;
+	v->must_exist = true;
 	*ret = v;
+	return 0;
+}
+
+/* How one name of a path shows at the top of the layers (upper first). */
+enum vr_shown {
+	VR_SHOWN_NONE,
+	VR_SHOWN_DIR,
+	VR_SHOWN_OTHER,
+	VR_SHOWN_SYMLINK,
+};
+
+static enum vr_shown vr_shown_in(const char *root, const char *path, char **ret_target)
+{
+	g_autofree char *p = g_build_filename(root, path, NULL);
+	g_autofree char *dir = g_path_get_dirname(p);
+	g_autofree char *base = g_path_get_basename(p);
+	g_autofree char *wh = g_strconcat(dir, "/.wh.", base, NULL);
+	struct stat st;
+
+	if (lstat(p, &st) < 0)
+		return lstat(wh, &st) == 0 ? VR_SHOWN_OTHER : VR_SHOWN_NONE;
+	if (S_ISLNK(st.st_mode)) {
+		*ret_target = g_file_read_link(p, NULL);
+		return VR_SHOWN_SYMLINK;
+	}
+	if (S_ISCHR(st.st_mode) && st.st_rdev == 0)
+		return VR_SHOWN_OTHER; /* a whiteout: absent, created as a directory */
+	return S_ISDIR(st.st_mode) ? VR_SHOWN_DIR : VR_SHOWN_OTHER;
+}
+
+/*
+ * Before anything is created: no directory on the way to a volume's CTR is a
+ * symbolic link in the image (the upper layer, the layers, an earlier volume
+ * it lies in), which would put the volume somewhere else. Returns 0 or an
+ * exit code after the one message.
+ */
+int vr_volumes_check_targets(const struct vr_config *cfg)
+{
+	for (guint i = 0; i < cfg->volumes->len; i++) {
+		const struct vr_volume *v = cfg->volumes->pdata[i];
+		g_autoptr(GPtrArray) roots = g_ptr_array_new_with_free_func(g_free);
+		const char *rel = v->ctr;
+		const struct vr_volume *in = NULL;
+		g_auto(GStrv) names = NULL;
+		g_autoptr(GString) sofar = g_string_new("");
+
+		/* Inside an earlier volume: that volume's HOST is the only root. */
+		for (guint j = 0; j < i; j++) {
+			const struct vr_volume *w = cfg->volumes->pdata[j];
+
+			if (strcmp(w->ctr, v->ctr) != 0 && vc_path_is_inside(v->ctr, w->ctr) &&
+			    (!in || strlen(w->ctr) > strlen(in->ctr)))
+				in = w;
+		}
+		if (in) {
+			g_ptr_array_add(roots, g_strdup(in->host));
+			rel = v->ctr + strlen(in->ctr);
+		} else {
+			if (cfg->upper && access(cfg->upper, F_OK) == 0)
+				g_ptr_array_add(roots, g_strdup(cfg->upper));
+			for (guint j = 0; j < cfg->layers->len; j++)
+				g_ptr_array_add(roots, g_strdup(cfg->layers->pdata[j]));
+		}
+		names = g_strsplit(rel, "/", -1);
+		for (guint k = 0; names[k]; k++) {
+			enum vr_shown shown = VR_SHOWN_NONE;
+			g_autofree char *target = NULL;
+
+			if (!names[k][0])
+				continue;
+			g_string_append_printf(sofar, "/%s", names[k]);
+			for (guint j = 0; j < roots->len && shown == VR_SHOWN_NONE; j++)
+				shown = vr_shown_in(roots->pdata[j], sofar->str, &target);
+			if (shown == VR_SHOWN_SYMLINK) {
+				g_autofree char *at = in ? g_strconcat(in->ctr, sofar->str, NULL)
+							 : g_strdup(sofar->str);
+
+				fprintf(stderr,
+					"veneer-run: volume target '%s': '%s' is a symbolic link "
+					"in the image (to '%s'); give the path it points to\n",
+					v->ctr, at, target ? target : "?");
+				return VR_EXIT_PATH;
+			}
+			if (shown != VR_SHOWN_DIR)
+				break; /* absent (created) or a file (a file volume, or a failure
+					  later) */
+		}
+	}
 	return 0;
 }
 

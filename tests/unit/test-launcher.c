@@ -36,6 +36,57 @@ static void test_volume_parse(void)
 	vr_volume_free(v);
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
 		g_assert_cmpint(vr_volume_parse(bad[i], &v), <, 0);
+	/* A ':' in a path, escaped as in lowerdir. */
+	g_assert_cmpint(vr_volume_parse("/a\\:b:/c\\:d\\\\:ro", &v), ==, 0);
+	g_assert_cmpstr(v->host, ==, "/a:b");
+	g_assert_cmpstr(v->ctr, ==, "/c:d\\");
+	g_assert_true(v->ro);
+	vr_volume_free(v);
+	g_assert_cmpint(vr_volume_parse("/a\\:b", &v), <, 0);
+}
+
+static void test_mount_parse(void)
+{
+	static const char *const bad[] = {
+		"",
+		"src=/a,dst=/b",
+		"type=volume,src=/a,dst=/b",
+		"type=bind,src=/a",
+		"type=bind,dst=/b",
+		"type=bind,src=a,dst=/b",
+		"type=bind,src=/a,dst=/",
+		"type=bind,src=/a,dst=/b,ro=maybe",
+		"type=bind,src=/a,dst=/b,bogus=1",
+		"type=bind,src=/a,dst=/b,bind-propagation=shared",
+		"type=bind,\"src=/a,dst=/b",
+		"type=bind,src=,dst=/b",
+	};
+	struct vr_volume *v = NULL;
+
+	g_assert_cmpint(vr_mount_parse("type=bind,src=/a:b,dst=/c:d", &v, NULL), ==, 0);
+	g_assert_cmpstr(v->host, ==, "/a:b");
+	g_assert_cmpstr(v->ctr, ==, "/c:d");
+	g_assert_false(v->ro);
+	g_assert_true(v->nocopy);
+	g_assert_true(v->must_exist);
+	vr_volume_free(v);
+	g_assert_cmpint(
+		vr_mount_parse("type=bind,\"source=/a,\"\"b\",target=/c,readonly", &v, NULL), ==,
+		0);
+	g_assert_cmpstr(v->host, ==, "/a,\"b");
+	g_assert_cmpstr(v->ctr, ==, "/c");
+	g_assert_true(v->ro);
+	vr_volume_free(v);
+	g_assert_cmpint(vr_mount_parse("ro=false,destination=/c,type=bind,src=/a", &v, NULL), ==,
+			0);
+	g_assert_false(v->ro);
+	vr_volume_free(v);
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autofree char *err = NULL;
+
+		g_assert_cmpint(vr_mount_parse(bad[i], &v, &err), <, 0);
+		g_assert_nonnull(err);
+	}
 }
 
 static void test_names_and_ids(void)
@@ -175,6 +226,7 @@ int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/launcher/volume-parse", test_volume_parse);
+	g_test_add_func("/launcher/mount-parse", test_mount_parse);
 	g_test_add_func("/launcher/names-and-ids", test_names_and_ids);
 	g_test_add_func("/launcher/env", test_env);
 	g_test_add_func("/launcher/proc-start-time", test_proc_start_time);
