@@ -227,6 +227,14 @@ int vr_cgroup_create(struct vr_ctx *ctx)
 		g_ptr_array_add(ctx->cgroup_controllers, g_strdup(c));
 		g_ptr_array_add(ctx->cgroup_paths, g_build_filename(mnt, name, NULL));
 	}
+	/*
+	 * Written ahead: a launcher killed between the mkdir and the next state write
+	 * leaves state.json naming the cgroup, so --cleanup removes it.
+	 */
+	ctx->cgroup_name = g_strdup(name);
+	r = vr_state_write(ctx);
+	if (r < 0)
+		goto out;
 	r = cgroup_create_cgroup(cg, 0);
 	if (r != 0) {
 		log_error("failed to create cgroup '%s': %s", name, cgroup_strerror(r));
@@ -235,9 +243,10 @@ int vr_cgroup_create(struct vr_ctx *ctx)
 		r = -EIO;
 		goto out;
 	}
-	ctx->cgroup_name = g_steal_pointer(&name);
 	log_debug("created cgroup '%s'", ctx->cgroup_name);
 out:
+	if (r < 0)
+		g_clear_pointer(&ctx->cgroup_name, g_free);
 	cgroup_free(&cg);
 	return r;
 }

@@ -224,9 +224,15 @@ static int vr_devices_bpf(struct vr_ctx *ctx, GArray *rules)
 			dir = g_strdup(ctx->cgroup_paths->pdata[i]);
 	if (!dir) {
 		dir = g_strdup_printf("%s/veneer-%s", v2->mount, ctx->id);
-		if (mkdir(dir, 0755) < 0)
-			return log_error_errno(-errno, "failed to create cgroup '%s'", dir);
+		/* Written ahead, as vr_cgroup_create: --cleanup removes it after a kill. */
 		ctx->devcg_path = g_strdup(dir);
+		r = vr_state_write(ctx);
+		if (r < 0 || mkdir(dir, 0755) < 0) {
+			if (r >= 0)
+				r = log_error_errno(-errno, "failed to create cgroup '%s'", dir);
+			g_clear_pointer(&ctx->devcg_path, g_free);
+			return r;
+		}
 	}
 	dfd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
 	if (dfd < 0)
