@@ -106,6 +106,7 @@ struct vr_ctx {
 	int upper_lock; /* when --upper did not exist at validation */
 	pid_t union_pid;
 	int union_pidfd;
+	bool union_died; /* its exit was seen while the container ran */
 	uint64_t union_start;
 	char *cgroup_name; /* NULL when no cgroup was created */
 	GPtrArray *cgroup_controllers;

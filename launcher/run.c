@@ -17,6 +17,7 @@
 #include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <termios.h>
@@ -223,6 +224,24 @@ static int64_t vr_now_ms(void)
  * so veneer-run always gets to its clean-up. A dead union daemon kills the
  * container too: its root file system is gone.
  */
+/*
+ * The union daemon is dead or dying: seen dead before, its pidfd is readable, or its connection is
+ * already aborted (ENOTCONN) while the kernel has not yet finished its exit,
+ * which a container can see first (an exec that failed in between exits 126).
+ */
+static bool vr_union_gone(const struct vr_ctx *ctx)
+{
+	struct statfs sf;
+
+	if (ctx->union_died)
+		return true;
+	if (ctx->union_pidfd < 0)
+		return false;
+	if (poll(&(struct pollfd){.fd = ctx->union_pidfd, .events = POLLIN}, 1, 0) > 0)
+		return true;
+	return ctx->merged && statfs(ctx->merged, &sf) < 0 && errno == ENOTCONN;
+}
+
 static int vr_run_wait(struct vr_ctx *ctx)
 {
 	sigset_t set;
@@ -259,9 +278,7 @@ static int vr_run_wait(struct vr_ctx *ctx)
 			 * killed, whatever it ended with once the file system was gone (127 from
 			 * a loader that could no longer read a library, say); 0 stays 0.
 			 */
-			if (status != 0 && ctx->union_pidfd >= 0 &&
-			    poll(&(struct pollfd){.fd = ctx->union_pidfd, .events = POLLIN}, 1, 0) >
-				    0)
+			if (status != 0 && vr_union_gone(ctx))
 				return 128 + SIGKILL;
 			return vr_wait_status(status);
 		}
@@ -288,6 +305,7 @@ static int vr_run_wait(struct vr_ctx *ctx)
 			close(ctx->union_pidfd);
 			ctx->union_pidfd = -1;
 			ctx->union_pid = 0;
+			ctx->union_died = true;
 			kill(ctx->init_pid, SIGKILL);
 		}
 	}
