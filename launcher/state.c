@@ -48,37 +48,48 @@ char *vr_state_new_id(void)
  * The container's directory, locked (flock) for as long as this launcher
  * lives: --cleanup takes what nobody holds, with or without a state.json.
  * Made under a dot-name, locked, then renamed into place (never over an
- * existing one), so that no unlocked, live directory is ever visible.
+ * existing one), so that no unlocked, live directory is ever visible. A
+ * --cleanup may remove the dot-name between our mkdir and our lock (it takes
+ * any unlocked one, a killed launcher's): then we start again.
  */
 int vr_state_create_dir(const char *state_dir, const char *id, int *ret_lock)
 {
 	g_autofree char *name = g_strconcat(VR_STATE_NEW, id, NULL);
 	g_autofree char *dir = g_build_filename(state_dir, id, NULL);
 	_cleanup_close_ int sfd = open(state_dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-	_cleanup_close_ int fd = -1;
-	int r;
+	int r = -ENOENT;
 
 	if (sfd < 0)
 		return log_error_errno(-errno, "cannot open state directory '%s'", state_dir);
-	if (mkdirat(sfd, name, 0711) < 0)
-		return log_error_errno(-errno, "failed to create '%s/%s'", state_dir, name);
-	fd = openat(sfd, name, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	/* Blocking: another launcher's or --cleanup's probe holds it for a moment at most. */
-	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
-		r = log_error_errno(-errno, "cannot lock '%s/%s'", state_dir, name);
-		unlinkat(sfd, name, AT_REMOVEDIR);
-		return r;
-	}
-	if (renameat2(sfd, name, sfd, id, RENAME_NOREPLACE) < 0) {
+	for (int attempt = 0; attempt < 10 && r == -ENOENT; attempt++) {
+		_cleanup_close_ int fd = -1;
+
+		if (mkdirat(sfd, name, 0711) < 0)
+			return log_error_errno(-errno, "failed to create '%s/%s'", state_dir, name);
+		fd = openat(sfd, name, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		/* Blocking: another launcher's or --cleanup's probe holds it for a moment at most.
+		 */
+		if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+			r = -errno;
+			if (r == -ENOENT)
+				continue;
+			unlinkat(sfd, name, AT_REMOVEDIR);
+			return log_error_errno(r, "cannot lock '%s/%s'", state_dir, name);
+		}
+		if (renameat2(sfd, name, sfd, id, RENAME_NOREPLACE) == 0) {
+			*ret_lock = TAKE_FD(fd);
+			return 0;
+		}
 		r = -errno;
+		if (r == -ENOENT)
+			continue;
 		unlinkat(sfd, name, AT_REMOVEDIR);
 		if (r == -EEXIST)
 			return log_error_errno(r, "a container named '%s' already exists in '%s'",
 					       id, state_dir);
 		return log_error_errno(r, "failed to create '%s'", dir);
 	}
-	*ret_lock = TAKE_FD(fd);
-	return 0;
+	return log_error_errno(r, "failed to create '%s'", dir);
 }
 
 /* True when a live launcher holds the directory (see vr_state_create_dir). */
@@ -562,8 +573,9 @@ static GPtrArray *vr_state_stateless(const char *state_dir)
 		if (!vr_state_name_valid(id) || lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
 		    access(f, F_OK) == 0 || errno != ENOENT)
 			continue;
-		/* Between its mkdir and its lock a new one is not held yet: leave young ones. */
-		if ((n != id && time(NULL) - st.st_ctime < 60) || !vr_state_only_ours(dir))
+		/* An unheld dot-name may be a launcher's between mkdir and lock: it starts again.
+		 */
+		if (!vr_state_only_ours(dir))
 			continue;
 		g_ptr_array_add(names, g_strdup(n));
 	}
