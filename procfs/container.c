@@ -21,6 +21,7 @@
 #include "procfs.h"
 
 #define VP_NS_CACHE_MAX 1024
+#define VP_NS_SWEEP_MIN 16
 
 struct vp_nsinit {
 	gatomicrefcount ref;
@@ -96,8 +97,20 @@ static struct vp_nsinit *vp_nsinit_lookup(struct vp_fs *fs, uint64_t ns)
 	return e;
 }
 
+/*
+ * An entry per container seen, each holding an fd: when the table has doubled since
+ * the last sweep the entries of containers that ended are dropped first (a constant
+ * cost per insertion), besides the periodic vp_nsinit_sweep.
+ */
 static void vp_nsinit_store(struct vp_fs *fs, uint64_t ns, struct vp_nsinit *e)
 {
+	bool sweep;
+
+	g_mutex_lock(&fs->ns_lock);
+	sweep = g_hash_table_size(fs->ns_cache) >= MAX(fs->ns_sweep_at, VP_NS_SWEEP_MIN);
+	g_mutex_unlock(&fs->ns_lock);
+	if (sweep)
+		vp_nsinit_sweep(fs);
 	g_mutex_lock(&fs->ns_lock);
 	if (g_hash_table_size(fs->ns_cache) >= VP_NS_CACHE_MAX)
 		g_hash_table_remove_all(
@@ -112,6 +125,40 @@ static void vp_nsinit_forget(struct vp_fs *fs, uint64_t ns, struct vp_nsinit *e)
 	g_mutex_lock(&fs->ns_lock);
 	if (g_hash_table_lookup(fs->ns_cache, &ns) == e)
 		g_hash_table_remove(fs->ns_cache, &ns);
+	g_mutex_unlock(&fs->ns_lock);
+}
+
+/* Drop the entries whose init is gone (its pinned cgroup file reads as nothing). The
+ * reads run outside the lock, on references: a reader never waits for them. */
+void vp_nsinit_sweep(struct vp_fs *fs)
+{
+	g_autoptr(GArray) keys = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	g_autoptr(GPtrArray) all = g_ptr_array_new_with_free_func(vp_nsinit_unref);
+	GHashTableIter it;
+	gpointer k, v;
+	guint live = 0;
+
+	g_mutex_lock(&fs->ns_lock);
+	g_hash_table_iter_init(&it, fs->ns_cache);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		struct vp_nsinit *e = v;
+
+		g_atomic_ref_count_inc(&e->ref);
+		g_ptr_array_add(all, e);
+		g_array_append_val(keys, *(uint64_t *)k);
+	}
+	g_mutex_unlock(&fs->ns_lock);
+	for (guint i = 0; i < all->len; i++) {
+		struct vp_nsinit *e = all->pdata[i];
+		char c;
+
+		if (pread(e->cgfd, &c, 1, 0) == 1)
+			live++;
+		else
+			vp_nsinit_forget(fs, g_array_index(keys, uint64_t, i), e);
+	}
+	g_mutex_lock(&fs->ns_lock);
+	fs->ns_sweep_at = 2 * live;
 	g_mutex_unlock(&fs->ns_lock);
 }
 

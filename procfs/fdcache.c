@@ -29,10 +29,12 @@ struct vp_fdcache_fd {
 struct vp_fdcache {
 	unsigned max;
 	/* Lock order: sweep_lock and lock are leaves, never held together. */
-	GMutex lock;	   /* a leaf lock */
-	GHashTable *files; /* protected by lock: path -> struct vp_fdcache_fd */
-	GThread *sweeper;  /* read-only after vp_fdcache_start_sweeper */
-	unsigned sweep_ms; /* read-only after vp_fdcache_start_sweeper */
+	GMutex lock;		  /* a leaf lock */
+	GHashTable *files;	  /* protected by lock: path -> struct vp_fdcache_fd */
+	GThread *sweeper;	  /* read-only after vp_fdcache_start_sweeper */
+	unsigned sweep_ms;	  /* read-only after vp_fdcache_start_sweeper */
+	void (*also)(void *data); /* read-only after vp_fdcache_start_sweeper */
+	void *also_data;
 	GMutex sweep_lock;
 	GCond sweep_cond;
 	bool stop; /* protected by sweep_lock */
@@ -252,15 +254,20 @@ static gpointer vp_fdcache_sweeper(gpointer data)
 			break;
 		g_mutex_unlock(&c->sweep_lock);
 		vp_fdcache_sweep(c);
+		if (c->also)
+			c->also(c->also_data);
 		g_mutex_lock(&c->sweep_lock);
 	}
 	g_mutex_unlock(&c->sweep_lock);
 	return NULL;
 }
 
-void vp_fdcache_start_sweeper(struct vp_fdcache *c, unsigned interval_ms)
+void vp_fdcache_start_sweeper(struct vp_fdcache *c, unsigned interval_ms, void (*also)(void *data),
+			      void *data)
 {
 	g_assert(!c->sweeper);
 	c->sweep_ms = MAX(interval_ms, 1);
+	c->also = also;
+	c->also_data = data;
 	c->sweeper = g_thread_new("vp-fdsweep", vp_fdcache_sweeper, c);
 }

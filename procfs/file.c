@@ -289,6 +289,7 @@ static void vp_op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	/* Plain reads and writes only: a replacement worker must behave identically. */
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	conn->max_write = VP_MAX_WRITE;
 }
 
 static void vp_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -486,6 +487,15 @@ const struct fuse_lowlevel_ops vp_ops = {
 	.statfs = vp_op_statfs,
 };
 
+/* The sweeper's other duty: the fds held for callers and containers that ended. */
+static void vp_fs_sweep(void *data)
+{
+	struct vp_fs *fs = data;
+
+	vp_nsinit_sweep(fs);
+	vp_pidcache_sweep(fs->pids);
+}
+
 int vp_fs_init(struct vp_fs *fs, struct vp_opts *opts)
 {
 	int r;
@@ -498,9 +508,9 @@ int vp_fs_init(struct vp_fs *fs, struct vp_opts *opts)
 	g_mutex_init(&fs->host_lock);
 	fs->ns_cache = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, vp_nsinit_unref);
 	/* Two dozen files per container at most: a few thousand fds, far below the limit. */
-	fs->cgfiles = vp_fdcache_new(VP_CGROUP_FDS_MAX);
-	vp_fdcache_start_sweeper(fs->cgfiles, VP_CGROUP_SWEEP_MS);
 	fs->pids = vp_pidcache_new(VP_PIDS_MAX);
+	fs->cgfiles = vp_fdcache_new(VP_CGROUP_FDS_MAX);
+	vp_fdcache_start_sweeper(fs->cgfiles, VP_CGROUP_SWEEP_MS, vp_fs_sweep, fs);
 	fs->handles = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, vp_handle_unref);
 	/* Handle numbers unique across workers, so a new one never mistakes an old handle
 	 * for one of its own: start from the time in ns. */
@@ -529,8 +539,9 @@ void vp_fs_done(struct vp_fs *fs)
 	if (fs->sampler)
 		vp_sampler_stop(fs->sampler);
 	g_clear_pointer(&fs->layout, vc_cgroup_layout_free);
-	g_clear_pointer(&fs->ns_cache, g_hash_table_unref);
+	/* The sweeper first: it also sweeps ns_cache and pids. */
 	g_clear_pointer(&fs->cgfiles, vp_fdcache_free);
+	g_clear_pointer(&fs->ns_cache, g_hash_table_unref);
 	g_clear_pointer(&fs->pids, vp_pidcache_free);
 	for (unsigned i = 0; i < VP_F_COUNT; i++)
 		g_clear_pointer(&fs->host_text[i], g_free);

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The worker's request loop, with a journal: a fixed pool of threads each
- * reads a request, copies it into its slot of a shared memfd before handling
- * it and clears the slot after the reply. If the worker dies, the holder
- * gives the memfd to the next worker, which replays the slots that are still
- * set (holder.c). Replaying is safe because every operation here is
- * idempotent on a read-only tree, and a reply to a request that was already
- * answered is dropped by the kernel (unknown unique id). The main thread
- * waits for a signal, the holder's RETIRE, or the end of the connection.
+ * reads its requests straight into its slot of a shared memfd and clears the
+ * slot after the reply. If the worker dies, the holder gives the memfd to the
+ * next worker, which replays the slots that are still set (holder.c). The read
+ * lands in the memfd itself because a SIGKILL that arrives while the kernel
+ * hands a thread a request ends the thread on its way back from read(): the
+ * request is then in the memfd, or it is still queued in the kernel. Replaying
+ * is safe because every operation here is idempotent on a read-only tree, and
+ * a reply to a request that was already answered is dropped by the kernel
+ * (unknown unique id). The main thread waits for a signal, the holder's
+ * RETIRE, or the end of the connection.
  */
 #include <errno.h>
 #include <linux/fuse.h>
@@ -29,15 +32,24 @@
 #include "proc-title.h"
 #include "procfs.h"
 
-#define VP_JOURNAL_MAGIC 0x766a726eU /* "vjrn" */
-#define VP_JOURNAL_SLOT 8192
+#define VP_JOURNAL_MAGIC 0x766a7232U /* "vjr2": requests read in place */
+/*
+ * A slot takes the largest request the kernel may send us: it refuses a read()
+ * smaller than FUSE_MIN_READ_BUFFER (8 KiB) or than a WRITE of max_write
+ * (vp_op_init: VP_MAX_WRITE), and fails a larger request with EIO (E2BIG for
+ * a SETXATTR), which a read-only tree refuses anyway.
+ */
+#define VP_JOURNAL_SLOT (12 * 1024)
 #define VP_JOURNAL_SLOTS 64
 
+/* Set while the kernel's fuse_in_header.len in data is not 0. */
 struct vp_journal_slot {
-	_Atomic uint32_t len; /* 0: empty; stored last (release) when the slot is filled */
-	uint32_t pad;
-	char data[VP_JOURNAL_SLOT - 8];
+	_Alignas(8) char data[VP_JOURNAL_SLOT];
 };
+
+G_STATIC_ASSERT(VP_JOURNAL_SLOT >= 8192 && VP_JOURNAL_SLOT >= sizeof(struct fuse_in_header) +
+								      sizeof(struct fuse_write_in) +
+								      VP_MAX_WRITE);
 
 struct vp_journal {
 	uint32_t magic;
@@ -70,11 +82,47 @@ static void vp_loop_wake(int sig)
 {
 }
 
-static bool vp_loop_journaled(const struct fuse_in_header *in, size_t len)
+static _Atomic uint32_t *vp_slot_mark(struct vp_journal_slot *slot)
+{
+	return (_Atomic uint32_t *)(void *)slot->data; /* fuse_in_header.len */
+}
+
+static bool vp_loop_replayable(const struct fuse_in_header *in, size_t len)
 {
 	/* Interrupts refer to requests of the dead worker; INIT/DESTROY are never replayed. */
-	return len <= sizeof(((struct vp_journal_slot *)0)->data) && in->opcode != FUSE_INTERRUPT &&
+	return len >= sizeof(*in) && len <= VP_JOURNAL_SLOT && in->opcode != FUSE_INTERRUPT &&
 	       in->opcode != FUSE_INIT && in->opcode != FUSE_DESTROY;
+}
+
+/*
+ * One request into the slot: > 0 its length, 0 the connection ended, -EINTR to
+ * look at the stop flag, -EINVAL when the connection wants larger reads (set up
+ * by an older binary with a larger max_write), else an error.
+ */
+static int vp_loop_read_slot(struct vp_loop *l, struct vp_journal_slot *slot)
+{
+	for (;;) {
+		ssize_t n;
+
+		atomic_store_explicit(vp_slot_mark(slot), 0, memory_order_release);
+		n = read(fuse_session_fd(l->se), slot->data, sizeof(slot->data));
+		if (n >= (ssize_t)sizeof(struct fuse_in_header))
+			return (int)n;
+		if (n >= 0)
+			return -EPROTO;
+		switch (errno) {
+		case ENOENT: /* interrupted while we read it: the next one */
+			continue;
+		case EINTR:
+		case EAGAIN:
+			return -EINTR;
+		case ENODEV: /* unmounted */
+			fuse_session_exit(l->se);
+			return 0;
+		default:
+			return -errno;
+		}
+	}
 }
 
 static void *vp_loop_thread_main(void *data)
@@ -82,6 +130,7 @@ static void *vp_loop_thread_main(void *data)
 	struct vp_loop_thread *t = data;
 	struct vp_loop *l = t->loop;
 	struct vp_journal_slot *slot = &l->journal->slots[t->slot];
+	bool in_place = true;
 
 	/*
 	 * Not fuse_session_exited(): libfuse drops a request it read once the session
@@ -89,19 +138,32 @@ static void *vp_loop_thread_main(void *data)
 	 * request cannot be interrupted). Our own flag stops us between requests.
 	 */
 	while (!atomic_load(&l->stopping) && !fuse_session_exited(l->se)) {
-		int r = fuse_session_receive_buf(l->se, &t->buf);
+		void *mem;
+		int r;
 
+		if (in_place) {
+			r = vp_loop_read_slot(l, slot);
+			if (r == -EINVAL) {
+				log_notice(
+					"the connection's reads are larger than a journal slot: "
+					"journaling by copy (restart the mount to read in place)");
+				in_place = false;
+				continue;
+			}
+			mem = slot->data;
+		} else {
+			/* A kill between this read and the copy loses the request. */
+			r = fuse_session_receive_buf(l->se, &t->buf);
+			if (r > 0 && vp_loop_replayable(t->buf.mem, (size_t)r))
+				memcpy(slot->data, t->buf.mem, (size_t)r); /* header.len = r: set */
+			mem = t->buf.mem;
+		}
 		if (r == -EINTR || r == -EAGAIN)
 			continue;
 		if (r <= 0)
 			break; /* 0: exited (ENODEV = unmounted); < 0: error */
-		if (vp_loop_journaled(t->buf.mem, (size_t)r)) {
-			memcpy(slot->data, t->buf.mem, (size_t)r);
-			atomic_store_explicit(&slot->len, (uint32_t)r, memory_order_release);
-		}
-		fuse_session_process_buf(l->se,
-					 &(struct fuse_buf){.mem = t->buf.mem, .size = (size_t)r});
-		atomic_store_explicit(&slot->len, 0, memory_order_release);
+		fuse_session_process_buf(l->se, &(struct fuse_buf){.mem = mem, .size = (size_t)r});
+		atomic_store_explicit(vp_slot_mark(slot), 0, memory_order_release);
 	}
 	if (l->exit_efd >= 0) {
 		uint64_t one = 1;
@@ -123,13 +185,17 @@ static void vp_loop_replay(struct fuse_session *se, int memfd)
 	}
 	if (j->magic == VP_JOURNAL_MAGIC) {
 		for (unsigned i = 0; i < VP_JOURNAL_SLOTS && i < j->nslots; i++) {
-			uint32_t len = atomic_load_explicit(&j->slots[i].len, memory_order_acquire);
+			uint32_t len = atomic_load_explicit(vp_slot_mark(&j->slots[i]),
+							    memory_order_acquire);
 			g_autofree char *copy = NULL;
 
-			if (len == 0 || len > sizeof(j->slots[i].data))
+			if (len == 0 || !vp_loop_replayable((const void *)j->slots[i].data, len)) {
+				atomic_store_explicit(vp_slot_mark(&j->slots[i]), 0,
+						      memory_order_release);
 				continue;
+			}
 			copy = g_memdup2(j->slots[i].data, len);
-			atomic_store_explicit(&j->slots[i].len, 0, memory_order_release);
+			atomic_store_explicit(vp_slot_mark(&j->slots[i]), 0, memory_order_release);
 			fuse_session_process_buf(se, &(struct fuse_buf){.mem = copy, .size = len});
 			n++;
 		}

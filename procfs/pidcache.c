@@ -29,6 +29,8 @@
 #define VP_PIDFD_THREAD O_EXCL /* its value in linux/pidfd.h */
 #endif
 
+#define VP_PIDCACHE_SWEEP_MIN 64
+
 struct vp_pidcache_entry {
 	gatomicrefcount ref;
 	int pidfd;   /* -1: seen once, ns not trusted; read-only */
@@ -37,6 +39,7 @@ struct vp_pidcache_entry {
 
 struct vp_pidcache {
 	unsigned max;
+	unsigned sweep_at;   /* protected by lock: size at which exited callers are dropped */
 	GMutex lock;	     /* a leaf lock */
 	GHashTable *entries; /* protected by lock: pid -> struct vp_pidcache_entry */
 };
@@ -88,6 +91,34 @@ static bool vp_pidcache_alive(int pidfd)
 	struct pollfd p = {.fd = pidfd, .events = POLLIN};
 
 	return poll(&p, 1, 0) == 0;
+}
+
+/* A cached caller that has exited (a noted one holds no fd and stays). */
+static gboolean vp_pidcache_exited(gpointer key, gpointer value, gpointer data)
+{
+	struct vp_pidcache_entry *e = value;
+
+	(void)key;
+	(void)data;
+	return e->pidfd >= 0 && !vp_pidcache_alive(e->pidfd);
+}
+
+static unsigned vp_pidcache_sweep_locked(struct vp_pidcache *c)
+{
+	unsigned n = g_hash_table_foreach_remove(c->entries, vp_pidcache_exited, NULL);
+
+	c->sweep_at = 2 * g_hash_table_size(c->entries);
+	return n;
+}
+
+unsigned vp_pidcache_sweep(struct vp_pidcache *c)
+{
+	unsigned n;
+
+	g_mutex_lock(&c->lock);
+	n = vp_pidcache_sweep_locked(c);
+	g_mutex_unlock(&c->lock);
+	return n;
 }
 
 /*
@@ -157,6 +188,9 @@ int vp_pidcache_ns(struct vp_pidcache *c, int procfd, pid_t pid, uint64_t *ret_n
 	e->pidfd = pidfd;
 	e->ns = ns;
 	g_mutex_lock(&c->lock);
+	/* Exited callers' pidfds go whenever the table has doubled since the last sweep. */
+	if (g_hash_table_size(c->entries) >= MAX(c->sweep_at, VP_PIDCACHE_SWEEP_MIN))
+		vp_pidcache_sweep_locked(c);
 	if (g_hash_table_size(c->entries) >= c->max)
 		g_hash_table_remove_all(c->entries); /* bounded; refilled on demand */
 	g_hash_table_replace(c->entries, GINT_TO_POINTER(pid), e);

@@ -17,3 +17,5 @@ void vp_pidcache_free(struct vp_pidcache *c);
 /* The inode number of pid's pid namespace; -ESRCH when there is no such process. */
 int vp_pidcache_ns(struct vp_pidcache *c, int procfd, pid_t pid, uint64_t *ret_ns);
 unsigned vp_pidcache_size(struct vp_pidcache *c);
+/* Close the pidfds of callers that have exited; returns how many. */
+unsigned vp_pidcache_sweep(struct vp_pidcache *c);

@@ -19,6 +19,8 @@
 
 #define VP_DEFAULT_MOUNTPOINT "/var/lib/veneer/procfs"
 #define VP_DEFAULT_CGROUP_ROOT "/sys/fs/cgroup"
+/* The tree is read-only: small writes keep every request within a journal slot (loop.c). */
+#define VP_MAX_WRITE 4096
 
 struct vp_opts {
 	char *cgroup_root;	   /* -o cgroup_root= */
@@ -87,6 +89,7 @@ struct vp_fs {
 	/* Lock order: ns_lock and handle_lock are leaves; never held together. */
 	GMutex ns_lock;
 	GHashTable *ns_cache; /* protected by ns_lock: pid-ns inode -> struct vp_nsinit (ref) */
+	guint ns_sweep_at;    /* protected by ns_lock: size at which dead inits are dropped */
 	struct vp_fdcache *cgfiles;    /* thread-safe itself: kept fds of cgroup files */
 	struct vp_pidcache *pids;      /* thread-safe itself: caller pid -> pid namespace */
 	GMutex host_lock;	       /* a leaf */
@@ -108,6 +111,8 @@ struct vp_container {
 int vp_container_resolve(struct vp_fs *fs, pid_t caller, struct vp_container *ret);
 /* The value destructor of vp_fs.ns_cache. */
 void vp_nsinit_unref(gpointer p);
+/* Drop the cached namespaces whose init has exited (and the fds they hold). */
+void vp_nsinit_sweep(struct vp_fs *fs);
 void vp_container_clear(struct vp_container *c);
 
 /* file.c: render one file for a caller; the FUSE operations. */

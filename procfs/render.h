@@ -25,8 +25,10 @@ unsigned vp_fdcache_size(struct vp_fdcache *c);
 /* Close the fds of files whose cgroup was removed (pinned memcgs); returns how many.
  * Never waits on a reader: the cache lock is held only to list the fds. */
 unsigned vp_fdcache_sweep(struct vp_fdcache *c);
-/* A thread that sweeps every interval_ms, until vp_fdcache_free. */
-void vp_fdcache_start_sweeper(struct vp_fdcache *c, unsigned interval_ms);
+/* A thread that sweeps every interval_ms, until vp_fdcache_free, and then calls
+ * also(data) if not NULL (the other caches that hold fds of things that end). */
+void vp_fdcache_start_sweeper(struct vp_fdcache *c, unsigned interval_ms, void (*also)(void *data),
+			      void *data);
 /* The whole file from offset 0, NUL-terminated. A short read is the end: cgroup and
  * /proc/PID files are seq_files, which fill the buffer unless the text ends. */
 int vp_pread_all(int fd, char **ret);

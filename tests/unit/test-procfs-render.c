@@ -604,7 +604,7 @@ static void test_fdcache_sweeper_keeps_live_files(void)
 	struct vp_mem m;
 	unsigned n;
 
-	vp_fdcache_start_sweeper(fc, 1);
+	vp_fdcache_start_sweeper(fc, 1, NULL, NULL);
 	g_assert_cmpint(vp_cgroup_read_mem(fc, l, pc, 8ULL << 30, 1ULL << 30, &m), ==, 0);
 	n = vp_fdcache_size(fc);
 	g_assert_cmpuint(n, >, 0);
