@@ -157,13 +157,15 @@ class Soak:
                            env=sanitizer_env())
         assert r.returncode == 0, r.stderr
         assert mounted_at(self.mnt)
-        pids = [p for p, cmd in pids_mentioning(self.mnt)
-                if cmd.split()[0].endswith("veneer-procfs")]
-        assert pids, "no veneer-procfs process"
-        # The holder is the single-threaded one; a worker runs request threads.
-        holders = [p for p in pids if self.threads(p) == 1]
-        assert len(holders) == 1 and len(pids) == 2, [(p, self.threads(p)) for p in pids]
+        # Titled "veneer-procfs: holder MNT" and "veneer-procfs: worker MNT" (veneer-procfs(8)).
+        holders = self.procfs_pids("holder")
+        workers = self.procfs_pids("worker")
+        assert len(holders) == 1 and len(workers) == 1, pids_mentioning(self.mnt)
         self.holder = holders[0]
+
+    def procfs_pids(self, role=None):
+        return [p for p, cmd in pids_mentioning(self.mnt)
+                if cmd.startswith("veneer-procfs") and (role is None or cmd.split()[1] == role)]
 
     @staticmethod
     def threads(pid):
@@ -171,8 +173,7 @@ class Soak:
             return next(int(ln.split()[1]) for ln in f if ln.startswith("Threads:"))
 
     def workers(self):
-        return [p for p, cmd in pids_mentioning(self.mnt)
-                if p != self.holder and cmd.split()[0].endswith("veneer-procfs")]
+        return [p for p in self.procfs_pids("worker") if p != self.holder]
 
     def procfs_stats(self):
         w = self.workers()
@@ -185,9 +186,8 @@ class Soak:
         # A container stuck on an unanswered /proc request (state D) only dies once the
         # veneer-procfs connection ends: kill its processes first.
         if any(c.p.poll() is None for c in self.containers):
-            for pid, cmd in pids_mentioning(self.mnt):
-                if cmd.split()[0].endswith("veneer-procfs"):
-                    os.kill(pid, signal.SIGKILL)
+            for pid in self.procfs_pids():
+                os.kill(pid, signal.SIGKILL)
         for c in self.containers:
             try:
                 c.p.wait(timeout=30)
@@ -250,12 +250,6 @@ class Soak:
         return what
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "veneer-procfs bugs this soak found (issue 11, for procfs/): (1) after a SIGKILL of the "
-    "worker some requests are never answered: container processes hang in state D in "
-    "request_wait_answer (open/getattr of /proc files) until the connection ends; (2) the "
-    "worker keeps an fd of /proc/PID/cgroup for every reader that has exited (10 -> 86 fds "
-    "in 20 s with no worker kill)"))
 def test_soak(harness, run_bin, need_fuse):
     seconds = soak_seconds()
     s = Soak(harness, run_bin)
