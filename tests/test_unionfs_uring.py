@@ -114,7 +114,9 @@ def test_uring_threads_option(harness, need_uring):
     rings = [c for c, _ in _threads(m.daemon.proc.pid).values() if c.startswith("fuse-ring-")]
     assert len(rings) == 3 * os.cpu_count(), rings
     ring, other = _metadata_ops(m, 20)
-    assert ring >= 20 and other < 5, (ring, other)
+    # The /dev/fuse threads may wake a few times for their own reasons (an ASan CI run saw 5
+    # against 151 ring wake-ups); requests served there would wake them as often as the rings.
+    assert ring >= 20 and other * 10 <= ring, (ring, other)
 
 
 @pytest.mark.parametrize("opt", ["uring=maybe", "uring_threads=0", "uring_threads=65"])
