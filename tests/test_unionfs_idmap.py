@@ -105,6 +105,17 @@ def test_mapping_owners_match_fuse_overlayfs(harness, unionfs_bin, need_fuse):
     assert (st.st_uid, st.st_gid) == (os.stat(fm).st_uid, os.stat(fm).st_gid)
 
 
+def test_mapping_as_podman_writes_it(harness, unionfs_bin, need_fuse):
+    """The containers/storage of podman 4.3 (Debian 12) writes a ':' before the first range
+    ("uidmapping=:0:1:2000", test_unionfs_podman_rootless.py); fuse-overlayfs skips empty
+    fields, and so does veneer, which refused the mount before."""
+    (vm, _), (fm, _) = _pair(harness, (f"uidmapping=:{UIDMAP}", f"gidmapping=:{GIDMAP}"))
+    shown = _owners(vm)
+    assert shown == _owners(fm)
+    assert shown["a"] == (105, 206)
+    assert shown["c"] == (2003, 3004)
+
+
 def test_mapping_writes_stored_ids(harness, unionfs_bin, need_fuse):
     """chown and new objects through the mapping store the layer's ids in the upper, as
     fuse-overlayfs does; the caller's ids are mapped back the same way."""

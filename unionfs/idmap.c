@@ -26,13 +26,23 @@
 
 /*
  * "A:B:L[:A:B:L...]", as containers/storage builds it (ContainerID:HostID:Size) and
- * fuse-overlayfs reads it: ids A..A+L-1 stored in the layers show as B..B+L-1.
+ * fuse-overlayfs reads it: ids A..A+L-1 stored in the layers show as B..B+L-1. Empty
+ * fields are skipped, as fuse-overlayfs's strtok() does: the containers/storage of podman
+ * 4.3 (Debian 12) writes a ':' before the first range ("uidmapping=:0:1:2000").
  */
 static int vu_idmap_parse(const char *opt, const char *s, struct vu_idmap *ret)
 {
 	g_auto(GStrv) f = g_strsplit(s, ":", -1);
-	guint n = g_strv_length(f);
+	guint n = 0;
 
+	for (guint i = 0; f[i]; i++) {
+		if (f[i][0] == '\0') {
+			g_free(f[i]);
+			continue;
+		}
+		f[n++] = f[i];
+	}
+	f[n] = NULL;
 	memset(ret, 0, sizeof(*ret));
 	if (n == 0 || n % 3 != 0 || n / 3 > VU_IDMAP_MAX)
 		goto bad;
