@@ -259,6 +259,16 @@ int vu_ids_store(const struct vu_fs *fs, uid_t *uid, gid_t *gid)
 	return 0;
 }
 
+/* The stored ids of a new object's owner: mapped back, or the overflow ids (dir.c). */
+void vu_ids_store_new(const struct vu_fs *fs, uid_t *uid, gid_t *gid)
+{
+	const struct vu_ids *ids = &fs->params.ids;
+	uint32_t v;
+
+	*uid = vu_idmap_store(&ids->uidmap, *uid, &v) == 0 ? v : ids->overflow_uid;
+	*gid = vu_idmap_store(&ids->gidmap, *gid, &v) == 0 ? v : ids->overflow_gid;
+}
+
 bool vu_ids_squashed(const struct vu_fs *fs)
 {
 	return fs->params.ids.squash_uid >= 0 || fs->params.ids.squash_gid >= 0;
