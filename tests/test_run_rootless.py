@@ -6,98 +6,35 @@ read-write access to /dev/fuse (crw-rw-rw- as Debian ships it); when the
 machine has it tighter the test opens it up for its duration and restores it.
 """
 import os
-import pwd
-import shutil
-import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-from veneer_harness import (
-    SANITIZER_MARKERS,
-    build_path,
-    require,
-    sanitizer_env,
-)
-
-
-def _kill_user_processes(uid):
-    for e in os.listdir("/proc"):
-        if e.isdigit():
-            try:
-                if os.stat(f"/proc/{e}").st_uid == uid:
-                    os.kill(int(e), signal.SIGKILL)
-            except OSError:
-                pass
-
-
-def _user_processes(uid):
-    out = []
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{e}").st_uid != uid:
-                continue
-            with open(f"/proc/{e}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
-                    out.append(int(e))
-        except OSError:
-            pass
-    return out
+from rootless_util import unprivileged_user
+from veneer_harness import build_path, require, sanitizer_env
 
 
 @pytest.fixture
 def rootless(harness, run_bin, need_fuse):
     require(os.access(build_path("unionfs/veneer-unionfs"), os.X_OK),
             "veneer-unionfs is not built")
-    require(shutil.which("useradd") is not None, "useradd (passwd) is not installed")
-    user = f"vrtest{os.getpid() % 100000}"
-    subprocess.run(["userdel", user], capture_output=True)
-    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", user], check=True)
-    pw = pwd.getpwnam(user)
-    mode = os.stat("/dev/fuse").st_mode & 0o777
-    # A world-traversable place of the user's own for the state and layers.
-    top = tempfile.mkdtemp(prefix="veneer-rootless-", dir="/tmp")
-    os.chmod(top, 0o755)
-    home = os.path.join(top, "home")
-    os.mkdir(home)
-    os.chown(home, pw.pw_uid, pw.pw_gid)
-    try:
-        if mode & 0o006 != 0o006:
-            os.chmod("/dev/fuse", 0o666)
-        yield pw, home
-    finally:
-        os.chmod("/dev/fuse", mode)
-        _kill_user_processes(pw.pw_uid)
-        subprocess.run(["userdel", user], capture_output=True)
-        shutil.rmtree(top, ignore_errors=True)
-
-
-def _run_as(pw, argv, **kw):
-    env = sanitizer_env({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/",
-                         "LANG": "C.UTF-8"})
-    r = subprocess.run(argv, user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], env=env,
-                       capture_output=True, text=True, timeout=120, cwd="/",
-                       stdin=subprocess.DEVNULL, **kw)
-    for m in SANITIZER_MARKERS:
-        assert m not in r.stderr, r.stderr
-    return r
+    with unprivileged_user("vrtest") as user:
+        yield user
 
 
 def test_rootless_as_unprivileged_user(rootless, run_bin, harness):
-    pw, home = rootless
+    user = rootless
+    pw, home = user.pw, user.home
     state = os.path.join(home, "state")
     upper = os.path.join(home, "upper")
     base = [run_bin, "--state-dir", state, "--unionfs", build_path("unionfs/veneer-unionfs"),
             "--no-procfs"]
 
-    r = _run_as(pw, base + ["--upper", upper, "--hostname", "rl", "--", "sh", "-c",
-                            "id -u; id -g; cat /proc/self/uid_map; hostname; "
-                            "echo rootless > /veneer-rootless.txt; ls -ln /veneer-rootless.txt; "
-                            "free -m | awk '/^Mem:/ {print $2}'"])
+    r = user.run(base + ["--upper", upper, "--hostname", "rl", "--", "sh", "-c",
+                         "id -u; id -g; cat /proc/self/uid_map; hostname; "
+                         "echo rootless > /veneer-rootless.txt; ls -ln /veneer-rootless.txt; "
+                         "free -m | awk '/^Mem:/ {print $2}'"])
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "0" and lines[1] == "0"
@@ -117,11 +54,11 @@ def test_rootless_as_unprivileged_user(rootless, run_bin, harness):
             "unshare -Urm true 2>/dev/null || echo NO-UNSHARE; "
             "mount -t tmpfs none /mnt 2>/dev/null || echo NO-MOUNT; "
             "readlink /proc/1/fd/0 >/dev/null 2>&1 || echo NO-INIT")
-    r = _run_as(pw, base + ["--", "sh", "-c", show])
+    r = user.run(base + ["--", "sh", "-c", show])
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["CapEff:", "00000000a80425fb", "CapBnd:", "00000000a80425fb",
                                 "Seccomp:", "2", "NO-UNSHARE", "NO-MOUNT", "NO-INIT"], r.stdout
-    r = _run_as(pw, base + ["--privileged", "--", "sh", "-c", show])
+    r = user.run(base + ["--privileged", "--", "sh", "-c", show])
     assert r.returncode == 0, r.stderr
     assert "Seccomp:\t0" in r.stdout and "NO-" not in r.stdout.replace("NO-INIT", ""), r.stdout
 
@@ -139,8 +76,8 @@ def test_rootless_as_unprivileged_user(rootless, run_bin, harness):
                          env=sanitizer_env({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}))
     try:
         assert a.stdout.readline() == "ready\n"
-        r = _run_as(pw, base + ["--upper", ub, "--", "sh", "-c",
-                                f"echo b > /b; ls -A {ua} | wc -l"])
+        r = user.run(base + ["--upper", ub, "--", "sh", "-c",
+                             f"echo b > /b; ls -A {ua} | wc -l"])
         assert r.returncode == 0 and r.stdout == "0\n", r.stdout + r.stderr
         out, err = a.communicate("\n", timeout=60)
         assert a.returncode == 0 and out == "0\n", out + err
@@ -150,21 +87,21 @@ def test_rootless_as_unprivileged_user(rootless, run_bin, harness):
             a.wait()
 
     # A limit that cannot be applied is refused before anything is created ...
-    r = _run_as(pw, base + ["--memory", "64M", "--", "true"])
+    r = user.run(base + ["--memory", "64M", "--", "true"])
     assert r.returncode == 123, r.stderr
     assert "--memory" in r.stderr and "--ignore-limits" in r.stderr
     assert os.listdir(state) == []
     # ... or, when asked, dropped with a warning naming it.
-    r = _run_as(pw, base + ["--memory", "64M", "--ignore-limits", "--", "echo", "ran"])
+    r = user.run(base + ["--memory", "64M", "--ignore-limits", "--", "echo", "ran"])
     assert r.returncode == 0, r.stderr
     assert r.stdout == "ran\n"
     assert "--memory is NOT applied" in r.stderr
     # Only the caller is mapped.
-    r = _run_as(pw, base + ["-u", "1000", "--", "true"])
+    r = user.run(base + ["-u", "1000", "--", "true"])
     assert r.returncode == 123 and "rootless" in r.stderr
     # --net host: no sysfs of its own, the host's read-only one.
-    r = _run_as(pw, base + ["--net", "host", "--", "sh", "-c",
-                            "ls /sys/class/net | grep -c lo; touch /sys/x 2>/dev/null || echo RO"])
+    r = user.run(base + ["--net", "host", "--", "sh", "-c",
+                         "ls /sys/class/net | grep -c lo; touch /sys/x 2>/dev/null || echo RO"])
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["1", "RO"]
 
@@ -173,19 +110,19 @@ def test_rootless_as_unprivileged_user(rootless, run_bin, harness):
     os.mkdir(pfs)
     daemon = harness.start_daemon([build_path("procfs/veneer-procfs"), "-f", pfs])
     try:
-        r = _run_as(pw, [run_bin, "--state-dir", state, "--unionfs",
-                         build_path("unionfs/veneer-unionfs"), "--procfs-mount", pfs, "--", "sh",
-                         "-c", "grep -c ' /proc/meminfo .* - fuse' /proc/self/mountinfo; "
-                         "grep MemTotal /proc/meminfo"])
+        r = user.run([run_bin, "--state-dir", state, "--unionfs",
+                      build_path("unionfs/veneer-unionfs"), "--procfs-mount", pfs, "--", "sh",
+                      "-c", "grep -c ' /proc/meminfo .* - fuse' /proc/self/mountinfo; "
+                      "grep MemTotal /proc/meminfo"])
         assert r.returncode == 0, r.stderr
         lines = r.stdout.splitlines()
         assert lines[0] == "1"
         with open("/proc/meminfo") as f:
             assert lines[1] == f.readline().strip()  # no cgroup limit: the host's total
         # None running and none startable: a notice, and the host's values.
-        r = _run_as(pw, [run_bin, "--state-dir", state, "--unionfs",
-                         build_path("unionfs/veneer-unionfs"), "--procfs-mount",
-                         os.path.join(home, "none"), "--", "true"])
+        r = user.run([run_bin, "--state-dir", state, "--unionfs",
+                      build_path("unionfs/veneer-unionfs"), "--procfs-mount",
+                      os.path.join(home, "none"), "--", "true"])
         assert r.returncode == 0, r.stderr
         assert "cannot start the shared one" in r.stderr
     finally:
@@ -193,7 +130,7 @@ def test_rootless_as_unprivileged_user(rootless, run_bin, harness):
         daemon.stop()
 
     end = time.time() + 10
-    while _user_processes(pw.pw_uid) and time.time() < end:
+    while user.processes() and time.time() < end:
         time.sleep(0.1)
-    assert _user_processes(pw.pw_uid) == []
+    assert user.processes() == []
     assert os.listdir(state) == []

@@ -77,6 +77,8 @@ BAD_O = [
     ("noacl=1", ["noacl=1"]),
     ("uidmapping=0:x:10", ["uidmapping", "0:x:10"]),
     ("gidmapping=1:2", ["gidmapping", "1:2"]),
+    ("uidmapping=:0:1", ["uidmapping", ":0:1"]),
+    ("gidmapping=::", ["gidmapping", "::"]),
     ("squash_to_root=1", ["squash_to_root=1"]),
     ("squash_to_uid=x", ["squash_to_uid", "x"]),
     ("squash_to_gid=-1", ["squash_to_gid", "-1"]),

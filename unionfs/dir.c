@@ -54,7 +54,14 @@ int vu_dir_owner(fuse_req_t req, struct vu_fs *fs, struct vu_node *parent, bool 
 			*gid = getegid();
 		return 0;
 	}
-	return vu_ids_store(fs, uid, gid);
+	/*
+	 * A caller no range covers is the mount's own side, not the container: podman makes
+	 * /etc/mtab in the rootfs as root of the mount's user namespace before the container
+	 * starts. Its object is stored with the overflow ids, as fuse-overlayfs does (refused,
+	 * every `podman run --uidmap` failed); a chown to such an id is still refused (inode.c).
+	 */
+	vu_ids_store_new(fs, uid, gid);
+	return 0;
 }
 
 /*

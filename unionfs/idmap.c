@@ -26,13 +26,23 @@
 
 /*
  * "A:B:L[:A:B:L...]", as containers/storage builds it (ContainerID:HostID:Size) and
- * fuse-overlayfs reads it: ids A..A+L-1 stored in the layers show as B..B+L-1.
+ * fuse-overlayfs reads it: ids A..A+L-1 stored in the layers show as B..B+L-1. Empty
+ * fields are skipped, as fuse-overlayfs's strtok() does: the containers/storage of podman
+ * 4.3 (Debian 12) writes a ':' before the first range ("uidmapping=:0:1:2000").
  */
 static int vu_idmap_parse(const char *opt, const char *s, struct vu_idmap *ret)
 {
 	g_auto(GStrv) f = g_strsplit(s, ":", -1);
-	guint n = g_strv_length(f);
+	guint n = 0;
 
+	for (guint i = 0; f[i]; i++) {
+		if (f[i][0] == '\0') {
+			g_free(f[i]);
+			continue;
+		}
+		f[n++] = f[i];
+	}
+	f[n] = NULL;
 	memset(ret, 0, sizeof(*ret));
 	if (n == 0 || n % 3 != 0 || n / 3 > VU_IDMAP_MAX)
 		goto bad;
@@ -247,6 +257,16 @@ int vu_ids_store(const struct vu_fs *fs, uid_t *uid, gid_t *gid)
 		*gid = v;
 	}
 	return 0;
+}
+
+/* The stored ids of a new object's owner: mapped back, or the overflow ids (dir.c). */
+void vu_ids_store_new(const struct vu_fs *fs, uid_t *uid, gid_t *gid)
+{
+	const struct vu_ids *ids = &fs->params.ids;
+	uint32_t v;
+
+	*uid = vu_idmap_store(&ids->uidmap, *uid, &v) == 0 ? v : ids->overflow_uid;
+	*gid = vu_idmap_store(&ids->gidmap, *gid, &v) == 0 ? v : ids->overflow_gid;
 }
 
 bool vu_ids_squashed(const struct vu_fs *fs)
