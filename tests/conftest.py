@@ -22,6 +22,11 @@ from veneer_harness import (  # noqa: E402
 )
 
 
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true",
+                     help="the soak's long run (900 s instead of 60; VENEER_SOAK_SECONDS overrides)")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running scenario")
     # A base temp dir of this session's own. Tests that let other uids reach their mounts
