@@ -146,7 +146,15 @@ def test_exported_layer_runs_as_the_merged_view(harness):
 
     pm = Podman(h)
     layout = _oci_layout(h, [lower_tar, out])
-    img = pm("pull", "-q", f"oci:{layout}").stdout.split()[-1]
+    # podman names the pulled image after the layout's path, and a pytest temp dir such as
+    # veneer-pytest-3ichlhb_ is not a valid reference component: pull from a fixed name.
+    safe = f"/tmp/veneer-oci-{os.getpid()}"
+    shutil.rmtree(safe, ignore_errors=True)
+    os.rename(layout, safe)
+    try:
+        img = pm("pull", "-q", f"oci:{safe}").stdout.split()[-1]
+    finally:
+        os.rename(safe, layout)
     r = pm("run", "--rm", *ULIMITS, "--network=none", img, "find", "/t", "-exec",
            "stat", "-c", "%n %f %s %N", "{}", "+")
     seen = {}
