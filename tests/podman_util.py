@@ -48,6 +48,15 @@ def _pids_mentioning(text):
     return [pid for pid, _ in pids_mentioning(text, skip_zombies=False)]
 
 
+
+def sanitizer_reports(asan_dir):
+    """The sanitizer reports the mount program daemons wrote into asan_dir, name and text."""
+    out = []
+    for name in sorted(os.listdir(asan_dir)):
+        with open(os.path.join(asan_dir, name), errors="replace") as f:
+            out.append(f"{name}:\n{f.read()}")
+    return out
+
 class Podman:
     """A podman that touches nothing outside one directory of the test.
 
@@ -176,11 +185,7 @@ class Podman:
         return sorted(set(_pids_mentioning(self.base) + _pids_mentioning(self.runroot)))
 
     def sanitizer_reports(self):
-        out = []
-        for name in sorted(os.listdir(self.asan_dir)):
-            with open(os.path.join(self.asan_dir, name), errors="replace") as f:
-                out.append(f"{name}:\n{f.read()}")
-        return out
+        return sanitizer_reports(self.asan_dir)
 
     def _ns_mounts(self):
         """Mount points below our dirs in podman's namespace."""

@@ -18,6 +18,7 @@ import tarfile
 
 import pytest
 
+from podman_util import sanitizer_reports
 from veneer_harness import REPO, require, sanitizer_env
 
 sys.path.insert(0, os.path.join(REPO, "bench"))
@@ -111,11 +112,7 @@ class Podman(PrivatePodman):
         return r
 
     def sanitizer_reports(self):
-        out = []
-        for name in sorted(os.listdir(self.asan_dir)):
-            with open(os.path.join(self.asan_dir, name), errors="replace") as f:
-                out.append(f"{name}:\n{f.read()}")
-        return out
+        return sanitizer_reports(self.asan_dir)
 
     def teardown(self):
         problems = self.stop()

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from podman_util import ULIMITS
+from podman_util import ULIMITS, sanitizer_reports
 from rootless_util import unprivileged_user
 from veneer_harness import REPO, require, sanitizer_env
 
@@ -130,11 +130,7 @@ class RootlessPodman:
         return out
 
     def sanitizer_reports(self):
-        out = []
-        for name in sorted(os.listdir(self.asan_dir)):
-            with open(os.path.join(self.asan_dir, name), errors="replace") as f:
-                out.append(f"{name}:\n{f.read()}")
-        return out
+        return sanitizer_reports(self.asan_dir)
 
     def teardown(self):
         """Remove the containers and images; the mount programs must then exit by themselves."""
