@@ -219,12 +219,6 @@ static int64_t vr_now_ms(void)
 }
 
 /*
- * Forward signals to the init until it exits. The first SIGTERM/SIGINT also
- * starts a grace period (--stop-timeout) after which the container is killed,
- * so veneer-run always gets to its clean-up. A dead union daemon kills the
- * container too: its root file system is gone.
- */
-/*
  * The union daemon is dead or dying: seen dead before, its pidfd is readable, or its connection is
  * already aborted (ENOTCONN) while the kernel has not yet finished its exit,
  * which a container can see first (an exec that failed in between exits 126).
@@ -242,6 +236,12 @@ static bool vr_union_gone(const struct vr_ctx *ctx)
 	return ctx->merged && statfs(ctx->merged, &sf) < 0 && errno == ENOTCONN;
 }
 
+/*
+ * Forward signals to the init until it exits. The first SIGTERM/SIGINT also
+ * starts a grace period (--stop-timeout) after which the container is killed,
+ * so veneer-run always gets to its clean-up. A dead union daemon kills the
+ * container too: its root file system is gone.
+ */
 static int vr_run_wait(struct vr_ctx *ctx)
 {
 	sigset_t set;
