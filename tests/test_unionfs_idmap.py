@@ -187,6 +187,79 @@ def test_unmapped_caller_makes_overflow_owned(harness, unionfs_bin, need_fuse):
     assert _owners(vu)["mtab"] == (0, 0)
 
 
+def _facl(path):
+    """The named entries of path's access ACL, numeric ("user:107:r--" ...)."""
+    out = subprocess.run(["getfacl", "-cpn", path], capture_output=True, text=True, check=True)
+    return sorted(ln for ln in out.stdout.split()
+                  if ln.split(":")[0] in ("user", "group") and ln.split(":")[1])
+
+
+def test_mapping_shifts_acl_ids(harness, unionfs_bin, need_fuse):
+    """POSIX ACLs name ids too, and the mapping shifts them as it shifts owners: an ACL
+    entry naming a stored id shows its mapped id (the overflow id outside the mapping), and
+    setfacl through the mount stores the layer's ids. Before, an ACL set in a container
+    named the host id of the same number, and a layer's ACL entry for a host user granted
+    a container user of the same number."""
+    require(shutil.which("setfacl"), "setfacl (package acl) is not installed")
+    low, up, wk = _layers(harness, "v")
+    let_others_in(harness)
+    with open("/proc/sys/kernel/overflowuid") as f:
+        ouid = int(f.read())
+    # a lower file whose ACL names stored ids: 7 and 1003 mapped, 70 not; group 8 mapped
+    subprocess.run(["setfacl", "-m", "u:7:r,u:1003:rw,u:70:r,g:8:r", f"{low}/a"], check=True)
+    m = harness.mount_unionfs([low], up, wk, opts=MAP_OPTS).path
+    assert _facl(f"{m}/a") == sorted(["user:107:r--", "user:2003:rw-", f"user:{ouid}:r--",
+                                      "group:208:r--"])
+    # setfacl through the mount stores the layer's ids, and reads back as set
+    subprocess.run(["setfacl", "-m", "u:2005:rwx,g:3006:r", f"{m}/c"], check=True)
+    assert _facl(f"{up}/c") == ["group:1006:r--", "user:1005:rwx"]
+    assert _facl(f"{m}/c") == ["group:3006:r--", "user:2005:rwx"]
+    subprocess.run(["setfacl", "-d", "-m", "u:101:rx", f"{m}/d"], check=True)
+    out = subprocess.run(["getfacl", "-cpnd", f"{up}/d"], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert "user:1:r-x" in out
+    # a new file inherits the default ACL in the layer's ids and shows it mapped
+    with open(f"{m}/d/inh", "w"):
+        pass
+    assert [e.split(":")[1] for e in _facl(f"{up}/d/inh")] == ["1"]
+    assert [e.split(":")[1] for e in _facl(f"{m}/d/inh")] == ["101"]
+    # an id the mapping cannot store is refused, and nothing is copied up
+    r = subprocess.run(["setfacl", "-m", "u:7777:r", f"{m}/b"], capture_output=True, text=True)
+    assert r.returncode != 0 and "Invalid argument" in r.stderr, r.stderr
+    assert not os.path.lexists(f"{up}/b")
+    r = subprocess.run(["setfacl", "-m", "g:7777:r", f"{m}/r"], capture_output=True, text=True)
+    assert r.returncode != 0 and "Invalid argument" in r.stderr, r.stderr
+    assert not os.path.lexists(f"{up}/r")
+
+
+def test_mapping_acl_grants_no_foreign_id(harness, unionfs_bin, need_fuse):
+    """The attack: a layer's file, 0600, whose ACL grants stored id 2003 -- a host user the
+    mapping does not cover -- must not be readable by the container's uid 2003 (stored as
+    1003). Unmapped, the kernel checked the raw entry and let uid 2003 read it. Without the
+    mapping the same entry grants that uid (so the ACL itself works and the test can fail)."""
+    require(shutil.which("setfacl"), "setfacl (package acl) is not installed")
+    low, up, wk = _layers(harness, "v")
+    let_others_in(harness)
+    with open(f"{low}/secret", "w") as f:
+        f.write("host user 2003's\n")
+    os.chmod(f"{low}/secret", 0o600)
+    subprocess.run(["setfacl", "-m", "u:2003:r", f"{low}/secret"], check=True)
+    m = harness.mount_unionfs([low], up, wk, opts=MAP_OPTS).path
+    r = _as(2003, 3004, "cat", f"{m}/secret")
+    assert r.returncode != 0 and "Permission denied" in r.stderr, (r.stdout, r.stderr)
+    r = _as(2003, 3004, "sh", "-c", f": >> {m}/secret")
+    assert r.returncode != 0
+    assert not os.path.lexists(f"{up}/secret")
+    low2, up2, wk2 = _layers(harness, "plain")
+    with open(f"{low2}/secret", "w") as f:
+        f.write("host user 2003's\n")
+    os.chmod(f"{low2}/secret", 0o600)
+    subprocess.run(["setfacl", "-m", "u:2003:r", f"{low2}/secret"], check=True)
+    m2 = harness.mount_unionfs([low2], up2, wk2, mnt=harness.mkdir("plain-merged")).path
+    r = _as(2003, 3004, "cat", f"{m2}/secret")
+    assert r.returncode == 0 and r.stdout == "host user 2003's\n", r.stderr
+
+
 @pytest.mark.parametrize("opts,want", [
     (("squash_to_root",), (0, 0)),
     (("squash_to_uid=1234", "squash_to_gid=4321"), (1234, 4321)),

@@ -6,7 +6,10 @@
  * instead of the inode, static_nlink shows every directory with one link. Everything
  * between the layers and the kernel's attributes passes through here.
  */
+#include <endian.h>
 #include <errno.h>
+#include <linux/posix_acl.h>
+#include <linux/posix_acl_xattr.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,6 +270,58 @@ void vu_ids_store_new(const struct vu_fs *fs, uid_t *uid, gid_t *gid)
 
 	*uid = vu_idmap_store(&ids->uidmap, *uid, &v) == 0 ? v : ids->overflow_uid;
 	*gid = vu_idmap_store(&ids->gidmap, *gid, &v) == 0 ? v : ids->overflow_gid;
+}
+
+/*
+ * A POSIX ACL (system.posix_acl_access/default, the kernel's xattr form: a version word,
+ * then {tag, perm, id} entries, little endian) names users and groups, and with
+ * uidmapping=/gidmapping= their ids are shifted as owners are, both ways: an entry naming
+ * a stored id the mapping lacks shows the overflow id, and an ACL naming a shown id it
+ * lacks is refused with EINVAL, as the kernel refuses an ACL whose ids its namespace cannot
+ * hold. Without the shift an ACL set inside a container would name a host user, and one in
+ * an image would grant a container user what the layer gave another id. squash_* leave
+ * ACLs as stored, as fuse-overlayfs does.
+ */
+int vu_ids_acl_map(const struct vu_fs *fs, void *value, size_t size, bool to_disk)
+{
+	const struct vu_ids *ids = &fs->params.ids;
+	struct posix_acl_xattr_header hdr;
+	struct posix_acl_xattr_entry e;
+	char *p = value;
+
+	if (ids->uidmap.n == 0 && ids->gidmap.n == 0)
+		return 0;
+	if (size < sizeof(hdr) || (size - sizeof(hdr)) % sizeof(e) != 0)
+		return -EINVAL;
+	memcpy(&hdr, p, sizeof(hdr));
+	if (le32toh(hdr.a_version) != POSIX_ACL_XATTR_VERSION)
+		return -EOPNOTSUPP;
+	for (size_t off = sizeof(hdr); off < size; off += sizeof(e)) {
+		const struct vu_idmap *m;
+		uint32_t id, overflow;
+
+		memcpy(&e, p + off, sizeof(e));
+		switch (le16toh(e.e_tag)) {
+		case ACL_USER:
+			m = &ids->uidmap;
+			overflow = ids->overflow_uid;
+			break;
+		case ACL_GROUP:
+			m = &ids->gidmap;
+			overflow = ids->overflow_gid;
+			break;
+		default:
+			continue;
+		}
+		id = le32toh(e.e_id);
+		if (!to_disk)
+			id = vu_idmap_show(m, id, overflow);
+		else if (vu_idmap_store(m, id, &id) < 0)
+			return -EINVAL;
+		e.e_id = htole32(id);
+		memcpy(p + off, &e, sizeof(e));
+	}
+	return 0;
 }
 
 bool vu_ids_squashed(const struct vu_fs *fs)

@@ -304,6 +304,7 @@ void vu_params_help(void);
 int vu_ids_params(const struct vu_ids_opts *o, struct vu_ids *ret);
 void vu_ids_fixup(struct vu_fs *fs, struct vu_node *node, struct stat *st);
 int vu_ids_store(const struct vu_fs *fs, uid_t *uid, gid_t *gid);
+int vu_ids_acl_map(const struct vu_fs *fs, void *value, size_t size, bool to_disk);
 void vu_ids_store_new(const struct vu_fs *fs, uid_t *uid, gid_t *gid);
 bool vu_ids_squashed(const struct vu_fs *fs);
 int vu_ids_set_owner(struct vu_fs *fs, int fd, uid_t uid, gid_t gid, bool mode_set, mode_t mode);

@@ -132,6 +132,11 @@ void vu_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 	buf = g_malloc(size);
 	n = vc_fgetxattr(d.fd, true, name, buf, size);
 	vu_fdref_put(&d);
+	if (n >= 0 && vu_acl_is_name(name)) {
+		r = vu_ids_acl_map(fs, buf, n, false);
+		if (r < 0)
+			n = r;
+	}
 	if (n < 0)
 		fuse_reply_err(req, -vu_acl_fix_get(name, n));
 	else
@@ -182,6 +187,7 @@ static int vu_xattr_change(struct vu_fs *fs, struct vu_node *node, const char *n
 {
 	struct vu_fdref d = VU_FDREF_INIT;
 	g_autofree char *real = vu_xattr_real_name(name);
+	g_autofree char *stored = NULL;
 	ssize_t n;
 	int r;
 
@@ -194,6 +200,14 @@ static int vu_xattr_change(struct vu_fs *fs, struct vu_node *node, const char *n
 	name = real;
 	if (!fs->has_upper)
 		return -EROFS;
+	if (!remove && vu_acl_is_name(name)) {
+		/* Stored with the layer's ids (idmap.c); refused before anything is copied up. */
+		stored = g_memdup2(value, size);
+		r = vu_ids_acl_map(fs, stored, size, true);
+		if (r < 0)
+			return r;
+		value = stored;
+	}
 	if ((remove || vu_acl_is_name(name)) && atomic_load(&node->top) != 0) {
 		/*
 		 * Removing what is not there changes nothing: no copy-up, as on the kernel,
