@@ -333,6 +333,18 @@ def test_random_operations_match_the_kernel(harness, seed):
     run_random(harness, seed)
 
 
+ALL_OPTIONS = ("redirect_dir=on", "metacopy=on", "xino=on")
+
+
+@pytest.mark.parametrize("seed", range(SEED0, SEED0 + int(os.environ.get(
+    "VENEER_UNIONFS_ALL_OPTIONS_SEEDS", "4"))))
+def test_random_operations_match_the_kernel_with_all_options(harness, seed):
+    """The kernel's options beyond its defaults, all at once on both sides: renamed lower
+    directories get redirects, chmod/chown copy metadata only, st_ino carries the xino
+    bits (one filesystem here: the kernel and veneer then keep the real numbers)."""
+    run_random(harness, seed + 3000, ALL_OPTIONS)
+
+
 def run_random(harness, seed, opts=()):
     """The random test of one seed, both mounts with the mount options opts."""
     d = Diff(harness, 3, layers, opts=opts)
