@@ -15,6 +15,7 @@
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 #include <json-glib/json-glib.h>
@@ -107,6 +108,65 @@ static bool vr_state_dir_locked(const char *dir)
 	_cleanup_close_ int fd = open(dir, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 
 	return fd >= 0 && vr_state_locked(fd);
+}
+
+/*
+ * The pid that took the flock on the file (dev, ino), from /proc/locks; 0 when
+ * unknown. A flock belongs to the open file, not to that process: the children
+ * of a killed launcher that still share its fd (a daemon between fork and exec,
+ * the container's init dying of PR_SET_PDEATHSIG) hold it a moment longer.
+ */
+static pid_t vr_flock_owner(const struct stat *st)
+{
+	g_autofree char *text = NULL;
+	g_auto(GStrv) lines = NULL;
+
+	if (!g_file_get_contents("/proc/locks", &text, NULL, NULL))
+		return 0;
+	lines = g_strsplit(text, "\n", -1);
+	for (char **l = lines; *l; l++) {
+		char type[16];
+		unsigned int maj, min;
+		unsigned long ino;
+		int pid;
+
+		/* "1: FLOCK  ADVISORY  WRITE 42 00:1f:1234 0 EOF"; a waiter has "->" after "1:" */
+		if (strstr(*l, "->") ||
+		    sscanf(*l, "%*d: %15s %*s %*s %d %x:%x:%lu", type, &pid, &maj, &min, &ino) != 5)
+			continue;
+		if (strcmp(type, "FLOCK") == 0 && maj == major(st->st_dev) &&
+		    min == minor(st->st_dev) && ino == st->st_ino)
+			return pid > 0 ? pid : 0;
+	}
+	return 0;
+}
+
+/*
+ * dir, locked for --cleanup, or -1 while a live launcher holds it. A lock whose
+ * launcher is gone is held only by its dying children: wait for them (10 s at
+ * most), so that a --cleanup right after a kill -9 finds everything.
+ */
+static int vr_state_take(const char *dir)
+{
+	_cleanup_close_ int fd = open(dir, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	pid_t owner = 0;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -1;
+	for (int i = 0; i < 200; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return TAKE_FD(fd);
+		if (errno != EWOULDBLOCK)
+			return -1;
+		owner = vr_flock_owner(&st);
+		if (owner == 0 || vr_proc_running(owner))
+			return -1;
+		nanosleep(&(struct timespec){.tv_nsec = 50L * 1000 * 1000}, NULL);
+	}
+	log_warning("'%s' stays: processes of its killed launcher (pid %d) still hold it", dir,
+		    (int)owner);
+	return -1;
 }
 
 /* name in state_dir is a container's directory that a live launcher holds, state or not. */
@@ -594,23 +654,24 @@ int vr_state_cleanup(const char *state_dir)
 		g_autofree char *dir = g_build_filename(state_dir, ids->pdata[i], NULL);
 		JsonObject *o;
 		const char *status;
+		_cleanup_close_ int lock = -1;
 
 		if (!n)
 			continue;
 		o = json_node_get_object(n);
 		status = vr_obj_str(o, "Status");
-		if (vr_state_running(o) || vr_state_dir_locked(dir) ||
-		    (status && strcmp(status, "exited") == 0))
+		if (vr_state_running(o) || (status && strcmp(status, "exited") == 0) ||
+		    (lock = vr_state_take(dir)) < 0)
 			continue; /* alive, or finished cleanly (a --keep'd upper) */
 		if (vr_state_cleanup_one(state_dir, ids->pdata[i], o) < 0)
 			r = VR_EXIT_SETUP;
 	}
 	for (guint i = 0; i < stateless->len; i++) {
 		g_autofree char *dir = g_build_filename(state_dir, stateless->pdata[i], NULL);
-		_cleanup_close_ int fd = open(dir, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-
 		/* Held while we work: a launcher cannot take it meanwhile (it never reuses one). */
-		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+		_cleanup_close_ int fd = vr_state_take(dir);
+
+		if (fd < 0)
 			continue;
 		vr_state_cleanup_stateless(state_dir, stateless->pdata[i]);
 	}

@@ -5,7 +5,6 @@ option, and volumes whose paths hold ':' (-v with \\: and --mount) or whose targ
 symlink in the image."""
 import os
 import random
-import re
 import signal
 import stat
 import subprocess
@@ -91,6 +90,69 @@ def test_sigkill_of_launcher_during_setup_then_cleanup(vr):
     for n in names:
         vr.assert_nothing_left(n)
     assert mounts_below(vr.state) == []
+
+
+# A launcher's lock on its directory as a kill -9 leaves it: the launcher (the process that
+# took the flock) is gone, a child that shares the open file (a union daemon between fork and
+# exec, the init dying of its PR_SET_PDEATHSIG) still holds it for a moment.
+HOLD = ("import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "if sys.argv[2] == 'live':\n"
+        "    print(os.getpid(), flush=True); time.sleep(100)\n"
+        "r, w = os.pipe()\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    n = os.open('/dev/null', os.O_WRONLY); os.dup2(n, 1); os.dup2(n, 2); os.close(r)\n"
+        "    os.write(w, b'x'); time.sleep(1.5); os._exit(0)\n"
+        "os.read(r, 1); print(child, flush=True)\n")
+
+
+def _locked(d):
+    import fcntl
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("with_state", [False, True], ids=["stateless", "state.json"])
+def test_cleanup_right_after_kill_waits_for_the_launchers_children(vr, with_state):
+    """The CI race of test_sigkill_of_launcher_during_setup_then_cleanup, made certain: a
+    --cleanup run while a dead launcher's child still holds the directory's lock waits for
+    it and removes everything; a live holder's directory stays."""
+    name = vr.name()
+    d = os.path.join(vr.state, name)
+    for sub in ("merged", "lower", "work/work"):
+        os.makedirs(os.path.join(d, sub))
+    # A live launcher: untouched, and --cleanup does not wait for it.
+    live = subprocess.Popen(["python3", "-c", HOLD, d, "live"], stdout=subprocess.PIPE, text=True)
+    try:
+        launcher = int(live.stdout.readline())
+        if with_state:
+            write(os.path.join(d, "state.json"),
+                  '{"Id": "%s", "LauncherPid": %d, "LauncherStartTime": 1, "Status": "running"}\n'
+                  % (name, launcher))
+        r = cleanup(vr)
+        assert r.returncode == 0 and r.stdout == "", (r.stdout, r.stderr)
+        assert os.path.isdir(os.path.join(d, "work"))
+    finally:
+        live.kill()
+        live.wait()
+    # The launcher died; its child still holds the lock.
+    p = subprocess.run(["python3", "-c", HOLD, d, "dead"], capture_output=True, text=True,
+                       timeout=30)
+    child = int(p.stdout)
+    assert _locked(d) and alive(child)
+    r = cleanup(vr)
+    assert r.returncode == 0 and r.stdout.split() == [name], (r.stdout, r.stderr)
+    assert r.stderr == ""
+    assert not alive(child)
+    assert os.listdir(vr.state) == []
 
 
 # --- item 5: kill -9 of the union daemon -----------------------------------------------------
