@@ -13,6 +13,7 @@
 """
 import copy
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -203,6 +204,12 @@ def test_daemonset_pod_template_serves_a_limited_pod(harness, need_fuse, deb):
     assert r.stdout == "M"
     # preStop, as the kubelet runs it before it stops the pod: the mount goes.
     pre = _container(ds)["lifecycle"]["preStop"]["exec"]["command"]
-    pm("exec", "veneer-procfs-node-veneer-procfs", *pre)
+    r = pm("exec", "veneer-procfs-node-veneer-procfs", *pre, check=False)
+    # The unmount ends veneer-procfs, the pod's main process, so the container stops while
+    # the exec session ends; podman 4.3 then may not find the session's exit event and
+    # exits 255 (containers/podman#16036, the same preStop pattern). Only that error is
+    # let through: what the hook must do is judged below, on the node.
+    assert r.returncode == 0 or re.search(r"exec died event for session \w+ .*not found",
+                                          r.stderr), (r.returncode, r.stdout, r.stderr)
     r = pm.sh(f'findmnt -n -o FSTYPE "{node}/procfs" || true')
     assert r.stdout.strip() == "", r.stdout
