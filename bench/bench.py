@@ -133,7 +133,8 @@ def main(argv):
         ut = UnionTargets(ws, reaper, build, timeout, trash)
         pod = PodBench(ws, reaper, layers, sizes,
                        {t: ut.binary(t) for t in ("veneer-unionfs", "veneer-uring",
-                                                  "fuse-overlayfs")}, log, timeout)
+                                                  "veneer-devfuse", "fuse-overlayfs")},
+                       log, timeout)
         wl = Workloads(layers, sizes, timeout, trash, pod)
         for wid, rows, setup, fn in wl.table():
             targets = [t for t in utargets if any(r.applies(t) for r in rows)]

@@ -18,8 +18,10 @@ import tempfile
 import time
 
 from reaper import mounts_below, remove_cgroup, umount
+from union_targets import VENEER_VARIANTS
 
-POD_TARGETS = ("kernel-overlay", "veneer-unionfs", "veneer-uring", "fuse-overlayfs")
+POD_TARGETS = ("kernel-overlay", "veneer-unionfs", "veneer-uring", "veneer-devfuse",
+               "fuse-overlayfs")
 BASE_IMAGE = "localhost/veneer-bench-base:latest"
 IMAGE = "localhost/veneer-bench-w11:latest"
 ULIMITS = ["--ulimit", "nofile=1000:1000", "--ulimit", "nproc=1000:1000"]
@@ -373,11 +375,11 @@ class PodBench:
             subprocess.run(["rm", "-rf", "--one-file-system", base], timeout=3600)
         os.makedirs(base)
         program = self.binaries.get(target)
-        if target == "veneer-uring":
+        if VENEER_VARIANTS.get(target):
             # podman gives the mount program no options of ours: a wrapper adds them.
-            wrapper = os.path.join(base, "veneer-uring")
+            wrapper = os.path.join(base, target)
             with open(wrapper, "w") as f:
-                f.write(f'#!/bin/sh\nexec {program} -o uring=on "$@"\n')
+                f.write(f'#!/bin/sh\nexec {program} -o {VENEER_VARIANTS[target]} "$@"\n')
             os.chmod(wrapper, 0o755)
             program = wrapper
         pm = PrivatePodman(base, program, f"{self.cg_base}/pod-{target}",

@@ -130,8 +130,10 @@ def legend():
         "Workload 12: the kernel overlay is mounted with lowerdir paths relative to the "
         "layers' parent (500 absolute paths exceed mount(2)'s one-page option limit); cold: "
         "caches dropped after mounting, then every name stated once; warm: stated again.",
-        "veneer-uring (only when named in --targets): veneer-unionfs -o uring=on, requests "
-        "through FUSE over io_uring (needs Y in /sys/module/fuse/parameters/enable_uring).",
+        "veneer-unionfs runs with its defaults: -o uring=auto takes requests through FUSE over "
+        "io_uring when the kernel offers it (Y in /sys/module/fuse/parameters/enable_uring), "
+        "else through /dev/fuse. Only when named in --targets: veneer-uring is -o uring=on "
+        "(io_uring or no mount), veneer-devfuse -o uring=off (/dev/fuse only).",
         "busy host: the rows of workloads 3, 7 and 9 while `stress-ng --cpu N --cpu-method "
         "int64` (N CPU-bound processes, one per CPU unless --load says otherwise) runs, "
         "started after the mount and stopped after the workload, the same for every target.",

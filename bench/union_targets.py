@@ -14,10 +14,12 @@ import threading
 from reaper import Daemon, fuse_abort, is_mounted, umount, wait_mounted
 
 UNION_TARGETS = ["kernel-overlay", "veneer-unionfs", "fuse-overlayfs", "unionfs-fuse", "plain"]
-# Run only when named in --targets: veneer-unionfs with requests through FUSE over io_uring.
-EXTRA_UNION_TARGETS = ["veneer-uring"]
+# Run only when named in --targets: veneer-unionfs with requests through FUSE over io_uring
+# only (uring=on: the mount fails without it), and through /dev/fuse only (uring=off).
+# veneer-unionfs itself runs with its defaults (uring=auto: io_uring when the kernel offers it).
+EXTRA_UNION_TARGETS = ["veneer-uring", "veneer-devfuse"]
 # The -o options a veneer variant adds.
-VENEER_VARIANTS = {"veneer-unionfs": "", "veneer-uring": "uring=on"}
+VENEER_VARIANTS = {"veneer-unionfs": "", "veneer-uring": "uring=on", "veneer-devfuse": "uring=off"}
 REFERENCE = "kernel-overlay"
 
 
@@ -99,8 +101,9 @@ class UnionTargets:
         self.n = 0
 
     def binary(self, target):
-        return {"veneer-unionfs": self.veneer, "veneer-uring": self.veneer,
-                "fuse-overlayfs": shutil.which("fuse-overlayfs") or "fuse-overlayfs",
+        if target in VENEER_VARIANTS:
+            return self.veneer
+        return {"fuse-overlayfs": shutil.which("fuse-overlayfs") or "fuse-overlayfs",
                 "unionfs-fuse": shutil.which("unionfs-fuse") or "unionfs-fuse"}.get(target)
 
     def missing(self, target):
@@ -182,6 +185,7 @@ def version_of(target, veneer_bin):
         "kernel-overlay": ["uname", "-r"],
         "veneer-unionfs": [veneer_bin, "--version"],
         "veneer-uring": [veneer_bin, "--version"],
+        "veneer-devfuse": [veneer_bin, "--version"],
         "fuse-overlayfs": ["fuse-overlayfs", "--version"],
         "unionfs-fuse": ["dpkg-query", "-W", "-f", "${Version}", "unionfs-fuse"],
         "plain": ["findmnt", "-n", "-o", "FSTYPE,OPTIONS", "-T", "/var/tmp"],

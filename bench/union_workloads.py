@@ -110,7 +110,7 @@ BUSY_WORKLOADS = ("3", "7", "9")
 
 # The chmod row runs both with the kernel's metadata-only copy-up (fuse-overlayfs has none).
 METACOPY = {"kernel-overlay": "metacopy=on", "veneer-unionfs": "metacopy=on",
-            "veneer-uring": "metacopy=on"}
+            "veneer-uring": "metacopy=on", "veneer-devfuse": "metacopy=on"}
 
 
 def _timed(fn, *args, **kw):

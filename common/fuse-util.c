@@ -172,7 +172,7 @@ static void vc_fuse_extra_free(struct vc_fuse_extra *e)
 	g_free(e->mountpoint);
 }
 
-int vc_fuse_parse_cmdline(struct fuse_args *args, struct vc_fuse_cmdline *ret)
+int vc_fuse_parse_cmdline(struct fuse_args *args, int uring_default, struct vc_fuse_cmdline *ret)
 {
 	struct vc_fuse_extra extra = {0};
 	struct fuse_cmdline_opts o;
@@ -180,7 +180,7 @@ int vc_fuse_parse_cmdline(struct fuse_args *args, struct vc_fuse_cmdline *ret)
 
 	memset(ret, 0, sizeof(*ret));
 	ret->ready_fd = -1;
-	ret->uring = VC_URING_OFF;
+	ret->uring = uring_default;
 	ret->uring_threads = 2;
 	if (fuse_opt_parse(args, &extra, vc_fuse_extra_opts, vc_fuse_extra_proc) < 0) {
 		r = -EINVAL;
@@ -245,7 +245,7 @@ void vc_fuse_cmdline_done(struct vc_fuse_cmdline *cl)
 	g_clear_pointer(&cl->mountpoint, g_free);
 }
 
-void vc_fuse_print_common_help(void)
+void vc_fuse_print_common_help(int uring_default)
 {
 	printf("Common options:\n"
 	       "    -h, --help             print this help and exit\n"
@@ -258,8 +258,9 @@ void vc_fuse_print_common_help(void)
 	       "    -o clone_fd            one /dev/fuse fd per worker thread\n"
 	       "    -o max_idle_threads=N  idle worker threads kept around (1 to 100000)\n"
 	       "    -o max_threads=N       upper bound on worker threads (1 to 100000)\n"
-	       "    -o uring=auto|on|off   requests through FUSE over io_uring (default: off)\n"
-	       "    -o uring_threads=N     io_uring threads per CPU, 1 to 64 (default: 2)\n");
+	       "    -o uring=auto|on|off   requests through FUSE over io_uring (default: %s)\n"
+	       "    -o uring_threads=N     io_uring threads per CPU, 1 to 64 (default: 2)\n",
+	       vc_uring_mode_name(uring_default));
 }
 
 /* The kernel ended the connection (the superblock is gone): the device fd polls POLLERR. */

@@ -11,6 +11,8 @@
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>
 
+#include "fuse-uring.h"
+
 /* Exit codes shared by the daemons. */
 enum {
 	VC_EXIT_OK = 0,
@@ -36,10 +38,11 @@ struct vc_fuse_cmdline {
 /*
  * Parse -f, -d/--debug, -s, -h/--help, -V/--version, --ready-fd=N,
  * -o clone_fd, -o max_idle_threads=N, -o max_threads=N, -o uring=auto|on|off,
- * -o uring_threads=N and the mount point.
+ * -o uring_threads=N and the mount point. uring_default (VC_URING_*) is the
+ * daemon's -o uring when none is given.
  * They are removed from args; what remains goes to fuse_session_new().
  */
-int vc_fuse_parse_cmdline(struct fuse_args *args, struct vc_fuse_cmdline *ret);
+int vc_fuse_parse_cmdline(struct fuse_args *args, int uring_default, struct vc_fuse_cmdline *ret);
 /*
  * Each error above is one line naming the option and its value; an unknown flag
  * ("--frob") and a second non-option argument are errors. A daemon's option
@@ -56,7 +59,7 @@ int vc_fuse_check_session_args(const struct fuse_args *args);
 void vc_fuse_cmdline_done(struct vc_fuse_cmdline *cl);
 
 /* Print the options every daemon shares, for --help. */
-void vc_fuse_print_common_help(void);
+void vc_fuse_print_common_help(int uring_default);
 
 struct vc_fuse_hooks {
 	/*

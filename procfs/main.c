@@ -112,7 +112,7 @@ static void vp_usage(void)
 	       "one,\n"
 	       "                           0 to 3600000 (default 1000; 0: never)\n"
 	       "\n");
-	vc_fuse_print_common_help();
+	vc_fuse_print_common_help(VC_URING_OFF);
 }
 
 static int vp_opts_validate(struct vp_opts *o)
@@ -258,7 +258,7 @@ int main(int argc, char **argv)
 	}
 	/* Each step logs its one line on bad input. */
 	if (fuse_opt_parse(&args, &text, vp_opt_table, vp_opt_proc) < 0 ||
-	    vc_fuse_parse_cmdline(&args, &opts.cl) < 0) {
+	    vc_fuse_parse_cmdline(&args, VC_URING_OFF, &opts.cl) < 0) {
 		ret = VC_EXIT_USAGE;
 		goto out_args;
 	}

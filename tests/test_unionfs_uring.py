@@ -2,8 +2,9 @@
 """veneer-unionfs with -o uring: requests through FUSE over io_uring (common/fuse-uring.c).
 
 The kernel offers io_uring only with Y in /sys/module/fuse/parameters/enable_uring
-(scripts/bootstrap turns it on). The semantic, random, passthrough and other union
-suites run once more with uring=on (meson test "pytest-uring"); the tests here check
+(scripts/bootstrap turns it on). uring=auto is veneer-unionfs's default, so every suite
+runs over the rings, and the union suites run once more with uring=off (meson test
+"pytest-devfuse"); the tests here check
 the transport itself: requests reach the ring threads and not the /dev/fuse threads,
 a failed ring setup or a REGISTER the kernel refuses falls back to /dev/fuse without
 stranding a request (or fails the mount with uring=on), data of every size crosses
@@ -90,14 +91,16 @@ def _mount(harness, opts, env=None):
     return harness.mount_unionfs([lower], upper, work, opts=opts, env=env)
 
 
-def test_requests_come_through_the_rings(harness, need_uring):
-    """With uring=on the ring threads serve the requests and the /dev/fuse threads stay
-    idle; with uring=off it is the other way round (so the test can fail)."""
-    for mode in ("on", "off"):
-        m = _mount(harness, [f"uring={mode}"])
+def test_requests_come_through_the_rings(harness, need_uring, monkeypatch):
+    """With uring=on, and with no -o uring at all (the default is auto), the ring threads
+    serve the requests and the /dev/fuse threads stay idle; with uring=off it is the other
+    way round (so the test can fail)."""
+    monkeypatch.delenv("VENEER_UNIONFS_OPTS", raising=False)
+    for mode in ("default", "on", "off"):
+        m = _mount(harness, [] if mode == "default" else [f"uring={mode}"])
         rings = [c for c, _ in _threads(m.daemon.proc.pid).values() if c.startswith("fuse-ring-")]
         ring, other = _metadata_ops(m)
-        if mode == "on":
+        if mode != "off":
             # A queue per CPU, 2 threads each by default.
             assert len(rings) == 2 * os.cpu_count(), rings
             assert ring >= N_OPS and other < N_OPS // 10, (ring, other)

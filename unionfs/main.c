@@ -144,11 +144,11 @@ int main(int argc, char **argv)
 
 	if (vu_params_parse(&args, &fs.params) < 0)
 		goto out;
-	if (vc_fuse_parse_cmdline(&args, &cl) < 0)
+	if (vc_fuse_parse_cmdline(&args, VC_URING_AUTO, &cl) < 0)
 		goto out;
 	if (cl.show_help) {
 		vu_params_help();
-		vc_fuse_print_common_help();
+		vc_fuse_print_common_help(VC_URING_AUTO);
 		ret = VC_EXIT_OK;
 		goto out;
 	}
