@@ -92,6 +92,7 @@ BAD_O = [
     ("max_threads=0", ["max_threads", "0"]),
     ("max_threads=many", ["max_threads", "many"]),
     ("uring=maybe", ["uring", "maybe"]),
+    ("index=maybe", ["index", "maybe"]),
     ("uring_threads=0", ["uring_threads", "0"]),
     ("uring_threads=65", ["uring_threads", "65"]),
     ("bogus_opt=3", ["bogus_opt"]),

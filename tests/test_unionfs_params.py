@@ -28,7 +28,7 @@ OPTIONS = ["lowerdir", "upperdir", "workdir", "volatile", "fsync", "ro", "rw", "
 OPTIONS += ["uidmapping", "gidmapping", "squash_to_root", "squash_to_uid", "squash_to_gid",
             "static_nlink", "xattr_permissions"]
 # issue 15 part C: xino, layer export
-OPTIONS += ["xino", "--export-layer", "--output"]
+OPTIONS += ["xino", "--export-layer", "--output", "index"]
 
 
 def _state(root):

@@ -110,7 +110,8 @@ void vu_alias_changed(struct vu_fs *fs, struct vu_node *node)
  */
 double vu_attr_timeout(struct vu_fs *fs, struct vu_node *node, const struct stat *st)
 {
-	if ((!S_ISDIR(st->st_mode) && st->st_nlink > 1) || atomic_load(&node->aliased))
+	if ((!S_ISDIR(st->st_mode) && st->st_nlink > 1) || atomic_load(&node->aliased) ||
+	    atomic_load(&node->indexed))
 		return 0;
 	return fs->timeout;
 }

@@ -223,7 +223,7 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 	_cleanup_close_ int dst = -1;
 	struct vu_mcdata md = {.fd = -1};
 	struct stat st, pst;
-	bool new_ino = false, meta, with_data;
+	bool new_ino = false, meta, with_data, indexed;
 	int r;
 
 	/* Serialised with its removal by the node lock: this holds until the rename. */
@@ -246,6 +246,18 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 	 */
 	meta = mode == VU_COPY_META && fs->params.metacopy && S_ISREG(st.st_mode);
 	with_data = !meta && mode != VU_COPY_TRUNC;
+	/* -o index=on: a hard-linked lower goes to the index, once for all its names. */
+	indexed = vu_index_wanted(fs, &st);
+	if (indexed) {
+		/* Another name made the entry: it is as that copy-up left it. */
+		r = vu_index_copy_up(fs, node, parent, name, src.fd, &st, -1, NULL, &meta);
+		if (r == 0)
+			goto done;
+		if (r == -ENODATA)
+			indexed = false;
+		else if (r != -ENOENT)
+			goto out;
+	}
 	if (with_data && atomic_load(&node->metacopy)) {
 		/* A metacopy lower: its data is further down. */
 		r = vu_mc_node_data(fs, node, &md);
@@ -268,7 +280,11 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 	r = vu_origin_mark_impure(fs, parent, pd.fd);
 	if (r < 0)
 		goto out_clean;
-	if (renameat2(fs->work_fd, tmp, pd.fd, name, RENAME_NOREPLACE) < 0) {
+	if (indexed) {
+		r = vu_index_copy_up(fs, node, parent, name, src.fd, &st, dst, tmp, &meta);
+		if (r < 0)
+			goto out_clean;
+	} else if (renameat2(fs->work_fd, tmp, pd.fd, name, RENAME_NOREPLACE) < 0) {
 		r = -errno;
 		goto out_clean;
 	}
@@ -283,7 +299,7 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 					name);
 	}
 	/* A hard-linked origin is not used for st_ino (no index): the copy shows its own. */
-	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+	if (!indexed && !S_ISDIR(st.st_mode) && st.st_nlink > 1) {
 		struct stat ust;
 
 		if (fstat(dst, &ust) == 0 &&
@@ -292,6 +308,7 @@ static int vu_copy_up_one(struct vu_fs *fs, struct vu_node *node, struct vu_node
 			new_ino = true;
 		}
 	}
+done:
 	atomic_store(&node->metacopy, meta);
 	atomic_store(&node->top, 0);
 	if (S_ISDIR(st.st_mode))
@@ -376,6 +393,7 @@ static int vu_copy_up_data(struct vu_fs *fs, struct vu_node *node, bool with_dat
 	atomic_store(&node->metacopy, false);
 	if (fs->se)
 		fuse_lowlevel_notify_inval_inode(fs->se, vu_node_ino(fs, node), -1, 0);
+	vu_index_data_copied(fs, node);
 	return 0;
 }
 
@@ -387,6 +405,27 @@ static int vu_copy_up_mode(struct vu_fs *fs, struct vu_node *node, enum vu_copy_
 
 	if (!fs->has_upper)
 		return -EROFS;
+	/* -o index=on: a name served from the index is linked in first (index.c). */
+	if (atomic_load(&node->via_index)) {
+		parent = vu_node_parent(fs, node, &name);
+		if (!parent)
+			return -ENOENT;
+		r = vu_copy_up(fs, parent, true);
+		if (r == 0) {
+			vu_node_lock(fs, node);
+			if (!atomic_load(&node->via_index))
+				r = 0;
+			else if (!vu_node_hashed(fs, node))
+				r = vu_copy_up_gone(fs, parent, name);
+			else
+				r = vu_index_link_up(fs, node, parent, name);
+			vu_node_unlock(fs, node);
+		}
+		vu_node_unref(fs, parent);
+		g_clear_pointer(&name, g_free);
+		if (r < 0)
+			return r;
+	}
 	if (atomic_load(&node->top) == 0) {
 		if (mode == VU_COPY_META || !atomic_load(&node->metacopy))
 			return 0;

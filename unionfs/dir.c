@@ -250,11 +250,12 @@ static int vu_dir_create(fuse_req_t req, struct vu_fs *fs, struct vu_node *paren
 	}
 	/*
 	 * A directory made where a whiteout was hides what the lowers have there. With
-	 * redirect_dir=on (metacopy=on turns it on) every new directory in a merged one is
-	 * marked opaque too, as the kernel does.
+	 * redirect_dir=on (metacopy=on turns it on) or index=on every new directory in a
+	 * merged one is marked opaque too, as the kernel does.
 	 */
-	if (S_ISDIR(o->mode) && (tmp || (fs->params.redirect_dir == VU_REDIRECT_ON &&
-					 atomic_load(&parent->bottom) > 0))) {
+	if (S_ISDIR(o->mode) &&
+	    (tmp || ((fs->params.redirect_dir == VU_REDIRECT_ON || fs->index_fd >= 0) &&
+		     atomic_load(&parent->bottom) > 0))) {
 		_cleanup_close_ int fd = vc_open_path_at(dirfd, nm);
 
 		r = fd < 0 ? fd : vu_whiteout_set_opaque(fs, fd);
@@ -397,9 +398,20 @@ static int vu_dir_remove(struct vu_fs *fs, struct vu_node *parent, const char *n
 			 struct vu_node *node, bool is_dir)
 {
 	struct vu_fdref pd = VU_FDREF_INIT, cd = VU_FDREF_INIT;
+	g_autofree char *idx = NULL;
 	bool lower, at;
 	int r;
 
+	/*
+	 * -o index=on: a name of an indexed file is linked in before it goes, so that
+	 * the upper's link count and the merged one drop together (index.c).
+	 */
+	if (!is_dir && vu_index_node_wanted(fs, node)) {
+		r = vu_copy_up_meta(fs, node);
+		if (r < 0)
+			return r;
+		(void)vu_index_name_of(fs, node, &idx);
+	}
 	r = vu_copy_up(fs, parent, true);
 	if (r < 0)
 		return r;
@@ -439,6 +451,8 @@ static int vu_dir_remove(struct vu_fs *fs, struct vu_node *parent, const char *n
 		vu_node_rehash(fs, node);
 	vu_node_unlock(fs, node);
 	vu_fdref_put(&pd);
+	if (r == 0)
+		vu_index_removed(fs, idx);
 	return r;
 }
 
@@ -508,6 +522,7 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 {
 	struct vu_fdref od = VU_FDREF_INIT, nd = VU_FDREF_INIT, sd = VU_FDREF_INIT;
 	struct vu_node *src = NULL, *dst = NULL;
+	g_autofree char *dst_idx = NULL; /* -o index=on: the entry of a file renamed over */
 	struct vu_found df;
 	bool src_lower, locked = false, src_at = false, dst_at = false;
 	int r;
@@ -554,6 +569,12 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 		}
 	}
 	r = vu_copy_up_meta(fs, src);
+	/* A name of an indexed file renamed over is linked in first, as for unlink. */
+	if (r == 0 && dst && !(flags & RENAME_EXCHANGE) && vu_index_node_wanted(fs, dst)) {
+		r = vu_copy_up_meta(fs, dst);
+		if (r == 0)
+			(void)vu_index_name_of(fs, dst, &dst_idx);
+	}
 	if (r == 0)
 		r = vu_copy_up(fs, np, true);
 	if (r == 0 && (flags & RENAME_EXCHANGE))
@@ -655,6 +676,7 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 		vu_node_move(fs, src, np, newname);
 	if (src_lower && !fs->can_mknod)
 		r = vu_whiteout_make(fs, op, od.fd, name, VU_WH_NOREPLACE);
+	vu_index_removed(fs, dst_idx);
 	goto out;
 out_rehash:
 	if (dst_at)

@@ -132,7 +132,8 @@ static void vu_file_attach(struct vu_fs *fs, struct fuse_file_info *fi, struct v
 	 */
 	if (!st && fstat(fd, &fst) == 0)
 		st = &fst;
-	fi->keep_cache = !(st && S_ISREG(st->st_mode) && st->st_nlink > 1);
+	fi->keep_cache =
+		!(st && S_ISREG(st->st_mode) && st->st_nlink > 1) && !atomic_load(&node->indexed);
 	if (fi->flags & O_DIRECT)
 		fi->direct_io = 1;
 	/*

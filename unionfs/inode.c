@@ -24,6 +24,7 @@ static void vu_inode_fixup(struct vu_fs *fs, struct vu_node *node, struct stat *
 	st->st_ino = atomic_load(&node->ino);
 	if (S_ISDIR(st->st_mode) && atomic_load(&node->bottom) > atomic_load(&node->top))
 		st->st_nlink = 1; /* a merged directory, as the kernel reports it */
+	vu_index_fix_nlink(fs, node, st);
 	vu_ids_fixup(fs, node, st);
 }
 

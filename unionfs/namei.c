@@ -34,6 +34,8 @@ static bool vu_namei_opaque(struct vu_fs *fs, int layer, int dirfd, const char *
 static void vu_namei_ino(struct vu_fs *fs, struct vu_node *parent, const char *name,
 			 struct vu_found *f, const struct stat *lower_st)
 {
+	if (f->via_index)
+		return; /* its lower's, set by vu_index_probe() */
 	f->ino = vu_xino_map(fs, f->st.st_dev, f->st.st_ino);
 	if (S_ISDIR(f->st.st_mode)) {
 		/* Merged directories report the inode of the top lower, as the kernel does. */
@@ -204,6 +206,23 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 	*have_lower = have_lower_st;
 	if (ret->top < 0)
 		return -ENOENT;
+	if (fs->index_fd >= 0 && !S_ISDIR(ret->st.st_mode) && !path && !cur) {
+		/* -o index=on: a hard-linked lower the index holds shows the entry (index.c). */
+		struct vu_fdref d = VU_FDREF_INIT;
+		int r = vu_node_fd(fs, parent, ret->top, &d);
+
+		if (r == 0 && vu_is_upper(fs, ret->top) && ret->st.st_nlink > 1) {
+			_cleanup_close_ int fd =
+				openat(d.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+			ret->indexed = fd >= 0 && vu_index_is_entry(fs, fd, &ret->st);
+		} else if (r == 0 && vu_index_wanted(fs, &ret->st)) {
+			r = vu_index_probe(fs, d.fd, name, ret);
+		}
+		vu_fdref_put(&d);
+		if (r < 0)
+			return r;
+	}
 	if (ret->metacopy) {
 		/* Its data must be there (else EIO, as the kernel); stat shows its blocks. */
 		struct vu_mcdata md;

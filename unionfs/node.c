@@ -184,6 +184,7 @@ static void vu_node_free_locked(struct vu_fs *fs, struct vu_node *node)
 	vu_node_drop_fds_locked(fs, node);
 	pthread_mutex_unlock(&fs->fdcache_lock);
 	vu_alias_remove_locked(fs, node);
+	vu_index_node_freed_locked(fs, node);
 	vc_close_nointr(node->pinned_fd);
 	vu_nameidx_free(atomic_load(&node->nameidx));
 	if (node->name != node->inl)
@@ -241,12 +242,20 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 		n->gen++;
 		n = NULL;
 	}
+	/* Another name of its file was copied up into the index meanwhile (index.c). */
+	if (n && f->via_index && atomic_load(&n->top) != 0) {
+		atomic_store(&n->bottom, f->bottom);
+		atomic_store(&n->indexed, true);
+		atomic_store(&n->via_index, true);
+		atomic_store(&n->metacopy, f->metacopy);
+		atomic_store(&n->top, 0);
+	}
 	/*
 	 * Another name of a hard-linked upper file: the kernel must see one inode (one page
 	 * cache), as overlayfs gives. The node keeps its own name; while it lives, so does
 	 * the inode, so its number cannot have been reused.
 	 */
-	if (!n && vu_is_upper(fs, f->top) && !S_ISDIR(f->st.st_mode) &&
+	if (!n && vu_is_upper(fs, f->top) && !S_ISDIR(f->st.st_mode) && !f->via_index &&
 	    g_hash_table_size(fs->links) > 0) {
 		n = g_hash_table_lookup(fs->links, GSIZE_TO_POINTER(f->st.st_ino));
 		if (n && n->type != (f->st.st_mode & S_IFMT))
@@ -264,16 +273,20 @@ struct vu_node *vu_node_get(struct vu_fs *fs, struct vu_node *parent, const char
 		atomic_store(&n->bottom, f->bottom);
 		atomic_store(&n->opaque_lower, f->lower_exists);
 		atomic_store(&n->metacopy, f->metacopy);
+		atomic_store(&n->indexed, f->indexed);
+		atomic_store(&n->via_index, f->via_index);
 		n->hashed = true;
 		g_hash_table_add(fs->names, n);
 		vu_evict_added(fs, n);
 		if (vu_is_upper(fs, f->top) && !S_ISDIR(f->st.st_mode) && f->st.st_nlink > 1 &&
+		    !f->via_index &&
 		    !g_hash_table_contains(fs->links, GSIZE_TO_POINTER(f->st.st_ino))) {
 			n->link_ino = f->st.st_ino;
 			g_hash_table_insert(fs->links, GSIZE_TO_POINTER(n->link_ino), n);
 		}
 		if (vu_is_upper(fs, f->top) && !S_ISDIR(f->st.st_mode))
 			vu_alias_join_locked(fs, n, &f->st);
+		vu_index_node_added_locked(fs, n, &f->st);
 	}
 found:
 	if (count_lookup) {
@@ -536,7 +549,7 @@ int vu_node_fd(struct vu_fs *fs, struct vu_node *node, int layer, struct vu_fdre
 	struct vu_fdent *e;
 	unsigned flags = 0, gen;
 	bool stale;
-	int fd, r;
+	int fd = -1, r;
 
 	*ret = (struct vu_fdref)VU_FDREF_INIT;
 	ret->fs = fs;
@@ -583,6 +596,12 @@ retry:
 	r = 0;
 	if (S_ISDIR(node->type) && layer > atomic_load(&node->top) && vu_redirect_follows(fs))
 		r = vu_redirect_node_open(fs, node, parent, layer, &fd);
+	/* A name served from the index, not linked in the upper yet (index.c). */
+	if (r == 0 && layer == 0 && atomic_load(&node->via_index)) {
+		r = vu_index_open(fs, node, &fd);
+		if (r == 0)
+			r = 1;
+	}
 	if (r == 0) {
 		r = vu_node_fd(fs, parent, layer, &pref);
 		if (r < 0) {

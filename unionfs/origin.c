@@ -52,9 +52,14 @@ static int vu_origin_mount_fd(struct vu_fs *fs, const unsigned char *uuid)
 	return -ENODEV;
 }
 
-/* The origin's st_ino, as reported (xino.c), from an overlay.origin value. */
-static int vu_origin_decode(struct vu_fs *fs, const unsigned char *buf, ssize_t n, ino_t *ret)
+/*
+ * The origin's st_ino, as reported (xino.c), from an overlay.origin value of the
+ * upper object at upath. A hard-linked origin is used only through the index.
+ */
+static int vu_origin_decode(struct vu_fs *fs, const unsigned char *buf, ssize_t n,
+			    const char *upath, ino_t *ret)
 {
+	struct stat ust;
 	union {
 		struct file_handle fh;
 		unsigned char raw[sizeof(struct file_handle) + MAX_HANDLE_SZ];
@@ -77,8 +82,12 @@ static int vu_origin_decode(struct vu_fs *fs, const unsigned char *buf, ssize_t 
 		return -errno;
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	/* A hard-linked origin is not used, as with the kernel without index=on. */
-	if (st.st_nlink != 1)
+	/*
+	 * A hard-linked origin is not used, as with the kernel without index=on; with it,
+	 * only when the object is the index entry named after the origin (index.c).
+	 */
+	if (st.st_nlink != 1 && (fs->index_fd < 0 || lstat(upath, &ust) < 0 ||
+				 !vu_index_holds(fs, buf, (int)n, ust.st_ino)))
 		return -EMLINK;
 	*ret = vu_xino_map(fs, st.st_dev, st.st_ino);
 	return 0;
@@ -96,42 +105,37 @@ int vu_origin_ino_at(struct vu_fs *fs, int dirfd, const char *name, ino_t *ret)
 	n = lgetxattr(p, vu_origin_xattr(fs), buf, sizeof(buf));
 	if (n < 0)
 		return -errno;
-	return vu_origin_decode(fs, buf, n, ret);
+	return vu_origin_decode(fs, buf, n, p, ret);
 }
 
 /*
- * Record src (of stat st) as the origin of its copy dst, both O_PATH fds, as the
- * kernel does: for a directory, or a non-directory that is not hard-linked in its
- * layer (a hard-linked one is broken up by copy-up without index=on, so it gets
- * none). On one filesystem the handle's uuid is null, as the kernel writes it then;
- * over several it is that of the origin's filesystem, and an origin on one without
- * a unique uuid gets none, as with the kernel. Best effort: only an inode number.
+ * The kernel's struct ovl_fb for src (of stat st), an O_PATH fd, into fb (at least
+ * VU_FB_HDR + MAX_HANDLE_SZ bytes); returns its length. On one filesystem the
+ * handle's uuid is null, as the kernel writes it then; over several it is that of
+ * the origin's filesystem, and one without a unique uuid gets none (-ENODEV).
  */
-void vu_origin_set(struct vu_fs *fs, int srcfd, int dstfd, const struct stat *st)
+int vu_origin_encode(struct vu_fs *fs, int srcfd, const struct stat *st, unsigned char *fb)
 {
 	union {
 		struct file_handle fh;
 		unsigned char raw[sizeof(struct file_handle) + MAX_HANDLE_SZ];
 	} h;
-	unsigned char fb[VU_FB_HDR + MAX_HANDLE_SZ];
 	const struct vu_xfs *x = NULL;
 	int mnt;
 
-	if (!S_ISDIR(st->st_mode) && st->st_nlink != 1)
-		return;
 	if (!fs->samefs) {
 		/* Over several filesystems the handle names the origin's by its uuid. */
 		int fsid = vu_xino_fsid_of_dev(fs, st->st_dev);
 
 		if (fsid < 0 || !fs->xfs[fsid].has_uuid || fs->xfs[fsid].bad_uuid)
-			return;
+			return -ENODEV;
 		x = &fs->xfs[fsid];
 	}
 	h.fh.handle_bytes = MAX_HANDLE_SZ;
 	if (name_to_handle_at(srcfd, "", &h.fh, &mnt, AT_EMPTY_PATH) < 0)
-		return;
+		return -errno;
 	if (h.fh.handle_bytes + VU_FB_HDR > 255)
-		return;
+		return -EOVERFLOW;
 	fb[0] = 0; /* version */
 	fb[1] = VU_FB_MAGIC;
 	fb[2] = VU_FB_HDR + h.fh.handle_bytes;
@@ -142,7 +146,26 @@ void vu_origin_set(struct vu_fs *fs, int srcfd, int dstfd, const struct stat *st
 	else
 		memset(fb + 5, 0, 16); /* null uuid */
 	memcpy(fb + VU_FB_HDR, h.fh.f_handle, h.fh.handle_bytes);
-	vc_fsetxattr(dstfd, true, vu_origin_xattr(fs), fb, fb[2], 0);
+	return fb[2];
+}
+
+/*
+ * Record src (of stat st) as the origin of its copy dst, both O_PATH fds, as the
+ * kernel does: for a directory, or a non-directory that is not hard-linked in its
+ * layer (a hard-linked one is broken up by copy-up without index=on, so it gets
+ * none; with index=on it is the index entry's name). Best effort: only an inode
+ * number.
+ */
+void vu_origin_set(struct vu_fs *fs, int srcfd, int dstfd, const struct stat *st)
+{
+	unsigned char fb[VU_FB_HDR + MAX_HANDLE_SZ];
+	int n;
+
+	if (!S_ISDIR(st->st_mode) && st->st_nlink != 1 && !fs->params.index)
+		return;
+	n = vu_origin_encode(fs, srcfd, st, fb);
+	if (n > 0)
+		vc_fsetxattr(dstfd, true, vu_origin_xattr(fs), fb, n, 0);
 }
 
 /* Does the upper object (an O_PATH fd) carry an origin? */

@@ -30,6 +30,7 @@ struct vu_opts {
 	char *metacopy;
 	char *redirect_dir; /* issue 15 part B */
 	char *xino;
+	char *index;
 	int volatile_mode;
 	int ro;
 	int noacl;
@@ -55,6 +56,7 @@ static const struct fuse_opt vu_opt_table[] = {
 	{"metacopy=%s", offsetof(struct vu_opts, metacopy), 0},
 	{"redirect_dir=%s", offsetof(struct vu_opts, redirect_dir), 0},
 	{"xino=%s", offsetof(struct vu_opts, xino), 0},
+	{"index=%s", offsetof(struct vu_opts, index), 0},
 	{"volatile", offsetof(struct vu_opts, volatile_mode), 1},
 	{"ro", offsetof(struct vu_opts, ro), 1},
 	{"noacl", offsetof(struct vu_opts, noacl), 1},
@@ -323,8 +325,18 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 	r = vu_params_xino(o.xino, ret);
 	if (r < 0)
 		goto out;
+	if (o.index) {
+		if (strcmp(o.index, "on") == 0) {
+			ret->index = true;
+		} else if (strcmp(o.index, "off") != 0) {
+			log_error("index='%s': expected on or off", o.index);
+			r = -EINVAL;
+			goto out;
+		}
+	}
 out:
 	free(o.xino);
+	free(o.index);
 	free(o.ids.uidmapping);
 	free(o.ids.gidmapping);
 	free(o.ids.squash_to_uid);
@@ -473,6 +485,10 @@ void vu_params_help(void)
 	       "                           across remounts; auto (default): unless a lower\n"
 	       "                           filesystem has no unique uuid; off: the layers' own\n"
 	       "                           numbers, which may collide\n"
+	       "    -o index=on|off        on: a hard-linked lower file copied up stays one file\n"
+	       "                           under all its names (<workdir>/index, as the kernel's\n"
+	       "                           index=on; needs upperdir and trusted.* xattrs); the\n"
+	       "                           upper is bound to its lowers (default off)\n"
 	       "    -o noacl               no POSIX ACLs: the layers' ACLs are neither checked\n"
 	       "                           nor shown, setfacl fails (default: as the kernel)\n\n",
 	       VU_NODE_BUDGET_DEFAULT);

@@ -3,8 +3,8 @@
  * Layer setup and teardown: opens every layer (lowers through a private,
  * non-recursive, read-only clone of their mount, so that filesystems mounted
  * under a layer stay invisible as with the kernel, and nothing writes a lower),
- * prepares and cleans <workdir>/work, and probes what the upper filesystem
- * allows (0/0 whiteouts, trusted.* xattrs).
+ * prepares and cleans <workdir>/work (and <workdir>/index, index.c), and probes
+ * what the upper filesystem allows (0/0 whiteouts, trusted.* xattrs).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -182,6 +182,7 @@ int vu_super_setup(struct vu_fs *fs)
 	for (unsigned i = 0; i < fs->nlayers; i++)
 		fs->layers[i].fd = -1;
 	fs->work_fd = -1;
+	fs->index_fd = -1;
 	fs->handle_fd = -1;
 	fs->timeout = p->timeout;
 	fs->root_creds = geteuid() == 0 && getegid() == 0;
@@ -248,6 +249,9 @@ int vu_super_setup(struct vu_fs *fs)
 		fs->handle_fd =
 			openat(fs->layers[lower0].fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
+	r = vu_index_setup(fs, wfd);
+	if (r < 0)
+		return r;
 	fs->root = vu_node_new_root(fs);
 	return 0;
 }
@@ -262,6 +266,9 @@ void vu_super_teardown(struct vu_fs *fs)
 	g_clear_pointer(&fs->layers, g_free);
 	vc_close_nointr(fs->work_fd);
 	fs->work_fd = -1;
+	vc_close_nointr(fs->index_fd);
+	fs->index_fd = -1;
+	g_clear_pointer(&fs->ilower, g_hash_table_destroy);
 	vc_close_nointr(fs->handle_fd);
 	fs->handle_fd = -1;
 	vu_xino_teardown(fs);

@@ -76,6 +76,7 @@ struct vu_params {
 
 	int redirect_dir; /* -o redirect_dir=: VU_REDIRECT_* (redirect.c) */
 	int xino;	  /* -o xino=: VU_XINO_* (xino.c) */
+	bool index;	  /* -o index=on: hard links of lowers survive copy-up (index.c) */
 };
 
 /* -o xino=: st_ino over layers on several filesystems (xino.c). */
@@ -138,6 +139,7 @@ struct vu_fs {
 	unsigned nlayers;
 	bool has_upper;
 	int work_fd;	  /* O_PATH directory <workdir>/work, on the upper's mount */
+	int index_fd;	  /* O_PATH directory <workdir>/index with -o index=on, else -1 */
 	int handle_fd;	  /* O_RDONLY root of the top lower: open_by_handle_at() wants no O_PATH */
 	bool samefs;	  /* every layer on one device: st_ino comes from the origin */
 	bool can_mknod;	  /* mknod of a 0/0 whiteout works in the workdir */
@@ -166,6 +168,8 @@ struct vu_fs {
 	GHashTable *links; /* upper st_ino -> node of a hard-linked file; protected by nodes_lock */
 	GHashTable *aliases; /* upper st_ino -> GSList of nodes sharing that file (alias.c);
 				protected by nodes_lock */
+	GHashTable *ilower;  /* -o index=on: st_ino shown -> GSList of the nodes of one
+				hard-linked lower file not copied up (index.c); nodes_lock */
 
 	/* A node's lock is node_locks[hash of its address]: see vu_node_lock(). */
 	pthread_mutex_t node_locks[VU_NODE_LOCKS];
@@ -216,6 +220,12 @@ struct vu_node {
 	atomic_bool metacopy; /* the object at top is metadata only; its data is in a lower
 			       * (metacopy.c); written under the node lock */
 	atomic_bool impure;   /* directories: the upper one is marked overlay.impure (origin.c) */
+	/* -o index=on (index.c): the upper object is an index entry, whose link count is
+	 * kept in overlay.nlink; via_index: not linked under this node's name yet (its
+	 * upper fd is the entry in <workdir>/index). Written under the node lock. */
+	atomic_bool indexed;
+	atomic_bool via_index;
+	bool in_ilower;		 /* in fs->ilower; protected by fs->nodes_lock */
 	unsigned short inl_size; /* bytes of inl; fixed */
 	atomic_int top;		 /* layer holding the visible object; written under the node lock */
 	atomic_int bottom; /* directories: the last layer merged in; written under the node lock */
@@ -268,6 +278,8 @@ struct vu_found {
 	bool lower_exists;  /* the name is visible in some layer below top (a whiteout is needed) */
 	int upper_whiteout; /* VU_WH_* found in the upper, for create-over-whiteout */
 	bool metacopy;	    /* the object at top is metadata only (st_blocks: its data's) */
+	bool indexed;	    /* -o index=on: top is an index entry (index.c) */
+	bool via_index;	    /* ... reached through <workdir>/index only; bottom: its lower */
 };
 
 enum {
@@ -391,7 +403,29 @@ int vu_evict_start(struct vu_fs *fs);
 void vu_evict_stop(struct vu_fs *fs);
 char *vu_evict_stats(struct vu_fs *fs);
 
+/* index.c: -o index=on, the kernel's inode index in <workdir>/index */
+#define VU_NLINK_XATTR "trusted.overlay.nlink"
+int vu_index_setup(struct vu_fs *fs, int wfd);
+bool vu_index_wanted(const struct vu_fs *fs, const struct stat *lower_st);
+bool vu_index_node_wanted(struct vu_fs *fs, struct vu_node *node);
+void vu_index_data_copied(struct vu_fs *fs, struct vu_node *node);
+bool vu_index_holds(struct vu_fs *fs, const unsigned char *fb, int n, ino_t upper_ino);
+int vu_index_probe(struct vu_fs *fs, int dirfd, const char *name, struct vu_found *f);
+int vu_index_open(struct vu_fs *fs, struct vu_node *node, int *ret_fd);
+void vu_index_fix_nlink(struct vu_fs *fs, struct vu_node *node, struct stat *st);
+bool vu_index_is_entry(struct vu_fs *fs, int fd, const struct stat *st);
+int vu_index_copy_up(struct vu_fs *fs, struct vu_node *node, struct vu_node *parent,
+		     const char *name, int srcfd, const struct stat *st, int dst, const char *tmp,
+		     bool *ret_meta);
+int vu_index_link_up(struct vu_fs *fs, struct vu_node *node, struct vu_node *parent,
+		     const char *name);
+int vu_index_name_of(struct vu_fs *fs, struct vu_node *node, char **ret);
+void vu_index_removed(struct vu_fs *fs, const char *idxname);
+void vu_index_node_added_locked(struct vu_fs *fs, struct vu_node *node, const struct stat *st);
+void vu_index_node_freed_locked(struct vu_fs *fs, struct vu_node *node);
+
 /* origin.c */
+int vu_origin_encode(struct vu_fs *fs, int srcfd, const struct stat *st, unsigned char *fb);
 int vu_origin_ino_at(struct vu_fs *fs, int dirfd, const char *name, ino_t *ret);
 void vu_origin_set(struct vu_fs *fs, int srcfd, int dstfd, const struct stat *st);
 bool vu_origin_has(struct vu_fs *fs, int fd);
