@@ -47,6 +47,7 @@ def layers(l0, l1, l2):
     os.makedirs(f"{l2}/d2")
     write(f"{l2}/d2/x", "d2x")
     write(f"{l2}/d2/z", "d2z")
+    os.link(f"{l2}/d2/z", f"{l2}/d1/y")  # a hard-linked lower file (index=on keeps it one)
     whiteout(f"{l0}/b")
     os.makedirs(f"{l1}/c")
     write(f"{l1}/c/in", "c")
@@ -333,7 +334,7 @@ def test_random_operations_match_the_kernel(harness, seed):
     run_random(harness, seed)
 
 
-ALL_OPTIONS = ("redirect_dir=on", "metacopy=on", "xino=on")
+ALL_OPTIONS = ("redirect_dir=on", "metacopy=on", "xino=on", "index=on")
 
 
 @pytest.mark.parametrize("seed", range(SEED0, SEED0 + int(os.environ.get(
@@ -341,8 +342,17 @@ ALL_OPTIONS = ("redirect_dir=on", "metacopy=on", "xino=on")
 def test_random_operations_match_the_kernel_with_all_options(harness, seed):
     """The kernel's options beyond its defaults, all at once on both sides: renamed lower
     directories get redirects, chmod/chown copy metadata only, st_ino carries the xino
-    bits (one filesystem here: the kernel and veneer then keep the real numbers)."""
+    bits (one filesystem here: the kernel and veneer then keep the real numbers), the
+    lower hard link stays one file (index)."""
     run_random(harness, seed + 3000, ALL_OPTIONS)
+
+
+@pytest.mark.parametrize("seed", range(SEED0, SEED0 + int(os.environ.get(
+    "VENEER_UNIONFS_INDEX_SEEDS", "4"))))
+def test_random_operations_match_the_kernel_with_index(harness, seed):
+    """index=on alone: the lower hard link d2/z = d1/y stays one file through copy-up,
+    unlink and rename, its link count kept as the kernel keeps it."""
+    run_random(harness, seed + 4000, ("index=on",))
 
 
 def run_random(harness, seed, opts=()):

@@ -132,6 +132,8 @@ class Diff:
         self.crossed += 1
         for s in self.sides:
             work = self.h.mkdir(s.name, f"xwork{self.crossed}")
+            if "index=on" in self.opts:
+                work = s.work  # the index belongs to the upper: a fresh one hides its links
             mnt = os.path.join(s.base, "xmnt")
             if s.name == "v":
                 m = self.h.mount_overlay(s.lowers, s.upper, work, mnt=mnt, opts=self.opts)

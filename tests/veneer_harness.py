@@ -248,8 +248,17 @@ class Harness:
         if upper:
             o += ["upperdir=" + upper, "workdir=" + work]
         o.extend(opts)
-        subprocess.run(["mount", "-t", "overlay", "overlay", "-o", ",".join(o), mnt],
-                       check=True, capture_output=True)
+        # With index=on the kernel keeps an upper to one mount at a time, and a mount just
+        # unmounted may hold it a moment longer (its superblock goes after umount returns):
+        # EBUSY then, "upperdir is in-use" in the kernel log. Anything else fails at once.
+        deadline = time.time() + (10 if "index=on" in opts else 0)
+        while True:
+            r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", ",".join(o), mnt],
+                               capture_output=True)
+            if r.returncode == 0 or b"busy" not in r.stderr or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        r.check_returncode()
         m = Mount(mnt, None, kind="overlay")
         self.defer(self.umount, m)
         return m
