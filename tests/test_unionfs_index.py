@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from unionfs_diff import Diff, read, write
+from unionfs_diff import RENAME_EXCHANGE, Diff, read, renameat2, write
 from veneer_harness import build_path, mounted_at, sanitizer_env, snapshot
 
 ON = ("index=on",)
@@ -113,6 +113,36 @@ def test_renamed_over_and_symlinks(harness):
     d.check()
     d.remount()
     d.run(_view)
+    d.check()
+
+
+def test_rename_over_another_name_of_the_file(harness):
+    """Two names of an indexed file are one inode: renaming one over the other does
+    nothing on the kernel (and exchanging them neither), so nothing moves here either."""
+    d = Diff(harness, 2, _layers, opts=ON)
+    d.run(lambda s: os.rename(s.p("b"), s.p("a")))
+    d.run(lambda s: renameat2(s.p("a"), s.p("d", "c"), RENAME_EXCHANGE))
+    d.run(_view)
+    d.check()
+    d.run(lambda s: write(s.p("a"), "one\ntwo\n"))
+    d.run(lambda s: os.rename(s.p("d", "c"), s.p("b")))
+    d.run(_view)
+    d.check()
+
+
+def test_metadata_only_copy_up_into_the_index(harness):
+    """With metacopy=on the entry holds no data until a write: the names not linked in
+    read the lower's data, also when looked up afresh, and all see the write after it."""
+    d = Diff(harness, 2, _layers, opts=ON + ("metacopy=on",))
+    d.run(lambda s: os.chmod(s.p("b"), 0o640))
+    d.remount()
+    d.run(_view)
+    d.check()
+    d.run(lambda s: os.rename(s.p("a"), s.p("d", "a2")))
+    d.run(lambda s: write(s.p("d", "c"), "new\n"))
+    d.remount()
+    d.run(_view)
+    assert d.run(lambda s: read(s.p("b"))) == b"new\n"
     d.check()
 
 

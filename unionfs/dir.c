@@ -554,6 +554,13 @@ static int vu_dir_rename(struct vu_fs *fs, struct vu_node *op, const char *name,
 		r = -ENOENT;
 		goto out;
 	}
+	/*
+	 * -o index=on: two names of one hard-linked file are one inode to the kernel, whose
+	 * rename of one over the other then does nothing (index.c).
+	 */
+	if (dst && !S_ISDIR(src->type) && src->type == dst->type && fs->index_fd >= 0 &&
+	    atomic_load(&src->ino) == atomic_load(&dst->ino) && vu_index_node_wanted(fs, src))
+		goto out;
 	/* Without redirect_dir=on a directory tree from a lower is not moved: EXDEV. */
 	if (fs->params.redirect_dir != VU_REDIRECT_ON &&
 	    ((S_ISDIR(src->type) && vu_dir_in_lower(src)) ||

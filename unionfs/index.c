@@ -104,15 +104,17 @@ bool vu_index_is_entry(struct vu_fs *fs, int fd, const struct stat *st)
 
 /*
  * A lookup found a hard-linked lower file (f, name in dirfd of layer f->top): when
- * the index holds it, the name shows the entry, as the kernel's lookup does.
+ * the index holds it, the name shows the entry, as the kernel's lookup does;
+ * *ret_fd is then an O_PATH fd of the entry (else -1).
  */
-int vu_index_probe(struct vu_fs *fs, int dirfd, const char *name, struct vu_found *f)
+int vu_index_probe(struct vu_fs *fs, int dirfd, const char *name, struct vu_found *f, int *ret_fd)
 {
 	char idx[VU_INDEX_NAME_MAX];
 	_cleanup_close_ int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	struct stat ist;
 	int r;
 
+	*ret_fd = -1;
 	if (fd < 0)
 		return -errno;
 	if (vu_index_name_at(fs, fd, &f->st, idx) < 0)
@@ -134,7 +136,8 @@ int vu_index_probe(struct vu_fs *fs, int dirfd, const char *name, struct vu_foun
 			return r;
 		f->metacopy = r > 0;
 	}
-	return 0;
+	*ret_fd = openat(fs->index_fd, idx, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	return *ret_fd < 0 ? -errno : 0;
 }
 
 /* Is upper_ino the index entry of the origin fb (n bytes)? */

@@ -203,6 +203,8 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 		if (stop)
 			break;
 	}
+	_cleanup_close_ int entry = -1; /* -o index=on: the index entry the name shows */
+
 	*have_lower = have_lower_st;
 	if (ret->top < 0)
 		return -ENOENT;
@@ -217,7 +219,7 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 
 			ret->indexed = fd >= 0 && vu_index_is_entry(fs, fd, &ret->st);
 		} else if (r == 0 && vu_index_wanted(fs, &ret->st)) {
-			r = vu_index_probe(fs, d.fd, name, ret);
+			r = vu_index_probe(fs, d.fd, name, ret, &entry);
 		}
 		vu_fdref_put(&d);
 		if (r < 0)
@@ -226,7 +228,7 @@ static int vu_namei_search(struct vu_fs *fs, struct vu_node *parent, const char 
 	if (ret->metacopy) {
 		/* Its data must be there (else EIO, as the kernel); stat shows its blocks. */
 		struct vu_mcdata md;
-		int r = vu_mc_resolve(fs, parent, name, ret->top, -1, &md);
+		int r = vu_mc_resolve(fs, parent, name, ret->top, entry, &md);
 
 		vc_close_nointr(md.fd);
 		if (r < 0)

@@ -410,7 +410,7 @@ bool vu_index_wanted(const struct vu_fs *fs, const struct stat *lower_st);
 bool vu_index_node_wanted(struct vu_fs *fs, struct vu_node *node);
 void vu_index_data_copied(struct vu_fs *fs, struct vu_node *node);
 bool vu_index_holds(struct vu_fs *fs, const unsigned char *fb, int n, ino_t upper_ino);
-int vu_index_probe(struct vu_fs *fs, int dirfd, const char *name, struct vu_found *f);
+int vu_index_probe(struct vu_fs *fs, int dirfd, const char *name, struct vu_found *f, int *ret_fd);
 int vu_index_open(struct vu_fs *fs, struct vu_node *node, int *ret_fd);
 void vu_index_fix_nlink(struct vu_fs *fs, struct vu_node *node, struct stat *st);
 bool vu_index_is_entry(struct vu_fs *fs, int fd, const struct stat *st);
