@@ -405,28 +405,7 @@ static int vu_copy_up_mode(struct vu_fs *fs, struct vu_node *node, enum vu_copy_
 
 	if (!fs->has_upper)
 		return -EROFS;
-	/* -o index=on: a name served from the index is linked in first (index.c). */
-	if (atomic_load(&node->via_index)) {
-		parent = vu_node_parent(fs, node, &name);
-		if (!parent)
-			return -ENOENT;
-		r = vu_copy_up(fs, parent, true);
-		if (r == 0) {
-			vu_node_lock(fs, node);
-			if (!atomic_load(&node->via_index))
-				r = 0;
-			else if (!vu_node_hashed(fs, node))
-				r = vu_copy_up_gone(fs, parent, name);
-			else
-				r = vu_index_link_up(fs, node, parent, name);
-			vu_node_unlock(fs, node);
-		}
-		vu_node_unref(fs, parent);
-		g_clear_pointer(&name, g_free);
-		if (r < 0)
-			return r;
-	}
-	if (atomic_load(&node->top) == 0) {
+	if (atomic_load(&node->top) == 0 && !atomic_load(&node->via_index)) {
 		if (mode == VU_COPY_META || !atomic_load(&node->metacopy))
 			return 0;
 		vu_node_lock(fs, node);
@@ -441,7 +420,11 @@ static int vu_copy_up_mode(struct vu_fs *fs, struct vu_node *node, enum vu_copy_
 	r = vu_copy_up(fs, parent, true);
 	if (r == 0) {
 		vu_node_lock(fs, node);
-		if (atomic_load(&node->top) != 0)
+		/* -o index=on: a name served from the index is linked in (index.c). */
+		if (atomic_load(&node->via_index))
+			r = vu_node_hashed(fs, node) ? vu_index_link_up(fs, node, parent, name)
+						     : vu_copy_up_gone(fs, parent, name);
+		else if (atomic_load(&node->top) != 0)
 			r = vu_copy_up_one(fs, node, parent, name, mode);
 		/* A racing metadata copy-up got there first. */
 		if (r == 0 && mode != VU_COPY_META && atomic_load(&node->metacopy))

@@ -112,6 +112,19 @@ static bool vu_pass_value_ok(const char *arg)
 	return true;
 }
 
+/* -o NAME=on|off, when given. */
+static int vu_params_onoff(const char *name, const char *value, bool *ret)
+{
+	if (!value)
+		return 0;
+	if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+		log_error("%s='%s': expected on or off", name, value);
+		return -EINVAL;
+	}
+	*ret = strcmp(value, "on") == 0;
+	return 0;
+}
+
 /* Stop at the first bad option: one message. */
 static int vu_bad(struct vu_opts *o)
 {
@@ -307,15 +320,9 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 			goto out;
 		}
 	}
-	if (o.metacopy) {
-		if (strcmp(o.metacopy, "on") == 0) {
-			ret->metacopy = true;
-		} else if (strcmp(o.metacopy, "off") != 0) {
-			log_error("metacopy='%s': expected on or off", o.metacopy);
-			r = -EINVAL;
-			goto out;
-		}
-	}
+	r = vu_params_onoff("metacopy", o.metacopy, &ret->metacopy);
+	if (r < 0)
+		goto out;
 	r = vu_ids_params(&o.ids, &ret->ids);
 	if (r < 0)
 		goto out;
@@ -325,15 +332,9 @@ int vu_params_parse(struct fuse_args *args, struct vu_params *ret)
 	r = vu_params_xino(o.xino, ret);
 	if (r < 0)
 		goto out;
-	if (o.index) {
-		if (strcmp(o.index, "on") == 0) {
-			ret->index = true;
-		} else if (strcmp(o.index, "off") != 0) {
-			log_error("index='%s': expected on or off", o.index);
-			r = -EINVAL;
-			goto out;
-		}
-	}
+	r = vu_params_onoff("index", o.index, &ret->index);
+	if (r < 0)
+		goto out;
 out:
 	free(o.xino);
 	free(o.index);
