@@ -65,7 +65,11 @@ static bool vu_index_is_whiteout(const struct stat *st)
 	return S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0);
 }
 
-/* overlay.nlink of the upper object fd: the merged link count, or 0 when it has none. */
+/*
+ * overlay.nlink of the upper object fd: the merged link count; 0 without one (the
+ * kernel's fallback for an orphan), -1 when it cannot be told: the "L" form counts
+ * from the lower's links and is left only by a crash inside a kernel link-up.
+ */
 static long vu_index_nlink_of(int fd, const struct stat *st)
 {
 	char buf[16];
@@ -73,17 +77,16 @@ static long vu_index_nlink_of(int fd, const struct stat *st)
 	long diff;
 	ssize_t n = vc_fgetxattr(fd, true, VU_NLINK_XATTR, buf, sizeof(buf) - 1);
 
-	if (n < 2)
+	if (n == -ENODATA)
 		return 0;
+	if (n < 2 || buf[0] != 'U')
+		return -1;
 	buf[n] = '\0';
-	/* "L" counts from the lower's links: left only by a crash between two steps of a
-	 * link-up; the upper's count is the safer base then (the kernel's fallback). */
-	if (buf[0] != 'U' && buf[0] != 'L')
-		return 0;
 	diff = strtol(buf + 1, &end, 10);
-	if (*end != '\0' || buf[0] == 'L')
-		return 0;
-	return (long)st->st_nlink + diff;
+	if (*end != '\0')
+		return -1;
+	/* As the kernel: a count that is not positive is none. */
+	return MAX((long)st->st_nlink + diff, 0L);
 }
 
 static int vu_index_set_nlink(int fd, long merged, nlink_t upper)
@@ -407,8 +410,8 @@ void vu_index_removed(struct vu_fs *fs, const char *idx)
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return;
 	merged = vu_index_nlink_of(fd, &st);
-	if (merged > 0)
-		return;
+	if (merged != 0)
+		return; /* names left, or a count that cannot be told: kept */
 	if (st.st_nlink != 1) {
 		/* A lower link added behind the mount's back, as the kernel warns: keep it. */
 		log_warning("index entry '%s' has %ju links at a merged count of %ld", idx,
@@ -485,7 +488,7 @@ static int vu_index_sweep(struct vu_fs *fs)
 		if (fd < 0 || fstat(fd, &st) < 0 || S_ISDIR(st.st_mode))
 			continue;
 		drop = de->d_name[0] == '#' || vu_index_is_whiteout(&st) ||
-		       (st.st_nlink == 1 && vu_index_nlink_of(fd, &st) <= 0);
+		       (st.st_nlink == 1 && vu_index_nlink_of(fd, &st) == 0);
 		if (!drop)
 			continue;
 		log_debug("removing '%s' from the index", de->d_name);
