@@ -270,9 +270,11 @@ static void vr_unionfs_drain(const char *merged)
  * Unmount the union (its daemon then leaves its loop) and wait for the
  * daemon; SIGTERM, then SIGKILL, if it lingers. pid may be a process that is
  * not our child (--cleanup): then it is only waited for through its pidfd.
+ * Returns 1 when a SIGKILL not ours ended it (a killed union daemon), else 0.
  */
 int vr_unionfs_stop(pid_t pid, int pidfd, const char *merged)
 {
+	bool killed = false;
 	int status = 0;
 
 	if (merged)
@@ -288,6 +290,7 @@ int vr_unionfs_stop(pid_t pid, int pidfd, const char *merged)
 		goto done;
 	log_warning("veneer-unionfs (pid %d) did not stop: killing it", (int)pid);
 	kill(pid, SIGKILL);
+	killed = true;
 	vr_pidfd_wait(pidfd, pid, -1, &status);
 done:
 	if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
@@ -296,7 +299,8 @@ done:
 	else if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
 		log_warning("veneer-unionfs (pid %d) was killed by signal %d", (int)pid,
 			    WTERMSIG(status));
-	return 0;
+	/* Killed by someone else: it may have been dying while the container still ran. */
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && !killed ? 1 : 0;
 }
 
 /* True when path is the mount point of a FUSE file system in this namespace. */

@@ -330,8 +330,9 @@ static int vr_teardown(struct vr_ctx *ctx)
 	if (ctx->mntns_fd >= 0)
 		close(ctx->mntns_fd);
 	ctx->mntns_fd = -1;
-	if (ctx->union_pid > 0)
-		vr_unionfs_stop(ctx->union_pid, ctx->union_pidfd, ctx->merged);
+	if (ctx->union_pid > 0 &&
+	    vr_unionfs_stop(ctx->union_pid, ctx->union_pidfd, ctx->merged) > 0)
+		ctx->union_died = true;
 	else if (ctx->merged)
 		/* A killed daemon's mount (ENOTCONN) stays in our namespace, busying merged/. */
 		umount2(ctx->merged, MNT_DETACH);
@@ -491,6 +492,13 @@ int vr_run(const struct vr_config *cfg)
 	ctx.exit_status = status;
 	if (vr_teardown(&ctx) < 0 && status == 0)
 		status = VR_EXIT_SETUP;
+	/*
+	 * COMMAND failed while its union daemon was being killed, before the daemon's exit
+	 * could be seen (with io_uring a request in flight fails with ECANCELED before the
+	 * daemon's /dev/fuse is closed): as in vr_run_wait, its root file system went first.
+	 */
+	if (status != 0 && status != 128 + SIGKILL && ctx.union_died)
+		status = 128 + SIGKILL;
 	vr_ctx_done(&ctx);
 	return status;
 }
