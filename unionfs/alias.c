@@ -14,6 +14,22 @@
 #include "log.h"
 #include "unionfs.h"
 
+/* Tables of key -> GSList of nodes (fs->aliases, fs->ilower): add or drop one node. */
+void vu_nodelist_add(GHashTable *t, gpointer key, struct vu_node *node)
+{
+	g_hash_table_insert(t, key, g_slist_prepend(g_hash_table_lookup(t, key), node));
+}
+
+void vu_nodelist_remove(GHashTable *t, gpointer key, struct vu_node *node)
+{
+	GSList *l = g_slist_remove(g_hash_table_lookup(t, key), node);
+
+	if (l)
+		g_hash_table_insert(t, key, l);
+	else
+		g_hash_table_remove(t, key);
+}
+
 void vu_alias_init(struct vu_fs *fs)
 {
 	fs->aliases = g_hash_table_new(g_direct_hash, g_direct_equal);
@@ -22,13 +38,9 @@ void vu_alias_init(struct vu_fs *fs)
 /* node stands for the upper file of st_ino upper_ino, as others may; nodes_lock held. */
 void vu_alias_add_locked(struct vu_fs *fs, struct vu_node *node, ino_t upper_ino)
 {
-	gpointer key = GSIZE_TO_POINTER(upper_ino);
-	GSList *l;
-
 	if (atomic_load(&node->aliased))
 		return;
-	l = g_hash_table_lookup(fs->aliases, key);
-	g_hash_table_insert(fs->aliases, key, g_slist_prepend(l, node));
+	vu_nodelist_add(fs->aliases, GSIZE_TO_POINTER(upper_ino), node);
 	node->link_ino = upper_ino;
 	atomic_store(&node->aliased, true);
 }
@@ -46,16 +58,9 @@ void vu_alias_join_locked(struct vu_fs *fs, struct vu_node *node, const struct s
 /* node is about to be freed; nodes_lock held. */
 void vu_alias_remove_locked(struct vu_fs *fs, struct vu_node *node)
 {
-	gpointer key = GSIZE_TO_POINTER(node->link_ino);
-	GSList *l;
-
 	if (!atomic_load(&node->aliased))
 		return;
-	l = g_slist_remove(g_hash_table_lookup(fs->aliases, key), node);
-	if (l)
-		g_hash_table_insert(fs->aliases, key, l);
-	else
-		g_hash_table_remove(fs->aliases, key);
+	vu_nodelist_remove(fs->aliases, GSIZE_TO_POINTER(node->link_ino), node);
 	atomic_store(&node->aliased, false);
 }
 

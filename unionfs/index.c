@@ -425,29 +425,19 @@ void vu_index_removed(struct vu_fs *fs, const char *idx)
 
 void vu_index_node_added_locked(struct vu_fs *fs, struct vu_node *node, const struct stat *st)
 {
-	gpointer key = GSIZE_TO_POINTER(atomic_load(&node->ino));
-
 	if (fs->index_fd < 0 || S_ISDIR(st->st_mode) ||
 	    (!atomic_load(&node->indexed) &&
 	     (atomic_load(&node->top) == 0 || !vu_index_wanted(fs, st))))
 		return;
-	g_hash_table_insert(fs->ilower, key,
-			    g_slist_prepend(g_hash_table_lookup(fs->ilower, key), node));
+	vu_nodelist_add(fs->ilower, GSIZE_TO_POINTER(atomic_load(&node->ino)), node);
 	node->in_ilower = true;
 }
 
 void vu_index_node_freed_locked(struct vu_fs *fs, struct vu_node *node)
 {
-	gpointer key = GSIZE_TO_POINTER(atomic_load(&node->ino));
-	GSList *l;
-
 	if (!node->in_ilower)
 		return;
-	l = g_slist_remove(g_hash_table_lookup(fs->ilower, key), node);
-	if (l)
-		g_hash_table_insert(fs->ilower, key, l);
-	else
-		g_hash_table_remove(fs->ilower, key);
+	vu_nodelist_remove(fs->ilower, GSIZE_TO_POINTER(atomic_load(&node->ino)), node);
 	node->in_ilower = false;
 }
 

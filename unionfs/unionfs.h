@@ -387,6 +387,8 @@ void vu_node_unlock2(struct vu_fs *fs, struct vu_node *a, struct vu_node *b);
 	}
 
 /* alias.c */
+void vu_nodelist_add(GHashTable *t, gpointer key, struct vu_node *node);
+void vu_nodelist_remove(GHashTable *t, gpointer key, struct vu_node *node);
 void vu_alias_init(struct vu_fs *fs);
 void vu_alias_add_locked(struct vu_fs *fs, struct vu_node *node, ino_t upper_ino);
 void vu_alias_join_locked(struct vu_fs *fs, struct vu_node *node, const struct stat *st);
